@@ -1,0 +1,57 @@
+"""The policy interface: a policy reads a :class:`SchedulerView` and yields decisions.
+
+A policy is any object with a ``schedule(view)`` method returning an iterable of decisions
+(:class:`Start`, :class:`Preempt`). The engine applies each decision as soon as it is yielded, so
+a generator sees the effect of its earlier decisions in the view (fewer free GPUs, a shorter
+queue). A policy never changes simulator state itself, never advances time and never does I/O;
+it may keep private bookkeeping between calls. ``setup(view)`` is called once before the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simulator.view import SchedulerView
+
+from simulator.placement import Placement
+
+__all__ = ["Start", "Preempt", "Decision", "Policy"]
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """Start queued job ``job`` (index in the job table) on ``placement``."""
+
+    job: int
+    placement: Placement
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop running job ``job``; it returns to the queue (preemption model of the engine)."""
+
+    job: int
+
+
+Decision = Start | Preempt
+
+
+class Policy:
+    """Base class for scheduling policies (subclassing is optional; duck typing works).
+
+    Subclasses implement :meth:`schedule`. Constructor arguments come from
+    ``configs/policy/<name>.yaml``; a user policy in their own package is selected with
+    ``+policy=custom policy._target_=mypkg.MyPolicy``.
+    """
+
+    name = "policy"
+
+    def setup(self, view: SchedulerView) -> None:
+        """Called once before the simulation starts (build placers, indexes...)."""
+
+    def schedule(self, view: SchedulerView) -> Iterable[Decision]:
+        """Decide what to start (or preempt) now. Called once per scheduling pass."""
+        raise NotImplementedError

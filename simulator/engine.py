@@ -1,0 +1,385 @@
+"""The discrete-event engine: one :class:`Simulation` owns the SimPy environment, RNG and state.
+
+Event ordering at one instant ``t`` (SimPy breaks ties by ``(time, priority, insertion)``):
+
+1. ``RELEASE`` events: job completions (and, later, failures) free their resources;
+2. ``ARRIVAL`` events: every job with ``submit_time == t`` joins the queue (one event per
+   distinct arrival time, jobs in trace order);
+3. one ``PASS`` event: the policy's scheduling pass, which sees all releases and arrivals of
+   ``t``. Jobs it starts begin at ``t``.
+
+A job's completion is an event scheduled at ``now + remaining_work / rate``. When a job's rate
+changes or it is preempted, its ``version`` is bumped and the stale completion event is ignored
+when it fires (SimPy has no event cancellation; a new event replaces it).
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import simpy
+from simpy.events import Event
+
+from policies.base import Preempt, Start
+from simulator.cluster import MILLI, ClusterSpec, ClusterState
+from simulator.jobs import JobTable, Status
+from simulator.placement import Placement, Placer
+from simulator.queue import PendingQueue
+from simulator.view import SchedulerView
+
+__all__ = ["Simulation", "PolicyError", "RELEASE", "ARRIVAL", "PASS"]
+
+RELEASE = 0
+"""SimPy priority of completions: first at an instant."""
+ARRIVAL = 1
+"""SimPy priority of arrivals: after releases."""
+PASS = 2
+"""SimPy priority of the scheduling pass: last at an instant."""
+
+
+class PolicyError(RuntimeError):
+    """A policy returned a decision the engine cannot apply (e.g. a placement that does not fit)."""
+
+
+class Simulation:
+    """One simulation run: trace + cluster + policy -> per-job results, timeline, summary.
+
+    Args:
+        trace: canonical job table (see ``traces.canonical``).
+        cluster: the cluster spec.
+        policy: object with ``schedule(view)`` (and optionally ``setup(view)``).
+        seed: seed of the run's ``numpy.random.Generator``.
+        record_events: keep the ``(time, job_id, event)`` log in :attr:`events`.
+        check_invariants: verify resource accounting after every event (slow; for tests).
+        timeline_interval: minimum simulated seconds between timeline rows (0 = every change).
+        until: stop at this simulated time (None = run until every job is terminal).
+        checkpoint_interval: seconds of progress between checkpoints; a preempted job keeps
+            the progress of its last checkpoint (0 = it keeps all progress).
+        restart_overhead: seconds a preempted job pays again when it restarts.
+        progress: show a progress bar (None = only on an interactive terminal).
+    """
+
+    def __init__(
+        self,
+        trace: pd.DataFrame,
+        cluster: ClusterSpec,
+        policy: object,
+        seed: int = 0,
+        *,
+        record_events: bool = False,
+        check_invariants: bool = False,
+        timeline_interval: float = 0.0,
+        until: float | None = None,
+        checkpoint_interval: float = 0.0,
+        restart_overhead: float = 0.0,
+        progress: bool | None = False,
+    ) -> None:
+        self.env = simpy.Environment()
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.spec = cluster
+        self.state = ClusterState(cluster)
+        self.jobs = JobTable(trace, self.state)
+        self.queue = PendingQueue(self.jobs.status, self.jobs.demand_class, self.jobs.num_classes)
+        self.running: set[int] = set()
+        self.policy = policy
+        self.record_events = record_events
+        self.events: list[tuple[float, object, str]] = []
+        self.check_invariants = check_invariants
+        self.timeline_interval = float(timeline_interval)
+        self.until = until
+        self.checkpoint_interval = float(checkpoint_interval)
+        self.restart_overhead = float(restart_overhead)
+        self.progress = progress
+        self.lost_seconds = np.zeros(self.jobs.n)
+        self.view = SchedulerView(self)
+        self._placer = Placer(self.state)
+        self._class_fits = np.full(self.jobs.num_classes, -1, dtype=np.int8)
+        self._next_arrival = 0
+        self._pass_pending = False
+        self._wakeups: set[float] = set()
+        self._woken = False
+        self._terminal = 0
+        self._bar = None
+        self._timeline: tuple[list, list, list, list] = ([], [], [], [])
+        self._last_sample = -math.inf
+        self.wall_seconds = 0.0
+        self.passes = 0
+
+    # ------------------------------------------------------------------ event plumbing
+    def _schedule(
+        self, callback: Callable[[Event], None], delay: float, priority: int, value: object = None
+    ) -> None:
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = value
+        ev.callbacks.append(callback)
+        self.env.schedule(ev, priority, delay)
+
+    def _log(self, j: int, what: str) -> None:
+        if self.record_events:
+            self.events.append(
+                (
+                    self.env.now,
+                    self.jobs.job_ids[j].item()
+                    if hasattr(self.jobs.job_ids[j], "item")
+                    else self.jobs.job_ids[j],
+                    what,
+                )
+            )
+
+    def request_pass(self) -> None:
+        """Schedule a scheduling pass at the current instant (at most one is pending)."""
+        if not self._pass_pending:
+            self._pass_pending = True
+            self._schedule(self._run_pass, 0.0, PASS)
+
+    def request_pass_at(self, t: float) -> None:
+        """Schedule a scheduling pass at simulated time ``t`` (policies' timers)."""
+        if t < self.env.now:
+            raise ValueError(f"wake-up time {t} is in the past (now {self.env.now})")
+        if t not in self._wakeups:
+            self._wakeups.add(t)
+            self._schedule(self._wake, t - self.env.now, ARRIVAL, t)
+
+    def _wake(self, ev: Event) -> None:
+        self._wakeups.discard(ev._value)
+        self._woken = True
+        self.request_pass()
+
+    # ------------------------------------------------------------------ arrivals
+    def _arrive(self, ev: Event) -> None:
+        jobs, now = self.jobs, self.env.now
+        i = self._next_arrival
+        while i < jobs.n and jobs.submit[i] <= now:
+            self._admit(i)
+            i += 1
+        self._next_arrival = i
+        if i < jobs.n:
+            self._schedule(self._arrive, float(jobs.submit[i]) - now, ARRIVAL)
+        self.request_pass()
+
+    def _admit(self, j: int) -> None:
+        jobs = self.jobs
+        self._log(j, "arrive")
+        c = jobs.demand_class[j]
+        fits = self._class_fits[c]
+        if fits < 0:
+            fits = self._class_fits[c] = int(self._placer.fits_empty(jobs, j))
+        if not fits:
+            jobs.status[j] = Status.UNSCHEDULABLE
+            self._log(j, "unschedulable")
+            self._count_terminal()
+            return
+        jobs.status[j] = Status.QUEUED
+        self.queue.push(j)
+
+    # ------------------------------------------------------------------ scheduling pass
+    def _run_pass(self, ev: Event) -> None:
+        self._pass_pending = False
+        self.passes += 1
+        # An empty queue needs no decisions, unless the policy asked to be woken (it may
+        # want to preempt or rebalance running jobs).
+        if len(self.queue) or self._woken:
+            self._woken = False
+            for decision in self.policy.schedule(self.view):
+                if isinstance(decision, Start):
+                    self._start(decision.job, decision.placement)
+                elif isinstance(decision, Preempt):
+                    self.preempt(decision.job)
+                else:
+                    raise PolicyError(f"policy returned {decision!r}, not a Start or Preempt")
+        if self.check_invariants:
+            self.verify()
+        now = self.env.now
+        if now - self._last_sample >= self.timeline_interval:
+            self._last_sample = now
+            t, alloc, queued, running = self._timeline
+            t.append(now)
+            alloc.append(self.state.allocated_milli / MILLI)
+            queued.append(len(self.queue))
+            running.append(len(self.running))
+
+    def _check_placement(self, j: int, p: Placement) -> None:
+        jobs, st = self.jobs, self.state
+        if jobs.status[j] != Status.QUEUED:
+            raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
+        n, milli = int(jobs.num_gpus[j]), int(jobs.milli[j])
+        if len(p.gpus) != n or (n and p.milli != milli):
+            raise PolicyError(
+                f"placement of job {jobs.job_ids[j]!r} gives {len(p.gpus)} GPUs x "
+                f"{p.milli} milli; the job needs {n} x {milli}"
+            )
+        flat = st.gpu_free.reshape(-1)
+        if n and (len(np.unique(p.gpus)) != n or (flat[p.gpus] < milli).any()):
+            raise PolicyError(f"placement of job {jobs.job_ids[j]!r} uses a GPU without room")
+        g = st.gpu_free.shape[1]
+        if n and not np.array_equal(np.unique(p.gpus // g), p.nodes):
+            raise PolicyError(f"placement of job {jobs.job_ids[j]!r}: nodes do not match GPUs")
+        if (
+            not st.node_up[p.nodes].all()
+            or (st.cpu_free[p.nodes] + 1e-9 < p.cpus).any()
+            or (st.mem_free[p.nodes] + 1e-9 < p.mem).any()
+        ):
+            raise PolicyError(
+                f"placement of job {jobs.job_ids[j]!r} exceeds CPU/memory or "
+                "uses a node that is down"
+            )
+        mask = int(jobs.type_mask[j])
+        if mask and not all((mask >> int(m)) & 1 for m in st.node_model[p.nodes]):
+            raise PolicyError(f"placement of job {jobs.job_ids[j]!r} violates its GPU type")
+
+    def _start(self, j: int, p: Placement) -> None:
+        self._check_placement(j, p)
+        jobs, now = self.jobs, self.env.now
+        self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        jobs.status[j] = Status.RUNNING
+        self.queue.discard(j)
+        self.running.add(j)
+        if math.isnan(jobs.start[j]):
+            jobs.start[j] = now
+        jobs.run_start[j] = now
+        jobs.last_update[j] = now
+        jobs.placements[j] = p
+        self._log(j, "start")
+        self._schedule_completion(j)
+
+    def _schedule_completion(self, j: int) -> None:
+        jobs = self.jobs
+        delay = (jobs.duration[j] - jobs.work[j]) / jobs.rate[j]
+        self._schedule(self._complete, max(float(delay), 0.0), RELEASE, (j, int(jobs.version[j])))
+
+    def _release(self, j: int) -> None:
+        jobs, now = self.jobs, self.env.now
+        p = jobs.placements[j]
+        self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
+        self.running.discard(j)
+
+    def _complete(self, ev: Event) -> None:
+        j, version = ev._value
+        jobs = self.jobs
+        if jobs.version[j] != version or jobs.status[j] != Status.RUNNING:
+            return  # superseded by a rate change or preemption
+        self._release(j)
+        jobs.work[j] = jobs.duration[j]
+        jobs.status[j] = Status.FINISHED
+        jobs.end[j] = self.env.now
+        self._log(j, "finish")
+        self._count_terminal()
+        if self.check_invariants:
+            self.verify()
+        self.request_pass()
+
+    # ------------------------------------------------------------------ running-job changes
+    def _progress(self, j: int) -> float:
+        jobs, now = self.jobs, self.env.now
+        work = jobs.work[j] + (now - jobs.last_update[j]) * jobs.rate[j]
+        jobs.work[j] = work
+        jobs.last_update[j] = now
+        return float(work)
+
+    def set_rate(self, j: int, rate: float) -> None:
+        """Change the speed of running job ``j`` (1 = full speed) and reschedule its completion."""
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self._progress(j)
+        self.jobs.rate[j] = rate
+        self.jobs.version[j] += 1
+        self._schedule_completion(j)
+
+    def preempt(self, j: int) -> None:
+        """Stop running job ``j``: roll back to its last checkpoint and requeue it."""
+        jobs = self.jobs
+        if jobs.status[j] != Status.RUNNING:
+            raise PolicyError(f"cannot preempt job {jobs.job_ids[j]!r}: it is not running")
+        work = self._progress(j)
+        kept = work
+        if self.checkpoint_interval > 0:
+            kept = math.floor(work / self.checkpoint_interval) * self.checkpoint_interval
+        self.lost_seconds[j] += (work - kept) + self.restart_overhead
+        jobs.work[j] = kept - self.restart_overhead
+        jobs.version[j] += 1
+        jobs.preemptions[j] += 1
+        self._release(j)
+        jobs.status[j] = Status.QUEUED
+        self.queue.push(j)
+        self._log(j, "preempt")
+
+    # ------------------------------------------------------------------ checks
+    def verify(self) -> None:
+        """Check resource accounting against the running jobs' placements.
+
+        Raises:
+            AssertionError: a resource is over-allocated or the books do not balance.
+        """
+        st, jobs = self.state, self.jobs
+        used = np.zeros(st.gpu_free.size, dtype=np.int64)
+        cpu = np.zeros(len(st.cpu_free))
+        mem = np.zeros(len(st.mem_free))
+        for j in self.running:
+            assert jobs.status[j] == Status.RUNNING, f"job {j} in running set but not running"
+            p = jobs.placements[j]
+            np.add.at(used, p.gpus, p.milli)
+            np.add.at(cpu, p.nodes, p.cpus)
+            np.add.at(mem, p.nodes, p.mem)
+        cap = np.where(st.gpu_free.reshape(-1) >= 0, MILLI, 0)
+        real = st.gpu_free.reshape(-1) >= 0
+        assert (used <= cap).all(), "a GPU is over-allocated"
+        assert (st.gpu_free.reshape(-1)[real] == (cap - used)[real]).all(), "GPU books differ"
+        full = (st.gpu_free == MILLI).sum(axis=1)
+        assert (full == st.free_full).all(), "free_full out of step"
+        assert full.sum() == st.free_gpu_total, "free GPU total out of step"
+        assert used.sum() == st.allocated_milli, "allocated milli out of step"
+        assert (cpu <= st.cpu_cap + 1e-6).all() and (mem <= st.mem_cap + 1e-6).all(), (
+            "CPU or memory over-allocated"
+        )
+        fin = np.isfinite(st.cpu_cap)
+        assert np.allclose(st.cpu_free[fin], (st.cpu_cap - cpu)[fin]), "CPU books differ"
+        queued = int((jobs.status == Status.QUEUED).sum())
+        assert queued == len(self.queue), f"queue holds {len(self.queue)}, {queued} queued"
+
+    # ------------------------------------------------------------------ run
+    def _count_terminal(self) -> None:
+        self._terminal += 1
+        if self._bar is not None and (self._terminal & 1023) == 0:
+            self._bar.update(self._terminal - self._bar.n)
+
+    def run(self) -> Simulation:
+        """Run to completion (or to ``until``); returns ``self`` for chaining."""
+        t0 = _time.perf_counter()
+        if hasattr(self.policy, "setup"):
+            self.policy.setup(self.view)
+        if self.progress is not False:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(
+                total=self.jobs.n,
+                unit="job",
+                desc="simulating",
+                disable=None if self.progress is None else False,
+                mininterval=0.5,
+            )
+        if self.jobs.n:
+            self._schedule(self._arrive, float(self.jobs.submit[0]), ARRIVAL)
+        self.env.run(until=self.until)
+        self._finalise()
+        if self._bar is not None:
+            self._bar.update(self._terminal - self._bar.n)
+            self._bar.close()
+        self.wall_seconds = _time.perf_counter() - t0
+        return self
+
+    def _finalise(self) -> None:
+        jobs = self.jobs
+        now = self.env.now
+        for j in list(self.running):
+            jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
+            self._progress(j)
+        left = np.isin(jobs.status, (Status.FUTURE, Status.QUEUED, Status.RUNNING))
+        jobs.status[left] = Status.UNFINISHED
+        self._terminal += int(left.sum())

@@ -1,0 +1,130 @@
+"""The job table: static demand from the trace and dynamic state, one NumPy column each.
+
+Jobs are indexed ``0..n-1`` in arrival order (the trace sorted stably by ``submit_time``); that
+index is what policies and the engine pass around. ``job_ids`` maps it back to the trace's ids.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from simulator.cluster import MILLI, ClusterState
+
+__all__ = ["JobTable", "Status", "TERMINAL", "STATUS_NAMES"]
+
+
+class Status:
+    """Job status codes stored in :attr:`JobTable.status`."""
+
+    FUTURE = 0
+    """Not arrived yet."""
+    QUEUED = 1
+    RUNNING = 2
+    FINISHED = 3
+    UNSCHEDULABLE = 4
+    """Can never be placed on this cluster, even when it is empty."""
+    FAILED = 5
+    UNFINISHED = 6
+    """Still queued or running when the simulation stopped (horizon reached)."""
+
+
+STATUS_NAMES = {
+    Status.FUTURE: "future",
+    Status.QUEUED: "queued",
+    Status.RUNNING: "running",
+    Status.FINISHED: "finished",
+    Status.UNSCHEDULABLE: "unschedulable",
+    Status.FAILED: "failed",
+    Status.UNFINISHED: "unfinished",
+}
+TERMINAL = (Status.FINISHED, Status.UNSCHEDULABLE, Status.FAILED, Status.UNFINISHED)
+
+
+class JobTable:
+    """Columns of all jobs of one simulation.
+
+    Static columns (from the trace): ``submit``, ``duration`` (s), ``num_gpus``, ``milli``
+    (milli-GPU per GPU), ``type_mask`` (allowed GPU model bits, 0 = any, -1 = no such model),
+    ``cpus``, ``mem`` (GB), ``priority``, ``queue`` (id into ``queue_names``), ``kind`` (id into
+    ``kind_names``) and ``demand_class`` (jobs with identical demand share a class id).
+
+    Dynamic columns (engine-owned): ``status``, ``start`` (first start), ``end``, ``work``
+    (seconds of full-speed progress done), ``rate`` (progress per second while running),
+    ``last_update``, ``version`` (bumped when a pending completion is cancelled), ``run_start``,
+    ``gpu_seconds`` (allocated GPU-seconds) and ``preemptions``.
+    """
+
+    def __init__(self, frame: pd.DataFrame, cluster: ClusterState) -> None:
+        order = np.argsort(frame["submit_time"].to_numpy(), kind="stable")
+        f = frame.iloc[order].reset_index(drop=True)
+        self.frame = f
+        """The trace rows in arrival order (extra columns are passed through to results)."""
+        self.n = n = len(f)
+        self.job_ids = f["job_id"].to_numpy()
+        self.submit = f["submit_time"].to_numpy(np.float64).copy()
+        self.duration = f["duration"].to_numpy(np.float64).copy()
+        self.num_gpus = f["num_gpus"].to_numpy(np.int64).astype(np.int32)
+        self.milli = _col(f, "gpu_milli", MILLI).astype(np.int32)
+        self.milli[self.num_gpus == 0] = 0
+        self.cpus = _col(f, "num_cpus", 0.0).astype(np.float64)
+        self.mem = _col(f, "memory_gb", 0.0).astype(np.float64)
+        self.priority = _col(f, "priority", 0).astype(np.int64)
+        self.queue_names, self.queue = _codes(f, "queue", "default")
+        self.kind_names, self.kind = _codes(f, "kind", "train")
+        types = f["gpu_type"].fillna("").astype(str) if "gpu_type" in f else pd.Series([""] * n)
+        uniq, inv = np.unique(types.to_numpy(dtype=str), return_inverse=True)
+        masks = np.array([cluster.type_mask(t) for t in uniq], dtype=np.int64)
+        self.type_mask = masks[inv] if n else np.zeros(0, dtype=np.int64)
+        demand = pd.DataFrame(
+            {
+                "g": self.num_gpus,
+                "m": self.milli,
+                "t": self.type_mask,
+                "c": self.cpus,
+                "r": self.mem,
+            }
+        )
+        self.demand_class = (
+            demand.groupby(list(demand.columns), sort=False).ngroup().to_numpy(np.int32)
+            if n
+            else np.zeros(0, np.int32)
+        )
+        self.num_classes = int(self.demand_class.max()) + 1 if n else 0
+        self.gpu_share = self.num_gpus * self.milli / MILLI
+        """GPUs held while running (fractional for shared GPUs)."""
+
+        self.status = np.zeros(n, dtype=np.int8)
+        self.start = np.full(n, np.nan)
+        self.end = np.full(n, np.nan)
+        self.work = np.zeros(n)
+        self.rate = np.ones(n)
+        self.last_update = np.zeros(n)
+        self.version = np.zeros(n, dtype=np.int64)
+        self.run_start = np.full(n, np.nan)
+        self.gpu_seconds = np.zeros(n)
+        self.preemptions = np.zeros(n, dtype=np.int32)
+        self.placements: list = [None] * n
+        """Current (or last) :class:`~simulator.placement.Placement` of each job."""
+
+    def remaining(self, j: int, now: float) -> float:
+        """Seconds of full-speed work job ``j`` still needs at time ``now``."""
+        done = self.work[j]
+        if self.status[j] == Status.RUNNING:
+            done += (now - self.last_update[j]) * self.rate[j]
+        return float(self.duration[j] - done)
+
+
+def _col(f: pd.DataFrame, name: str, default: float) -> np.ndarray:
+    if name in f.columns:
+        return f[name].fillna(default).to_numpy()
+    return np.full(len(f), default)
+
+
+def _codes(f: pd.DataFrame, name: str, default: str) -> tuple[list[str], np.ndarray]:
+    if name in f.columns:
+        col = f[name].fillna(default).astype(str)
+    else:
+        col = pd.Series([default] * len(f))
+    codes, uniques = pd.factorize(col, sort=True)
+    return [str(u) for u in uniques], codes.astype(np.int32)

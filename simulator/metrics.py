@@ -1,0 +1,123 @@
+"""Turn a finished :class:`~simulator.engine.Simulation` into tables and summary numbers.
+
+Definitions (all times in seconds):
+
+* ``wait_time = start_time - submit_time`` (first start), ``jct = end_time - submit_time``;
+* ``makespan`` = last end time minus first submit time over finished jobs;
+* ``gpu_utilization`` = allocated GPU-seconds / (cluster GPUs x makespan), fractional GPU
+  shares counted by their milli-GPU;
+* percentiles use linear interpolation (NumPy's default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from simulator.engine import Simulation
+from simulator.jobs import STATUS_NAMES, Status
+
+__all__ = ["job_frame", "timeline_frame", "summary"]
+
+
+def _nodes_column(sim: Simulation) -> pa.Array:
+    """List column of node ids per job (empty list for jobs that never ran)."""
+    jobs = sim.jobs
+    lengths = np.zeros(jobs.n, dtype=np.int64)
+    parts = []
+    for j, p in enumerate(jobs.placements):
+        if p is not None:
+            lengths[j] = len(p.nodes)
+            parts.append(p.nodes)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def job_frame(sim: Simulation) -> pd.DataFrame:
+    """One row per trace job: the trace columns plus the simulated outcome.
+
+    Added columns: ``start_time``, ``end_time``, ``wait_time``, ``jct``, ``status``,
+    ``nodes`` (node ids of the last placement), ``num_nodes``, ``gpu_seconds`` (allocated
+    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s).
+    """
+    jobs = sim.jobs
+    f = jobs.frame.copy()
+    ran = ~np.isnan(jobs.start)
+    f["start_time"] = jobs.start
+    f["end_time"] = jobs.end
+    f["wait_time"] = jobs.start - jobs.submit
+    f["jct"] = jobs.end - jobs.submit
+    names = np.array([STATUS_NAMES[s] for s in range(len(STATUS_NAMES))], dtype=object)
+    f["status"] = names[jobs.status]
+    nodes = _nodes_column(sim)
+    f["nodes"] = pd.Series(pd.arrays.ArrowExtensionArray(nodes), index=f.index)
+    f["num_nodes"] = np.diff(np.asarray(nodes.offsets)) * ran
+    f["gpu_seconds"] = jobs.gpu_seconds
+    f["preemptions"] = jobs.preemptions
+    f["lost_seconds"] = sim.lost_seconds
+    return f
+
+
+def timeline_frame(sim: Simulation) -> pd.DataFrame:
+    """Cluster state after each scheduling pass (or each ``timeline_interval``).
+
+    Columns: ``time`` (s), ``allocated_gpus`` (GPUs, fractional shares summed),
+    ``queue_length`` (jobs), ``running_jobs``.
+    """
+    t, alloc, queued, running = sim._timeline
+    return pd.DataFrame(
+        {
+            "time": np.asarray(t, dtype=np.float64),
+            "allocated_gpus": np.asarray(alloc, dtype=np.float64),
+            "queue_length": np.asarray(queued, dtype=np.int64),
+            "running_jobs": np.asarray(running, dtype=np.int64),
+        }
+    )
+
+
+def _stat(values: np.ndarray, fn: str, q: float = 0.0) -> float | None:
+    if values.size == 0:
+        return None
+    if fn == "mean":
+        return float(values.mean())
+    return float(np.percentile(values, q))
+
+
+def summary(sim: Simulation) -> dict:
+    """Headline numbers of a run (JSON-serialisable; None where undefined)."""
+    jobs = sim.jobs
+    fin = jobs.status == Status.FINISHED
+    jct = (jobs.end - jobs.submit)[fin]
+    wait = (jobs.start - jobs.submit)[fin]
+    if fin.any():
+        makespan = float(jobs.end[fin].max() - jobs.submit.min())
+    else:
+        makespan = 0.0
+    cap = sim.state.total_gpus * makespan
+    util = float(jobs.gpu_seconds.sum() / cap) if cap > 0 else None
+    count = {name: int((jobs.status == code).sum()) for code, name in STATUS_NAMES.items()}
+    return {
+        "jobs_total": int(jobs.n),
+        "jobs_finished": count["finished"],
+        "jobs_unschedulable": count["unschedulable"],
+        "jobs_failed": count["failed"],
+        "jobs_unfinished": count["unfinished"],
+        "avg_jct": _stat(jct, "mean"),
+        "p50_jct": _stat(jct, "pct", 50),
+        "p95_jct": _stat(jct, "pct", 95),
+        "p99_jct": _stat(jct, "pct", 99),
+        "avg_wait": _stat(wait, "mean"),
+        "p50_wait": _stat(wait, "pct", 50),
+        "p99_wait": _stat(wait, "pct", 99),
+        "makespan": makespan,
+        "gpu_utilization": util,
+        "preemptions": int(jobs.preemptions.sum()),
+        "lost_gpu_seconds": float((sim.lost_seconds * jobs.gpu_share).sum()),
+        "cluster_nodes": int(sim.spec.num_nodes),
+        "cluster_gpus": int(sim.state.total_gpus),
+        "scheduling_passes": int(sim.passes),
+        "seed": int(sim.seed),
+        "wall_seconds": float(sim.wall_seconds),
+    }

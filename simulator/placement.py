@@ -1,0 +1,178 @@
+"""Placement: turn a job's demand into concrete nodes and GPUs using the compiled kernels.
+
+One :class:`Placer` serves every policy, so all policies place jobs by the same rules:
+
+* A job whose GPUs fit on one node of the cluster (by capacity) is placed on a single node,
+  chosen by the scoring mode (best-fit / spread / first-fit).
+* A job larger than any eligible node is a multi-node gang: whole GPUs on the fewest nodes,
+  then tightest fit, then fewest racks (see :func:`simulator.kernels.select_gang`). CPU and
+  memory are split over its nodes in proportion to the GPUs taken on each.
+* With ``allow_split=True``, a job that could fit one node may also be spread when no single
+  node has room now.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from simulator import kernels
+from simulator.cluster import MILLI, ClusterState
+from simulator.jobs import JobTable
+
+__all__ = ["Placement", "Placer"]
+
+
+class Placement(NamedTuple):
+    """Where a job runs.
+
+    Attributes:
+        nodes: node ids used (int64[k], ascending).
+        gpus: flat GPU ids ``node * G + slot`` (int64[num_gpus]); empty for CPU-only jobs.
+        milli: milli-GPU taken on each of those GPUs.
+        cpus: CPU cores taken on each node in ``nodes``.
+        mem: memory (GB) taken on each node in ``nodes``.
+    """
+
+    nodes: np.ndarray
+    gpus: np.ndarray
+    milli: int
+    cpus: np.ndarray
+    mem: np.ndarray
+
+
+class Placer:
+    """Finds placements on a :class:`ClusterState` without changing it.
+
+    Args:
+        cluster: the state to read (the policy's read-only view of it).
+        scoring: ``bestfit`` (alias ``binpack``), ``spread`` (``worstfit``) or ``firstfit``.
+        allow_split: let jobs that could fit one node span several when no node has room.
+    """
+
+    def __init__(
+        self, cluster: ClusterState, scoring: str = "bestfit", allow_split: bool = False
+    ) -> None:
+        if scoring not in kernels.SCORING_MODES:
+            raise ValueError(
+                f"unknown scoring {scoring!r}; choose one of {sorted(kernels.SCORING_MODES)}"
+            )
+        self.cluster = cluster
+        self.mode = kernels.SCORING_MODES[scoring]
+        self.allow_split = allow_split
+        self._max_cap: dict[int, int] = {}
+
+    def max_node_gpus(self, type_mask: int) -> int:
+        """Largest GPU capacity of a node whose model satisfies ``type_mask``."""
+        cap = self._max_cap.get(type_mask)
+        if cap is None:
+            c = self.cluster
+            ok = np.array([kernels._type_ok(int(m), type_mask) for m in c.node_model])
+            cap = int(c.capacity[ok].max()) if ok.any() else 0
+            self._max_cap[type_mask] = cap
+        return cap
+
+    def place(self, jobs: JobTable, j: int) -> Placement | None:
+        """Placement for job ``j`` on the current free resources, or None if it cannot start."""
+        c = self.cluster
+        n = int(jobs.num_gpus[j])
+        milli = int(jobs.milli[j])
+        if n > c.free_gpu_total and milli >= MILLI:
+            return None
+        if n and c.allocated_milli + n * milli > c.total_gpus * MILLI:
+            return None
+        mask = int(jobs.type_mask[j])
+        cpus, mem = float(jobs.cpus[j]), float(jobs.mem[j])
+        if n <= self.max_node_gpus(mask):
+            p = self._place_single(n, milli, cpus, mem, mask)
+            if p is not None or not self.allow_split or n <= 1:
+                return p
+        return self._place_gang(n, cpus, mem, mask)
+
+    def _place_single(
+        self, n: int, milli: int, cpus: float, mem: float, mask: int
+    ) -> Placement | None:
+        c = self.cluster
+        node, slot = kernels._select_node(
+            c.free_full,
+            c.gpu_free,
+            c.cpu_free,
+            c.mem_free,
+            c.node_model,
+            c.node_up,
+            n,
+            milli,
+            cpus,
+            mem,
+            mask,
+            self.mode,
+        )
+        if node < 0:
+            return None
+        nodes = np.array([node], dtype=np.int64)
+        if n == 0:
+            gpus = np.empty(0, dtype=np.int64)
+        elif milli < MILLI:
+            gpus = np.array([node * c.gpu_free.shape[1] + slot], dtype=np.int64)
+        else:
+            gpus = np.empty(n, dtype=np.int64)
+            kernels._pick_full_gpus(c.gpu_free, node, n, gpus, 0)
+        return Placement(nodes, gpus, milli, np.array([cpus]), np.array([mem]))
+
+    def _place_gang(self, n: int, cpus: float, mem: float, mask: int) -> Placement | None:
+        c = self.cluster
+        usable = np.empty(c.free_full.shape[0], dtype=np.int64)
+        kernels._usable_gpus(
+            c.free_full,
+            c.cpu_free,
+            c.mem_free,
+            c.node_model,
+            c.node_up,
+            cpus / n,
+            mem / n,
+            mask,
+            usable,
+        )
+        if usable.sum() < n:
+            return None
+        counts = kernels._select_gang(usable, c.racks, int(c.racks.max()) + 1, n)
+        nodes = np.flatnonzero(counts)
+        gpus = np.empty(n, dtype=np.int64)
+        at = 0
+        for node in nodes:
+            at += kernels._pick_full_gpus(c.gpu_free, node, counts[node], gpus, at)
+        share = counts[nodes] / n
+        return Placement(nodes.astype(np.int64), gpus, MILLI, cpus * share, mem * share)
+
+    def fits_empty(self, jobs: JobTable, j: int) -> bool:
+        """Whether job ``j`` could be placed on this cluster with every node up and idle."""
+        c = self.cluster
+        n, milli = int(jobs.num_gpus[j]), int(jobs.milli[j])
+        mask, cpus, mem = int(jobs.type_mask[j]), float(jobs.cpus[j]), float(jobs.mem[j])
+        if mask < 0:
+            return False
+        gpu_free = np.where(c.gpu_free >= 0, MILLI, -1).astype(np.int32)
+        up = np.ones_like(c.node_up)
+        if n <= self.max_node_gpus(mask):
+            node, _ = kernels._select_node(
+                c.capacity,
+                gpu_free,
+                c.cpu_cap,
+                c.mem_cap,
+                c.node_model,
+                up,
+                n,
+                milli,
+                cpus,
+                mem,
+                mask,
+                kernels.FIRST_FIT,
+            )
+            if node >= 0 or not self.allow_split or n <= 1:
+                return node >= 0
+        usable = np.empty(c.capacity.shape[0], dtype=np.int64)
+        kernels._usable_gpus(
+            c.capacity, c.cpu_cap, c.mem_cap, c.node_model, up, cpus / n, mem / n, mask, usable
+        )
+        return int(usable.sum()) >= n

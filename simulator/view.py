@@ -1,0 +1,93 @@
+"""Read-only view of the simulation handed to policies."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simulator.cluster import ClusterState
+from simulator.placement import Placer
+
+if TYPE_CHECKING:
+    from simulator.engine import Simulation
+
+__all__ = ["ClusterView", "SchedulerView"]
+
+_ARRAYS = (
+    "gpu_free",
+    "free_full",
+    "cpu_free",
+    "mem_free",
+    "cpu_cap",
+    "mem_cap",
+    "capacity",
+    "node_model",
+    "node_up",
+    "racks",
+)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class ClusterView:
+    """The cluster state's arrays as read-only NumPy views (they follow the live state).
+
+    Same attribute names as :class:`~simulator.cluster.ClusterState`, so a
+    :class:`~simulator.placement.Placer` works on either.
+    """
+
+    def __init__(self, state: ClusterState) -> None:
+        self._state = state
+        for name in _ARRAYS:
+            setattr(self, name, _readonly(getattr(state, name)))
+        self.spec = state.spec
+        self.models = tuple(state.models)
+        self.total_gpus = state.total_gpus
+
+    @property
+    def free_gpu_total(self) -> int:
+        """Whole free GPUs in the cluster."""
+        return self._state.free_gpu_total
+
+    @property
+    def allocated_milli(self) -> int:
+        """Milli-GPU allocated in the cluster."""
+        return self._state.allocated_milli
+
+
+class SchedulerView:
+    """What a policy may see: time, jobs, queue, running set, cluster, and the run's RNG.
+
+    Attributes:
+        jobs: the :class:`~simulator.jobs.JobTable` (read its columns, never write them).
+        queue: the :class:`~simulator.queue.PendingQueue` (read-only use).
+        running: set of running job indices.
+        cluster: a :class:`ClusterView`.
+        rng: the simulation's ``numpy.random.Generator`` (for randomised policies).
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        self._sim = sim
+        self.jobs = sim.jobs
+        self.queue = sim.queue
+        self.running = sim.running
+        self.cluster = ClusterView(sim.state)
+        self.rng = sim.rng
+
+    @property
+    def now(self) -> float:
+        """Current simulated time in seconds."""
+        return self._sim.env.now
+
+    def placer(self, scoring: str = "bestfit", allow_split: bool = False) -> Placer:
+        """A :class:`~simulator.placement.Placer` over this view's cluster."""
+        return Placer(self.cluster, scoring=scoring, allow_split=allow_split)
+
+    def wake_at(self, time: float) -> None:
+        """Ask for a scheduling pass at ``time`` (seconds) even if nothing else happens then."""
+        self._sim.request_pass_at(time)

@@ -1,0 +1,46 @@
+"""Shared helpers: tiny traces and a run helper that always checks invariants."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulator.cluster import ClusterSpec
+from simulator.engine import Simulation
+from simulator.jobs import TERMINAL, Status
+
+
+def make_trace(
+    rows: list[tuple], columns: str = "job_id submit_time duration num_gpus", **extra
+) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=columns.split())
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+def simulate(trace: pd.DataFrame, cluster: ClusterSpec, policy, **kw) -> Simulation:
+    kw.setdefault("check_invariants", True)
+    kw.setdefault("record_events", True)
+    sim = Simulation(trace, cluster, policy, **kw).run()
+    check_outcome(sim)
+    return sim
+
+
+def check_outcome(sim: Simulation) -> None:
+    """Invariants every finished run must satisfy."""
+    jobs = sim.jobs
+    assert np.isin(jobs.status, TERMINAL).all(), "a job did not reach a terminal state"
+    fin = jobs.status == Status.FINISHED
+    assert (jobs.start[fin] >= jobs.submit[fin] - 1e-9).all()
+    assert (jobs.end[fin] >= jobs.start[fin]).all()
+    never = jobs.status == Status.UNSCHEDULABLE
+    assert np.isnan(jobs.start[never]).all() and np.isnan(jobs.end[never]).all()
+    st = sim.state
+    assert st.free_gpu_total == st.total_gpus and st.allocated_milli == 0 or sim.until
+
+
+@pytest.fixture
+def small_cluster() -> ClusterSpec:
+    return ClusterSpec.homogeneous(2, 8, "V100", nodes_per_rack=1)

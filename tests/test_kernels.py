@@ -1,0 +1,121 @@
+"""Every compiled kernel against its slow reference twin in tests/naive.py."""
+
+import naive
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import kernels
+
+
+def random_state(rng, n_nodes, g_max=8, n_models=3):
+    caps = rng.integers(0, g_max + 1, n_nodes)
+    gpu_free = np.full((n_nodes, g_max), -1, dtype=np.int32)
+    for i, c in enumerate(caps):
+        gpu_free[i, :c] = rng.choice([0, 250, 400, 700, 1000, 1000, 1000], size=c)
+    free_full = (gpu_free == 1000).sum(axis=1).astype(np.int32)
+    cpu = rng.choice([np.inf, 4.0, 16.0, 64.0], size=n_nodes).astype(np.float64)
+    mem = rng.choice([np.inf, 32.0, 256.0], size=n_nodes).astype(np.float64)
+    model = rng.integers(-1, n_models, n_nodes).astype(np.int32)
+    up = rng.random(n_nodes) > 0.1
+    return free_full, gpu_free, cpu, mem, model, up
+
+
+def random_demand(rng):
+    n = int(rng.choice([0, 1, 1, 2, 4, 8]))
+    milli = int(rng.choice([100, 300, 500, 1000, 1000])) if n == 1 else (1000 if n else 0)
+    return (
+        n,
+        milli,
+        float(rng.choice([0, 2, 8, 32])),
+        float(rng.choice([0, 16, 128])),
+        int(rng.choice([0, 0, 1, 2, 3, 5, -1])),
+    )
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_feasible_and_select_match_reference(seed):
+    rng = np.random.default_rng(seed)
+    state = random_state(rng, int(rng.integers(1, 12)))
+    demand = random_demand(rng)
+    got = kernels.feasible_mask(*state, *demand)
+    assert list(got) == naive.feasible(*state, *demand)
+    for mode in (kernels.BEST_FIT, kernels.SPREAD, kernels.FIRST_FIT):
+        assert kernels.select_node(*state, *demand, mode=mode) == naive.select_node(
+            *state, *demand, mode
+        )
+
+
+def test_select_node_hand_made():
+    free_full = np.array([8, 3, 5, 8], np.int32)
+    gpu_free = np.full((4, 8), 1000, np.int32)
+    gpu_free[1, 3:] = 0
+    gpu_free[2, 5:] = 0
+    inf = np.full(4, np.inf)
+    model = np.zeros(4, np.int32)
+    up = np.ones(4, bool)
+    args = (free_full, gpu_free, inf, inf, model, up, 3, 1000, 0.0, 0.0, 0)
+    assert kernels.select_node(*args, mode=kernels.BEST_FIT) == (1, -1)  # 3 free: exact fit
+    assert kernels.select_node(*args, mode=kernels.SPREAD) == (0, -1)  # most free, lowest id
+    assert kernels.select_node(*args, mode=kernels.FIRST_FIT) == (0, -1)
+    up[1] = False
+    assert kernels.select_node(*args, mode=kernels.BEST_FIT) == (2, -1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 8), min_size=1, max_size=8), st.integers(1, 70), st.integers(1, 3))
+def test_gang_selection_is_optimal(usable, n, n_racks):
+    u = np.array(usable, dtype=np.int64)
+    racks = (np.arange(len(u)) * n_racks // len(u)).astype(np.int32)
+    counts = kernels.select_gang(u, racks, n)
+    k, left = naive.gang_optimum(usable, list(racks), n)
+    if k < 0:
+        assert counts.sum() == 0
+        return
+    assert counts.sum() == n and (counts <= u).all() and (counts >= 0).all()
+    assert (counts > 0).sum() == k
+    assert u[counts > 0].sum() - n == left
+
+
+def test_gang_prefers_one_rack_on_ties():
+    # racks: [0,0,1,1]; a 12-GPU gang fits 8+4 in rack 1 or 8+4 across racks
+    u = np.array([8, 0, 4, 8], dtype=np.int64)
+    racks = np.array([0, 0, 1, 1], dtype=np.int32)
+    counts = kernels.select_gang(u, racks, 12)
+    assert list(counts) == [0, 0, 4, 8]
+
+
+def test_usable_gpus_limited_by_cpu_and_memory():
+    free_full = np.array([8, 8, 8], np.int32)
+    cpu = np.array([np.inf, 10.0, 64.0])
+    mem = np.array([np.inf, 1000.0, 20.0])
+    got = kernels.usable_gpus(
+        free_full, cpu, mem, np.zeros(3, np.int32), np.ones(3, bool), 4.0, 8.0, 0
+    )
+    assert list(got) == [8, 2, 2]
+
+
+def test_wrappers_check_dtypes():
+    free_full = np.array([8], np.int64)  # wrong dtype
+    with pytest.raises(TypeError, match="free_full must be int32"):
+        kernels.feasible_mask(
+            free_full,
+            np.zeros((1, 8), np.int32),
+            np.ones(1),
+            np.ones(1),
+            np.zeros(1, np.int32),
+            np.ones(1, bool),
+            1,
+            1000,
+            0,
+            0,
+            0,
+        )
+
+
+def test_pick_full_gpus():
+    gpu_free = np.array([[1000, 0, 1000, 500, 1000]], np.int32)
+    assert list(kernels.pick_full_gpus(gpu_free, 0, 2)) == [0, 2]
+    with pytest.raises(ValueError):
+        kernels.pick_full_gpus(gpu_free, 0, 4)
