@@ -1,10 +1,11 @@
 """The policy interface: a policy reads a :class:`SchedulerView` and yields decisions.
 
 A policy is any object with a ``schedule(view)`` method returning an iterable of decisions
-(:class:`Start`, :class:`Preempt`). The engine applies each decision as soon as it is yielded, so
-a generator sees the effect of its earlier decisions in the view (fewer free GPUs, a shorter
-queue). A policy never changes simulator state itself, never advances time and never does I/O;
-it may keep private bookkeeping between calls. ``setup(view)`` is called once before the run.
+(:class:`Start`, :class:`Preempt`, :class:`Migrate`, :class:`Reject`). The engine applies
+each decision as soon as it is yielded, so a generator sees the effect of its earlier
+decisions in the view (fewer free GPUs, a shorter queue). A policy never changes simulator
+state itself, never advances time and never does I/O; it may keep private bookkeeping between
+calls. ``setup(view)`` is called once before the run.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 
 from simulator.placement import Placement
 
-__all__ = ["Start", "Preempt", "Decision", "Policy"]
+__all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +37,26 @@ class Preempt:
     job: int
 
 
-Decision = Start | Preempt
+@dataclass(frozen=True, slots=True)
+class Migrate:
+    """Move running job ``job`` to ``placement``.
+
+    The job keeps its progress, minus the engine's ``migration_overhead`` seconds.
+    """
+
+    job: int
+    placement: Placement
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Turn queued job ``job`` away for good (terminal status ``rejected``)."""
+
+    job: int
+    reason: str = ""
+
+
+Decision = Start | Preempt | Migrate | Reject
 
 
 class Policy:

@@ -63,7 +63,15 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     summary["trace"] = source
     summary["cluster"] = cluster.describe()
     summary["trace_report"] = report
-    write_run(out_dir, metrics.job_frame(sim), metrics.timeline_frame(sim), summary)
+    summary["queues"] = metrics.queue_summary(sim)
+    summary["reject_reasons"] = dict(sim.reject_reasons)
+    write_run(
+        out_dir,
+        metrics.job_frame(sim),
+        metrics.timeline_frame(sim),
+        summary,
+        extra={"queues": metrics.queue_timeline_frame(sim)},
+    )
     return summary
 
 

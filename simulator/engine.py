@@ -24,7 +24,7 @@ import pandas as pd
 import simpy
 from simpy.events import Event
 
-from policies.base import Preempt, Start
+from policies.base import Migrate, Preempt, Reject, Start
 from simulator.cluster import MILLI, ClusterSpec, ClusterState
 from simulator.jobs import JobTable, Status
 from simulator.placement import Placement, Placer
@@ -60,6 +60,7 @@ class Simulation:
         checkpoint_interval: seconds of progress between checkpoints; a preempted job keeps
             the progress of its last checkpoint (0 = it keeps all progress).
         restart_overhead: seconds a preempted job pays again when it restarts.
+        migration_overhead: seconds of progress a migrated job loses (state transfer, restart).
         progress: show a progress bar (None = only on an interactive terminal).
     """
 
@@ -76,6 +77,7 @@ class Simulation:
         until: float | None = None,
         checkpoint_interval: float = 0.0,
         restart_overhead: float = 0.0,
+        migration_overhead: float = 0.0,
         progress: bool | None = False,
     ) -> None:
         self.env = simpy.Environment()
@@ -94,8 +96,17 @@ class Simulation:
         self.until = until
         self.checkpoint_interval = float(checkpoint_interval)
         self.restart_overhead = float(restart_overhead)
+        self.migration_overhead = float(migration_overhead)
         self.progress = progress
         self.lost_seconds = np.zeros(self.jobs.n)
+        nq = len(self.jobs.queue_names)
+        self.alloc_by_queue = np.zeros(nq)
+        """GPUs (shares summed) allocated to each queue's running jobs."""
+        self.queued_by_queue = np.zeros(nq, dtype=np.int64)
+        """Queued jobs per queue."""
+        self.reject_reasons: dict[str, int] = {}
+        self._queue_timeline: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self.max_queue_timeline = 64
         self.view = SchedulerView(self)
         self._placer = Placer(self.state)
         self._class_fits = np.full(self.jobs.num_classes, -1, dtype=np.int8)
@@ -177,6 +188,7 @@ class Simulation:
             return
         jobs.status[j] = Status.QUEUED
         self.queue.push(j)
+        self.queued_by_queue[jobs.queue[j]] += 1
 
     # ------------------------------------------------------------------ scheduling pass
     def _run_pass(self, ev: Event) -> None:
@@ -191,8 +203,12 @@ class Simulation:
                     self._start(decision.job, decision.placement)
                 elif isinstance(decision, Preempt):
                     self.preempt(decision.job)
+                elif isinstance(decision, Migrate):
+                    self.migrate(decision.job, decision.placement)
+                elif isinstance(decision, Reject):
+                    self.reject(decision.job, decision.reason)
                 else:
-                    raise PolicyError(f"policy returned {decision!r}, not a Start or Preempt")
+                    raise PolicyError(f"policy returned {decision!r}, not a decision")
         if self.check_invariants:
             self.verify()
         now = self.env.now
@@ -203,11 +219,13 @@ class Simulation:
             alloc.append(self.state.allocated_milli / MILLI)
             queued.append(len(self.queue))
             running.append(len(self.running))
+            if 1 < len(self.alloc_by_queue) <= self.max_queue_timeline:
+                self._queue_timeline.append(
+                    (now, self.alloc_by_queue.copy(), self.queued_by_queue.copy())
+                )
 
     def _check_placement(self, j: int, p: Placement) -> None:
         jobs, st = self.jobs, self.state
-        if jobs.status[j] != Status.QUEUED:
-            raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
         n, milli = int(jobs.num_gpus[j]), int(jobs.milli[j])
         if len(p.gpus) != n or (n and p.milli != milli):
             raise PolicyError(
@@ -234,11 +252,14 @@ class Simulation:
             raise PolicyError(f"placement of job {jobs.job_ids[j]!r} violates its GPU type")
 
     def _start(self, j: int, p: Placement) -> None:
-        self._check_placement(j, p)
         jobs, now = self.jobs, self.env.now
-        self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        if jobs.status[j] != Status.QUEUED:
+            raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
+        self._check_placement(j, p)
+        self._take(j, p)
         jobs.status[j] = Status.RUNNING
         self.queue.discard(j)
+        self.queued_by_queue[jobs.queue[j]] -= 1
         self.running.add(j)
         if math.isnan(jobs.start[j]):
             jobs.start[j] = now
@@ -253,10 +274,15 @@ class Simulation:
         delay = (jobs.duration[j] - jobs.work[j]) / jobs.rate[j]
         self._schedule(self._complete, max(float(delay), 0.0), RELEASE, (j, int(jobs.version[j])))
 
+    def _take(self, j: int, p: Placement) -> None:
+        self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        self.alloc_by_queue[self.jobs.queue[j]] += self.jobs.gpu_share[j]
+
     def _release(self, j: int) -> None:
         jobs, now = self.jobs, self.env.now
         p = jobs.placements[j]
         self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        self.alloc_by_queue[jobs.queue[j]] -= jobs.gpu_share[j]
         jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
         self.running.discard(j)
 
@@ -308,7 +334,45 @@ class Simulation:
         self._release(j)
         jobs.status[j] = Status.QUEUED
         self.queue.push(j)
+        self.queued_by_queue[jobs.queue[j]] += 1
         self._log(j, "preempt")
+
+    def migrate(self, j: int, p: Placement) -> None:
+        """Move running job ``j`` to placement ``p``; it loses ``migration_overhead`` seconds."""
+        jobs = self.jobs
+        if jobs.status[j] != Status.RUNNING:
+            raise PolicyError(f"cannot migrate job {jobs.job_ids[j]!r}: it is not running")
+        self._progress(j)
+        self._release(j)
+        self.running.add(j)
+        try:
+            self._check_placement(j, p)
+        except PolicyError:
+            self._take(j, jobs.placements[j])  # put it back as it was, then report
+            jobs.run_start[j] = self.env.now
+            raise
+        self._take(j, p)
+        jobs.placements[j] = p
+        jobs.run_start[j] = self.env.now
+        jobs.work[j] -= self.migration_overhead
+        self.lost_seconds[j] += self.migration_overhead
+        jobs.migrations[j] += 1
+        jobs.version[j] += 1
+        self._log(j, "migrate")
+        self._schedule_completion(j)
+
+    def reject(self, j: int, reason: str = "") -> None:
+        """Turn queued job ``j`` away for good (status ``rejected``)."""
+        jobs = self.jobs
+        if jobs.status[j] != Status.QUEUED:
+            raise PolicyError(f"cannot reject job {jobs.job_ids[j]!r}: it is not queued")
+        jobs.status[j] = Status.REJECTED
+        jobs.end[j] = np.nan
+        self.queue.discard(j)
+        self.queued_by_queue[jobs.queue[j]] -= 1
+        self.reject_reasons[reason] = self.reject_reasons.get(reason, 0) + 1
+        self._log(j, "reject")
+        self._count_terminal()
 
     # ------------------------------------------------------------------ checks
     def verify(self) -> None:

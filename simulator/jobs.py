@@ -27,6 +27,8 @@ class Status:
     FAILED = 5
     UNFINISHED = 6
     """Still queued or running when the simulation stopped (horizon reached)."""
+    REJECTED = 7
+    """Turned away by the policy (e.g. a pod that fits nowhere on arrival)."""
 
 
 STATUS_NAMES = {
@@ -37,8 +39,15 @@ STATUS_NAMES = {
     Status.UNSCHEDULABLE: "unschedulable",
     Status.FAILED: "failed",
     Status.UNFINISHED: "unfinished",
+    Status.REJECTED: "rejected",
 }
-TERMINAL = (Status.FINISHED, Status.UNSCHEDULABLE, Status.FAILED, Status.UNFINISHED)
+TERMINAL = (
+    Status.FINISHED,
+    Status.UNSCHEDULABLE,
+    Status.FAILED,
+    Status.UNFINISHED,
+    Status.REJECTED,
+)
 
 
 class JobTable:
@@ -52,7 +61,7 @@ class JobTable:
     Dynamic columns (engine-owned): ``status``, ``start`` (first start), ``end``, ``work``
     (seconds of full-speed progress done), ``rate`` (progress per second while running),
     ``last_update``, ``version`` (bumped when a pending completion is cancelled), ``run_start``,
-    ``gpu_seconds`` (allocated GPU-seconds) and ``preemptions``.
+    ``gpu_seconds`` (allocated GPU-seconds), ``preemptions`` and ``migrations``.
     """
 
     def __init__(self, frame: pd.DataFrame, cluster: ClusterState) -> None:
@@ -104,6 +113,7 @@ class JobTable:
         self.run_start = np.full(n, np.nan)
         self.gpu_seconds = np.zeros(n)
         self.preemptions = np.zeros(n, dtype=np.int32)
+        self.migrations = np.zeros(n, dtype=np.int32)
         self.placements: list = [None] * n
         """Current (or last) :class:`~simulator.placement.Placement` of each job."""
 

@@ -18,7 +18,7 @@ import pyarrow as pa
 from simulator.engine import Simulation
 from simulator.jobs import STATUS_NAMES, Status
 
-__all__ = ["job_frame", "timeline_frame", "summary"]
+__all__ = ["job_frame", "timeline_frame", "queue_timeline_frame", "queue_summary", "summary"]
 
 
 def _nodes_column(sim: Simulation) -> pa.Array:
@@ -56,6 +56,7 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     f["num_nodes"] = np.diff(np.asarray(nodes.offsets)) * ran
     f["gpu_seconds"] = jobs.gpu_seconds
     f["preemptions"] = jobs.preemptions
+    f["migrations"] = jobs.migrations
     f["lost_seconds"] = sim.lost_seconds
     return f
 
@@ -75,6 +76,53 @@ def timeline_frame(sim: Simulation) -> pd.DataFrame:
             "running_jobs": np.asarray(running, dtype=np.int64),
         }
     )
+
+
+def queue_timeline_frame(sim: Simulation) -> pd.DataFrame:
+    """Per-queue state over time (long format), recorded when a trace has 2..64 queues.
+
+    Columns: ``time`` (s), ``queue``, ``allocated_gpus`` (GPUs held by the queue's running
+    jobs), ``queued_jobs``.
+    """
+    rows = sim._queue_timeline
+    names = sim.jobs.queue_names
+    if not rows:
+        return pd.DataFrame(
+            {
+                "time": pd.Series(dtype=float),
+                "queue": pd.Series(dtype=str),
+                "allocated_gpus": pd.Series(dtype=float),
+                "queued_jobs": pd.Series(dtype=np.int64),
+            }
+        )
+    nq = len(names)
+    times = np.repeat([r[0] for r in rows], nq)
+    return pd.DataFrame(
+        {
+            "time": times,
+            "queue": np.tile(np.array(names, dtype=object), len(rows)),
+            "allocated_gpus": np.concatenate([r[1] for r in rows]),
+            "queued_jobs": np.concatenate([r[2] for r in rows]),
+        }
+    )
+
+
+def queue_summary(sim: Simulation) -> dict:
+    """Per-queue headline numbers: jobs, finished, average JCT and wait, GPU-seconds."""
+    jobs = sim.jobs
+    out = {}
+    fin = jobs.status == Status.FINISHED
+    for q, name in enumerate(jobs.queue_names):
+        mine = jobs.queue == q
+        done = mine & fin
+        out[name] = {
+            "jobs": int(mine.sum()),
+            "finished": int(done.sum()),
+            "avg_jct": _stat((jobs.end - jobs.submit)[done], "mean"),
+            "avg_wait": _stat((jobs.start - jobs.submit)[done], "mean"),
+            "gpu_seconds": float(jobs.gpu_seconds[mine].sum()),
+        }
+    return out
 
 
 def _stat(values: np.ndarray, fn: str, q: float = 0.0) -> float | None:
@@ -104,6 +152,7 @@ def summary(sim: Simulation) -> dict:
         "jobs_unschedulable": count["unschedulable"],
         "jobs_failed": count["failed"],
         "jobs_unfinished": count["unfinished"],
+        "jobs_rejected": count["rejected"],
         "avg_jct": _stat(jct, "mean"),
         "p50_jct": _stat(jct, "pct", 50),
         "p95_jct": _stat(jct, "pct", 95),
@@ -114,6 +163,7 @@ def summary(sim: Simulation) -> dict:
         "makespan": makespan,
         "gpu_utilization": util,
         "preemptions": int(jobs.preemptions.sum()),
+        "migrations": int(jobs.migrations.sum()),
         "lost_gpu_seconds": float((sim.lost_seconds * jobs.gpu_share).sum()),
         "cluster_nodes": int(sim.spec.num_nodes),
         "cluster_gpus": int(sim.state.total_gpus),

@@ -43,6 +43,13 @@ class RunResult:
     summary: dict
     overrides: dict = field(default_factory=dict)
 
+    def table(self, name: str) -> pd.DataFrame:
+        """Load ``NAME.parquet`` of this run (e.g. ``queues``)."""
+        f = self.path / f"{name}.parquet"
+        if not f.is_file():
+            raise FileNotFoundError(f"{self.path}: no {name}.parquet in this run")
+        return pd.read_parquet(f)
+
 
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")

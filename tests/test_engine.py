@@ -239,3 +239,71 @@ def test_horizon_marks_unfinished(small_cluster):
     trace = make_trace([(1, 0, 50, 1), (2, 100, 5, 1)])
     sim = Simulation(trace, small_cluster, FifoPolicy(), until=10.0).run()
     assert list(sim.jobs.status) == [6, 6]
+
+
+def test_migrate_moves_job_and_charges_overhead():
+    from policies.base import Migrate
+
+    class MoveOnce:
+        def setup(self, view):
+            self.placer = view.placer(scoring="firstfit")
+            self.moved = False
+
+        def schedule(self, view):
+            j = view.queue.first()
+            if j >= 0:
+                yield Start(j, self.placer.place(view.jobs, j))
+                view.wake_at(10.0)
+            elif not self.moved and view.now == 10.0:
+                self.moved = True
+                target = Placement(
+                    np.array([1]), np.array([8, 9]), 1000, np.array([0.0]), np.array([0.0])
+                )
+                yield Migrate(0, target)
+
+    trace = make_trace([(1, 0, 100, 2)])
+    sim = simulate(trace, ClusterSpec.homogeneous(2, 8, "V100"), MoveOnce(), migration_overhead=5)
+    assert sim.events == [(0, 1, "arrive"), (0, 1, "start"), (10, 1, "migrate"), (105, 1, "finish")]
+    assert list(sim.jobs.placements[0].nodes) == [1] and sim.jobs.migrations[0] == 1
+    assert sim.jobs.gpu_seconds[0] == pytest.approx(2 * 105)
+
+
+def test_reject_is_terminal_and_counted(small_cluster):
+    from policies.base import Reject
+
+    class RejectBig:
+        def setup(self, view):
+            self.placer = view.placer()
+
+        def schedule(self, view):
+            for j in view.queue.jobs():
+                p = self.placer.place(view.jobs, j)
+                if p is None:
+                    yield Reject(j, "no room on arrival")
+                else:
+                    yield Start(j, p)
+
+    trace = make_trace([(1, 0, 10, 16), (2, 1, 5, 4)])
+    sim = simulate(trace, small_cluster, RejectBig())
+    assert sim.events == [
+        (0, 1, "arrive"),
+        (0, 1, "start"),
+        (1, 2, "arrive"),
+        (1, 2, "reject"),
+        (10, 1, "finish"),
+    ]
+    assert sim.reject_reasons == {"no room on arrival": 1}
+    assert list(sim.jobs.status) == [3, 7]
+
+
+def test_per_queue_accounting(small_cluster):
+    trace = make_trace([(1, 0, 10, 8), (2, 0, 10, 8), (3, 0, 10, 4)], queue=["a", "b", "a"])
+    sim = simulate(trace, small_cluster, FifoPolicy())
+    t, alloc, queued = sim._queue_timeline[0]
+    assert t == 0 and list(alloc) == [8, 8] and list(queued) == [1, 0]
+    from simulator.metrics import queue_summary, queue_timeline_frame
+
+    frame = queue_timeline_frame(sim)
+    assert set(frame["queue"]) == {"a", "b"}
+    qs = queue_summary(sim)
+    assert qs["a"]["jobs"] == 2 and qs["a"]["gpu_seconds"] == pytest.approx(120)

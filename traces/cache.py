@@ -9,10 +9,12 @@ canonical table of a source file (after format parsing, before the common trace 
     <cache_dir>/<file stem>.<format>.<key>.json      source name and report counts
 
 where ``key`` is a hash of the format name, the resolved absolute path, the file's size and
-modification time (ns), the format options and :data:`CACHE_VERSION`. Editing or replacing the
-file, or changing a format option, therefore misses the cache; old entries are never reused and
-may be deleted at any time (``rm -r <cache_dir>``). Files are written atomically (temporary
-name, then rename), so concurrent runs at worst both parse the file.
+modification time (ns) (and those of any other file named by a format option, such as the PAI
+task table or Gavel's throughput table), the format options and :data:`CACHE_VERSION`.
+Editing or replacing the file, or changing a format option, therefore misses the cache; old
+entries are never reused and may be deleted at any time (``rm -r <cache_dir>``). Files are
+written atomically (temporary name, then rename), so concurrent runs at worst both parse the
+file.
 """
 
 from __future__ import annotations
@@ -48,16 +50,23 @@ def cache_paths(
         ``(parquet_path, json_path)``.
     """
     src = Path(path).expanduser().resolve()
-    stat = src.stat()
+    files = {"path": _identity(src)}
+    for name, value in options.items():  # option files (e.g. a throughput table) count too
+        if isinstance(value, str | Path) and Path(value).expanduser().is_file():
+            files[name] = _identity(Path(value).expanduser().resolve())
     ident = json.dumps(
-        {"format": fmt, "path": str(src), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-         "options": dict(options), "version": CACHE_VERSION},
+        {"format": fmt, "files": files, "options": dict(options), "version": CACHE_VERSION},
         sort_keys=True, default=str,
     )
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     folder = Path(cache_dir).expanduser()
     base = f"{src.stem}.{fmt}.{key}"
     return folder / f"{base}.parquet", folder / f"{base}.json"
+
+
+def _identity(p: Path) -> list[object]:
+    stat = p.stat()
+    return [str(p), stat.st_size, stat.st_mtime_ns]
 
 
 def cached_read(

@@ -7,6 +7,7 @@ the first offending one (see :func:`traces.errors.row_error`).
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 from collections.abc import Sequence
@@ -61,6 +62,7 @@ def read_csv_table(
     sep: str = ",",
     dtype: dict | None = None,
     what: str = "trace",
+    quoting: int = csv.QUOTE_MINIMAL,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a delimited text file into a DataFrame and the data row and file line of every row.
 
@@ -74,6 +76,7 @@ def read_csv_table(
         sep: field separator.
         dtype: pandas dtypes for some columns (use ``str`` for text columns).
         what: what the file should be, for error messages (e.g. ``"Philly CSV"``).
+        quoting: ``csv`` quoting mode (``csv.QUOTE_NONE`` for files whose text has stray quotes).
 
     Returns:
         ``(table, lines)``; ``lines`` is an ``(n, 2)`` int array of 1-based ``(data row, file
@@ -90,7 +93,7 @@ def read_csv_table(
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(
                 p, sep=sep, header=header, names=list(names) if names is not None else None,
-                dtype=dtype, skip_blank_lines=False, index_col=False,
+                dtype=dtype, skip_blank_lines=False, index_col=False, quoting=quoting,
             )
     except pd.errors.ParserWarning as exc:  # first data row longer than the header
         width = len(names) if names is not None else len(
