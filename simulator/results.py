@@ -50,6 +50,13 @@ class RunResult:
             raise FileNotFoundError(f"{self.path}: no {name}.parquet in this run")
         return pd.read_parquet(f)
 
+    def table(self, name: str) -> pd.DataFrame:
+        """Load ``NAME.parquet`` of this run (e.g. ``queues``)."""
+        f = self.path / f"{name}.parquet"
+        if not f.is_file():
+            raise FileNotFoundError(f"{self.path}: no {name}.parquet in this run")
+        return pd.read_parquet(f)
+
 
 def _atomic_write(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
@@ -58,11 +65,21 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_run(
-    out_dir: str | Path, jobs: pd.DataFrame, timeline: pd.DataFrame, summary: dict
+    out_dir: str | Path,
+    jobs: pd.DataFrame,
+    timeline: pd.DataFrame,
+    summary: dict,
+    extra: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
-    """Write the three result files of a run into ``out_dir`` (created if needed)."""
+    """Write a run's result files into ``out_dir`` (created if needed).
+
+    ``extra`` maps further table names to frames, written as ``NAME.parquet`` (e.g.
+    ``queues``). ``summary.json`` is written last, so its presence marks a complete run.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for name, frame in (extra or {}).items():
+        _atomic_write(out / f"{name}.parquet", lambda p, f=frame: _write_parquet(f, p))
     _atomic_write(out / JOBS_FILE, lambda p: _write_parquet(jobs, p))
     _atomic_write(out / TIMELINE_FILE, lambda p: _write_parquet(timeline, p))
     text = json.dumps(summary, indent=2, sort_keys=False, default=str)
