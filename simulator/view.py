@@ -80,6 +80,24 @@ class SchedulerView:
         self.rng = sim.rng
 
     @property
+    def alloc_by_queue(self) -> np.ndarray:
+        """GPUs (fractional shares summed) held by each queue's running jobs, by queue id."""
+        return _readonly(self._sim.alloc_by_queue)
+
+    @property
+    def queued_by_queue(self) -> np.ndarray:
+        """Queued jobs per queue id (ids index ``jobs.queue_names``)."""
+        return _readonly(self._sim.queued_by_queue)
+
+    def attained_gpu_seconds(self, j: int) -> float:
+        """GPU-seconds job ``j`` has held so far, including its current run."""
+        jobs = self.jobs
+        held = float(jobs.gpu_seconds[j])
+        if j in self.running:
+            held += float(jobs.gpu_share[j]) * (self.now - float(jobs.run_start[j]))
+        return held
+
+    @property
     def now(self) -> float:
         """Current simulated time in seconds."""
         return self._sim.env.now
