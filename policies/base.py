@@ -11,8 +11,7 @@ calls. ``setup(view)`` is called once before the run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from simulator.view import SchedulerView
@@ -22,23 +21,20 @@ from simulator.placement import Placement
 __all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy"]
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
+class Start(NamedTuple):
     """Start queued job ``job`` (index in the job table) on ``placement``."""
 
     job: int
     placement: Placement
 
 
-@dataclass(frozen=True, slots=True)
-class Preempt:
+class Preempt(NamedTuple):
     """Stop running job ``job``; it returns to the queue (preemption model of the engine)."""
 
     job: int
 
 
-@dataclass(frozen=True, slots=True)
-class Migrate:
+class Migrate(NamedTuple):
     """Move running job ``job`` to ``placement``.
 
     The job keeps its progress, minus the engine's ``migration_overhead`` seconds.
@@ -48,8 +44,7 @@ class Migrate:
     placement: Placement
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
+class Reject(NamedTuple):
     """Turn queued job ``job`` away for good (terminal status ``rejected``)."""
 
     job: int

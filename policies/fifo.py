@@ -19,18 +19,22 @@ class FifoPolicy(Policy):
     Args:
         scoring: node scoring of the shared placer (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+        indexed: use the free-GPU bucket index (False = reference linear scan, same result).
     """
 
     name = "fifo"
 
-    def __init__(self, scoring: str = "bestfit", allow_split: bool = False) -> None:
+    def __init__(
+        self, scoring: str = "bestfit", allow_split: bool = False, indexed: bool = True
+    ) -> None:
         self.scoring = scoring
         self.allow_split = allow_split
+        self.indexed = indexed
         self.placer = None
 
     def setup(self, view: SchedulerView) -> None:
         """Build the placer over the view's cluster."""
-        self.placer = view.placer(self.scoring, self.allow_split)
+        self.placer = view.placer(self.scoring, self.allow_split, self.indexed)
 
     def schedule(self, view: SchedulerView) -> Iterator[Start]:
         """Start queue heads in order until one does not fit."""

@@ -29,6 +29,7 @@ class GangPolicy(Policy):
     Args:
         scoring: node scoring (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+        indexed: use the free-GPU bucket index (False = reference linear scan, same result).
         starvation_timeout: seconds the queue head may be overtaken (None = forever).
     """
 
@@ -38,12 +39,14 @@ class GangPolicy(Policy):
         self,
         scoring: str = "bestfit",
         allow_split: bool = False,
+        indexed: bool = True,
         starvation_timeout: float | None = 3600.0,
     ) -> None:
         if starvation_timeout is not None and starvation_timeout < 0:
             raise ValueError("starvation_timeout must be >= 0 or None")
         self.scoring = scoring
         self.allow_split = allow_split
+        self.indexed = indexed
         self.starvation_timeout = starvation_timeout
         self.placer = None
         self._head = -1
@@ -51,7 +54,7 @@ class GangPolicy(Policy):
 
     def setup(self, view: SchedulerView) -> None:
         """Build the placer over the view's cluster."""
-        self.placer = view.placer(self.scoring, self.allow_split)
+        self.placer = view.placer(self.scoring, self.allow_split, self.indexed)
 
     def schedule(self, view: SchedulerView) -> Iterator[Start]:
         """Start every job that fits, in arrival order, respecting the starvation guard."""
@@ -62,6 +65,11 @@ class GangPolicy(Policy):
         limit = self.starvation_timeout
         now = view.now
         starving = limit is not None and self._starving(head, now)
+        if len(queue) == 1:  # common case: nothing to skip or order
+            p = place(jobs, head)
+            if p is not None:
+                yield Start(head, p)
+            return
         heads = queue.class_heads()
         while heads:
             j, c = heapq.heappop(heads)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator import kernels
 from simulator.gpus import canonical_gpu_name
 
 __all__ = ["ClusterSpec", "ClusterState", "NODE_LIST_COLUMNS", "MILLI"]
@@ -297,6 +298,12 @@ class ClusterState:
         """Count of entirely free GPUs over the cluster (kept in step with ``free_full``)."""
         self.allocated_milli = 0
         """Milli-GPU allocated over the cluster."""
+        self.rack_order, self.rack_start = kernels.rack_index(self.racks)
+        """Node ids grouped by rack, and each rack's slice bounds in that list (static)."""
+        self.version = 0
+        """Bumped on every allocation and release (stamps placements; see Placement)."""
+        self.buckets = kernels.build_buckets(self.free_full, g)
+        """Index of nodes by whole free GPUs (see :func:`simulator.kernels.build_buckets`)."""
 
     def type_mask(self, gpu_type: str) -> int:
         """Bit mask of model ids allowed by a ``gpu_type`` constraint (``A|B`` = either).
@@ -312,34 +319,70 @@ class ClusterState:
                 mask |= 1 << self.models.index(name)
         return mask if mask else -1
 
+    def check(
+        self,
+        nodes: np.ndarray,
+        gpus: np.ndarray,
+        milli: int,
+        cpus: np.ndarray,
+        mem: np.ndarray,
+        type_mask: int = 0,
+    ) -> int:
+        """Validate a placement against free resources: an ``ALLOC_*`` code (0 = it fits).
+
+        ``gpus`` are flat ids ``node * G + slot``; ``cpus``/``mem`` are per node in ``nodes``.
+        See :data:`simulator.kernels.ALLOC_MESSAGES` for what non-zero codes mean.
+        """
+        return kernels._check_alloc(
+            self.gpu_free,
+            self.cpu_free,
+            self.mem_free,
+            self.node_up,
+            self.node_model,
+            nodes,
+            gpus,
+            milli,
+            cpus,
+            mem,
+            type_mask,
+        )
+
     def allocate(
         self, nodes: np.ndarray, gpus: np.ndarray, milli: int, cpus: np.ndarray, mem: np.ndarray
     ) -> None:
-        """Take resources: ``gpus`` are (node, slot) pairs flattened as ``node * G + slot``."""
-        g = self.gpu_free.shape[1]
-        flat = self.gpu_free.reshape(-1)
-        for gid in gpus:
-            before = flat[gid]
-            flat[gid] = before - milli
-            if before == MILLI:
-                self.free_full[gid // g] -= 1
-                self.free_gpu_total -= 1
+        """Take the resources of a placement already validated by :meth:`check`."""
+        self.free_gpu_total += kernels._apply(
+            self.gpu_free,
+            self.free_full,
+            self.cpu_free,
+            self.mem_free,
+            self.buckets,
+            nodes,
+            gpus,
+            milli,
+            cpus,
+            mem,
+            -1,
+        )
         self.allocated_milli += milli * len(gpus)
-        self.cpu_free[nodes] -= cpus
-        self.mem_free[nodes] -= mem
+        self.version += 1
 
     def release(
         self, nodes: np.ndarray, gpus: np.ndarray, milli: int, cpus: np.ndarray, mem: np.ndarray
     ) -> None:
         """Give back what :meth:`allocate` took."""
-        g = self.gpu_free.shape[1]
-        flat = self.gpu_free.reshape(-1)
-        for gid in gpus:
-            after = flat[gid] + milli
-            flat[gid] = after
-            if after == MILLI:
-                self.free_full[gid // g] += 1
-                self.free_gpu_total += 1
+        self.free_gpu_total += kernels._apply(
+            self.gpu_free,
+            self.free_full,
+            self.cpu_free,
+            self.mem_free,
+            self.buckets,
+            nodes,
+            gpus,
+            milli,
+            cpus,
+            mem,
+            1,
+        )
         self.allocated_milli -= milli * len(gpus)
-        self.cpu_free[nodes] += cpus
-        self.mem_free[nodes] += mem
+        self.version += 1

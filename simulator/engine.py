@@ -3,10 +3,15 @@
 Event ordering at one instant ``t`` (SimPy breaks ties by ``(time, priority, insertion)``):
 
 1. ``RELEASE`` events: job completions (and, later, failures) free their resources;
-2. ``ARRIVAL`` events: every job with ``submit_time == t`` joins the queue (one event per
-   distinct arrival time, jobs in trace order);
-3. one ``PASS`` event: the policy's scheduling pass, which sees all releases and arrivals of
-   ``t``. Jobs it starts begin at ``t``.
+2. ``TIMER`` events: wake-ups that policies asked for with ``view.wake_at``;
+3. one ``PASS`` event: it first admits every job with ``submit_time == t`` to the queue (in
+   trace order), then runs the policy's scheduling pass, which therefore sees all releases and
+   arrivals of ``t``. Jobs it starts begin at ``t``.
+
+The pass event of an arrival instant is the arrival event itself; an instant without arrivals
+gets its own pass event when something happened that a policy could act on (a release with a
+non-empty queue, a timer). A release that leaves the queue empty needs no pass: the engine
+records the timeline row directly.
 
 A job's completion is an event scheduled at ``now + remaining_work / rate``. When a job's rate
 changes or it is preempted, its ``version`` is bumped and the stale completion event is ignored
@@ -27,18 +32,45 @@ from simpy.events import Event
 from policies.base import Migrate, Preempt, Reject, Start
 from simulator.cluster import MILLI, ClusterSpec, ClusterState
 from simulator.jobs import JobTable, Status
+from simulator.kernels import ALLOC_MESSAGES
 from simulator.placement import Placement, Placer
 from simulator.queue import PendingQueue
 from simulator.view import SchedulerView
 
-__all__ = ["Simulation", "PolicyError", "RELEASE", "ARRIVAL", "PASS"]
+__all__ = ["Simulation", "PolicyError", "RELEASE", "TIMER", "PASS"]
 
 RELEASE = 0
 """SimPy priority of completions: first at an instant."""
-ARRIVAL = 1
-"""SimPy priority of arrivals: after releases."""
+TIMER = 1
+"""SimPy priority of policy wake-ups: after releases."""
 PASS = 2
-"""SimPy priority of the scheduling pass: last at an instant."""
+"""SimPy priority of arrivals + scheduling pass: last at an instant."""
+
+
+_I64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+
+
+def _canonical(p: Placement) -> Placement:
+    """``p`` with int64 node/GPU ids and float64 CPU/memory arrays (copies only if needed)."""
+    if (
+        type(p.nodes) is np.ndarray
+        and p.nodes.dtype == _I64
+        and type(p.gpus) is np.ndarray
+        and p.gpus.dtype == _I64
+        and type(p.cpus) is np.ndarray
+        and p.cpus.dtype == _F64
+        and type(p.mem) is np.ndarray
+        and p.mem.dtype == _F64
+    ):
+        return p
+    return Placement(
+        np.asarray(p.nodes, dtype=np.int64).reshape(-1),
+        np.asarray(p.gpus, dtype=np.int64).reshape(-1),
+        int(p.milli),
+        np.asarray(p.cpus, dtype=np.float64).reshape(-1),
+        np.asarray(p.mem, dtype=np.float64).reshape(-1),
+    )
 
 
 class PolicyError(RuntimeError):
@@ -100,10 +132,12 @@ class Simulation:
         self.progress = progress
         self.lost_seconds = np.zeros(self.jobs.n)
         nq = len(self.jobs.queue_names)
-        self.alloc_by_queue = np.zeros(nq)
-        """GPUs (shares summed) allocated to each queue's running jobs."""
-        self.queued_by_queue = np.zeros(nq, dtype=np.int64)
-        """Queued jobs per queue."""
+        # per-queue counters as Python lists: scalar updates on lists are several times cheaper
+        # than on NumPy arrays, and they happen on every start and end
+        self._alloc_q: list[float] = [0.0] * nq
+        self._queued_q: list[int] = [0] * nq
+        self._queue_of: list[int] = self.jobs.queue.tolist()
+        self._share_of: list[float] = self.jobs.gpu_share.tolist()
         self.reject_reasons: dict[str, int] = {}
         self._queue_timeline: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.max_queue_timeline = 64
@@ -111,12 +145,13 @@ class Simulation:
         self._placer = Placer(self.state)
         self._class_fits = np.full(self.jobs.num_classes, -1, dtype=np.int8)
         self._next_arrival = 0
-        self._pass_pending = False
+        self._arrival_at = math.inf
+        self._pass_at: float | None = None
         self._wakeups: set[float] = set()
         self._woken = False
         self._terminal = 0
         self._bar = None
-        self._timeline: tuple[list, list, list, list] = ([], [], [], [])
+        self._timeline: list[tuple[float, float, int, int]] = []
         self._last_sample = -math.inf
         self.wall_seconds = 0.0
         self.passes = 0
@@ -133,21 +168,16 @@ class Simulation:
 
     def _log(self, j: int, what: str) -> None:
         if self.record_events:
-            self.events.append(
-                (
-                    self.env.now,
-                    self.jobs.job_ids[j].item()
-                    if hasattr(self.jobs.job_ids[j], "item")
-                    else self.jobs.job_ids[j],
-                    what,
-                )
-            )
+            job_id = self.jobs.job_ids[j]
+            self.events.append((self.env.now, getattr(job_id, "item", lambda: job_id)(), what))
 
     def request_pass(self) -> None:
-        """Schedule a scheduling pass at the current instant (at most one is pending)."""
-        if not self._pass_pending:
-            self._pass_pending = True
-            self._schedule(self._run_pass, 0.0, PASS)
+        """Make sure a scheduling pass runs at the current instant (at most one per instant)."""
+        now = self.env.now
+        if self._arrival_at == now or self._pass_at == now:
+            return
+        self._pass_at = now
+        self._schedule(self._on_pass, 0.0, PASS)
 
     def request_pass_at(self, t: float) -> None:
         """Schedule a scheduling pass at simulated time ``t`` (policies' timers)."""
@@ -155,135 +185,150 @@ class Simulation:
             raise ValueError(f"wake-up time {t} is in the past (now {self.env.now})")
         if t not in self._wakeups:
             self._wakeups.add(t)
-            self._schedule(self._wake, t - self.env.now, ARRIVAL, t)
+            self._schedule(self._wake, t - self.env.now, TIMER, t)
 
     def _wake(self, ev: Event) -> None:
         self._wakeups.discard(ev._value)
         self._woken = True
         self.request_pass()
 
-    # ------------------------------------------------------------------ arrivals
-    def _arrive(self, ev: Event) -> None:
+    # ------------------------------------------------------------------ arrivals + pass
+    def _on_arrival(self, ev: Event) -> None:
+        """The PASS-priority event of an arrival instant: admit its jobs, then run the pass."""
         jobs, now = self.jobs, self.env.now
         i = self._next_arrival
-        while i < jobs.n and jobs.submit[i] <= now:
+        submit = jobs.submit
+        while i < jobs.n and submit[i] <= now:
             self._admit(i)
             i += 1
         self._next_arrival = i
         if i < jobs.n:
-            self._schedule(self._arrive, float(jobs.submit[i]) - now, ARRIVAL)
-        self.request_pass()
+            self._arrival_at = float(submit[i])
+            self._schedule(self._on_arrival, self._arrival_at - now, PASS)
+        else:
+            self._arrival_at = math.inf
+        self._pass()
+
+    def _on_pass(self, ev: Event) -> None:
+        self._pass_at = None
+        self._pass()
 
     def _admit(self, j: int) -> None:
         jobs = self.jobs
-        self._log(j, "arrive")
+        if self.record_events:
+            self._log(j, "arrive")
         c = jobs.demand_class[j]
         fits = self._class_fits[c]
         if fits < 0:
             fits = self._class_fits[c] = int(self._placer.fits_empty(jobs, j))
         if not fits:
             jobs.status[j] = Status.UNSCHEDULABLE
-            self._log(j, "unschedulable")
+            if self.record_events:
+                self._log(j, "unschedulable")
             self._count_terminal()
             return
         jobs.status[j] = Status.QUEUED
         self.queue.push(j)
-        self.queued_by_queue[jobs.queue[j]] += 1
+        self._queued_q[self._queue_of[j]] += 1
 
-    # ------------------------------------------------------------------ scheduling pass
-    def _run_pass(self, ev: Event) -> None:
-        self._pass_pending = False
-        self.passes += 1
+    def _pass(self) -> None:
+        """One scheduling pass: ask the policy, apply its decisions, record the timeline."""
         # An empty queue needs no decisions, unless the policy asked to be woken (it may
         # want to preempt or rebalance running jobs).
         if len(self.queue) or self._woken:
             self._woken = False
+            self.passes += 1
             for decision in self.policy.schedule(self.view):
-                if isinstance(decision, Start):
+                kind = type(decision)
+                if kind is Start:
                     self._start(decision.job, decision.placement)
-                elif isinstance(decision, Preempt):
+                elif kind is Preempt:
                     self.preempt(decision.job)
-                elif isinstance(decision, Migrate):
+                elif kind is Migrate:
                     self.migrate(decision.job, decision.placement)
-                elif isinstance(decision, Reject):
+                elif kind is Reject:
                     self.reject(decision.job, decision.reason)
                 else:
                     raise PolicyError(f"policy returned {decision!r}, not a decision")
         if self.check_invariants:
             self.verify()
-        now = self.env.now
-        if now - self._last_sample >= self.timeline_interval:
-            self._last_sample = now
-            t, alloc, queued, running = self._timeline
-            t.append(now)
-            alloc.append(self.state.allocated_milli / MILLI)
-            queued.append(len(self.queue))
-            running.append(len(self.running))
-            if 1 < len(self.alloc_by_queue) <= self.max_queue_timeline:
-                self._queue_timeline.append(
-                    (now, self.alloc_by_queue.copy(), self.queued_by_queue.copy())
-                )
+        self._sample()
 
-    def _check_placement(self, j: int, p: Placement) -> None:
-        jobs, st = self.jobs, self.state
+    def _sample(self) -> None:
+        """Record the cluster state now (one row per instant: a later change replaces it)."""
+        now = self.env.now
+        rows = self._timeline
+        row = (now, self.state.allocated_milli / MILLI, len(self.queue), len(self.running))
+        if rows and rows[-1][0] == now:
+            rows[-1] = row
+        elif now - self._last_sample >= self.timeline_interval:
+            self._last_sample = now
+            rows.append(row)
+        else:
+            return
+        if 1 < len(self._alloc_q) <= self.max_queue_timeline:
+            qrow = (now, np.array(self._alloc_q), np.array(self._queued_q))
+            qrows = self._queue_timeline
+            if qrows and qrows[-1][0] == now:
+                qrows[-1] = qrow
+            else:
+                qrows.append(qrow)
+
+    def _check_placement(self, j: int, p: Placement) -> Placement:
+        """Validate ``p`` for job ``j`` (raises PolicyError); returns it with canonical dtypes."""
+        jobs = self.jobs
+        p = _canonical(p)
         n, milli = int(jobs.num_gpus[j]), int(jobs.milli[j])
         if len(p.gpus) != n or (n and p.milli != milli):
             raise PolicyError(
                 f"placement of job {jobs.job_ids[j]!r} gives {len(p.gpus)} GPUs x "
                 f"{p.milli} milli; the job needs {n} x {milli}"
             )
-        flat = st.gpu_free.reshape(-1)
-        if n and (len(np.unique(p.gpus)) != n or (flat[p.gpus] < milli).any()):
-            raise PolicyError(f"placement of job {jobs.job_ids[j]!r} uses a GPU without room")
-        g = st.gpu_free.shape[1]
-        if n and not np.array_equal(np.unique(p.gpus // g), p.nodes):
-            raise PolicyError(f"placement of job {jobs.job_ids[j]!r}: nodes do not match GPUs")
-        if (
-            not st.node_up[p.nodes].all()
-            or (st.cpu_free[p.nodes] + 1e-9 < p.cpus).any()
-            or (st.mem_free[p.nodes] + 1e-9 < p.mem).any()
-        ):
-            raise PolicyError(
-                f"placement of job {jobs.job_ids[j]!r} exceeds CPU/memory or "
-                "uses a node that is down"
-            )
-        mask = int(jobs.type_mask[j])
-        if mask and not all((mask >> int(m)) & 1 for m in st.node_model[p.nodes]):
-            raise PolicyError(f"placement of job {jobs.job_ids[j]!r} violates its GPU type")
+        code = self.state.check(p.nodes, p.gpus, p.milli, p.cpus, p.mem, int(jobs.type_mask[j]))
+        if code:
+            raise PolicyError(f"placement of job {jobs.job_ids[j]!r} {ALLOC_MESSAGES[code]}")
+        return p
 
     def _start(self, j: int, p: Placement) -> None:
         jobs, now = self.jobs, self.env.now
         if jobs.status[j] != Status.QUEUED:
             raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
-        self._check_placement(j, p)
+        if p.stamp is None or p.stamp != (self.state.version, jobs.class_of[j]):
+            p = self._check_placement(j, p)
         self._take(j, p)
         jobs.status[j] = Status.RUNNING
         self.queue.discard(j)
-        self.queued_by_queue[jobs.queue[j]] -= 1
+        self._queued_q[self._queue_of[j]] -= 1
         self.running.add(j)
-        if math.isnan(jobs.start[j]):
+        if jobs.start[j] != jobs.start[j]:  # NaN: first start
             jobs.start[j] = now
         jobs.run_start[j] = now
         jobs.last_update[j] = now
         jobs.placements[j] = p
-        self._log(j, "start")
+        if self.record_events:
+            self._log(j, "start")
         self._schedule_completion(j)
 
     def _schedule_completion(self, j: int) -> None:
         jobs = self.jobs
-        delay = (jobs.duration[j] - jobs.work[j]) / jobs.rate[j]
-        self._schedule(self._complete, max(float(delay), 0.0), RELEASE, (j, int(jobs.version[j])))
+        delay = float((jobs.duration[j] - jobs.work[j]) / jobs.rate[j])
+        ev = Event(self.env)
+        ev._ok = True
+        ev._value = (j, int(jobs.version[j]))
+        ev.callbacks.append(self._complete)
+        self.env.schedule(ev, RELEASE, delay if delay > 0.0 else 0.0)
 
     def _take(self, j: int, p: Placement) -> None:
         self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
-        self.alloc_by_queue[self.jobs.queue[j]] += self.jobs.gpu_share[j]
+        self._alloc_q[self._queue_of[j]] += self._share_of[j]
 
     def _release(self, j: int) -> None:
         jobs, now = self.jobs, self.env.now
         p = jobs.placements[j]
         self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
-        self.alloc_by_queue[jobs.queue[j]] -= jobs.gpu_share[j]
-        jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
+        share = self._share_of[j]
+        self._alloc_q[self._queue_of[j]] -= share
+        jobs.gpu_seconds[j] += share * (now - jobs.run_start[j])
         self.running.discard(j)
 
     def _complete(self, ev: Event) -> None:
@@ -295,11 +340,25 @@ class Simulation:
         jobs.work[j] = jobs.duration[j]
         jobs.status[j] = Status.FINISHED
         jobs.end[j] = self.env.now
-        self._log(j, "finish")
+        if self.record_events:
+            self._log(j, "finish")
         self._count_terminal()
         if self.check_invariants:
             self.verify()
-        self.request_pass()
+        if len(self.queue) or self._woken:
+            self.request_pass()
+        else:
+            self._sample()
+
+    @property
+    def alloc_by_queue(self) -> np.ndarray:
+        """GPUs (fractional shares summed) held by each queue's running jobs, by queue id."""
+        return np.array(self._alloc_q)
+
+    @property
+    def queued_by_queue(self) -> np.ndarray:
+        """Queued jobs per queue id (ids index ``jobs.queue_names``)."""
+        return np.array(self._queued_q, dtype=np.int64)
 
     # ------------------------------------------------------------------ running-job changes
     def _progress(self, j: int) -> float:
@@ -334,7 +393,7 @@ class Simulation:
         self._release(j)
         jobs.status[j] = Status.QUEUED
         self.queue.push(j)
-        self.queued_by_queue[jobs.queue[j]] += 1
+        self._queued_q[self._queue_of[j]] += 1
         self._log(j, "preempt")
 
     def migrate(self, j: int, p: Placement) -> None:
@@ -346,7 +405,7 @@ class Simulation:
         self._release(j)
         self.running.add(j)
         try:
-            self._check_placement(j, p)
+            p = self._check_placement(j, p)
         except PolicyError:
             self._take(j, jobs.placements[j])  # put it back as it was, then report
             jobs.run_start[j] = self.env.now
@@ -369,7 +428,7 @@ class Simulation:
         jobs.status[j] = Status.REJECTED
         jobs.end[j] = np.nan
         self.queue.discard(j)
-        self.queued_by_queue[jobs.queue[j]] -= 1
+        self._queued_q[self._queue_of[j]] -= 1
         self.reject_reasons[reason] = self.reject_reasons.get(reason, 0) + 1
         self._log(j, "reject")
         self._count_terminal()
@@ -429,7 +488,8 @@ class Simulation:
                 mininterval=0.5,
             )
         if self.jobs.n:
-            self._schedule(self._arrive, float(self.jobs.submit[0]), ARRIVAL)
+            self._arrival_at = float(self.jobs.submit[0])
+            self._schedule(self._on_arrival, self._arrival_at, PASS)
         self.env.run(until=self.until)
         self._finalise()
         if self._bar is not None:

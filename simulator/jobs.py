@@ -100,6 +100,20 @@ class JobTable:
             else np.zeros(0, np.int32)
         )
         self.num_classes = int(self.demand_class.max()) + 1 if n else 0
+        self.class_of: list[int] = self.demand_class.tolist()
+        """Demand class of each job, as a Python list (fast scalar access in hot paths)."""
+        first = np.unique(self.demand_class, return_index=True)[1] if n else np.zeros(0, int)
+        self.demands: list[tuple[int, int, int, float, float]] = [
+            (
+                int(self.num_gpus[k]),
+                int(self.milli[k]),
+                int(self.type_mask[k]),
+                float(self.cpus[k]),
+                float(self.mem[k]),
+            )
+            for k in first
+        ]
+        """Per class: ``(num_gpus, milli, type_mask, cpus, mem)`` as Python scalars."""
         self.gpu_share = self.num_gpus * self.milli / MILLI
         """GPUs held while running (fractional for shared GPUs)."""
 

@@ -67,13 +67,14 @@ def timeline_frame(sim: Simulation) -> pd.DataFrame:
     Columns: ``time`` (s), ``allocated_gpus`` (GPUs, fractional shares summed),
     ``queue_length`` (jobs), ``running_jobs``.
     """
-    t, alloc, queued, running = sim._timeline
+    rows = sim._timeline
+    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     return pd.DataFrame(
         {
-            "time": np.asarray(t, dtype=np.float64),
-            "allocated_gpus": np.asarray(alloc, dtype=np.float64),
-            "queue_length": np.asarray(queued, dtype=np.int64),
-            "running_jobs": np.asarray(running, dtype=np.int64),
+            "time": np.asarray(cols[0], dtype=np.float64),
+            "allocated_gpus": np.asarray(cols[1], dtype=np.float64),
+            "queue_length": np.asarray(cols[2], dtype=np.int64),
+            "running_jobs": np.asarray(cols[3], dtype=np.int64),
         }
     )
 

@@ -25,6 +25,9 @@ _ARRAYS = (
     "node_model",
     "node_up",
     "racks",
+    "buckets",
+    "rack_order",
+    "rack_start",
 )
 
 
@@ -55,6 +58,11 @@ class ClusterView:
         return self._state.free_gpu_total
 
     @property
+    def version(self) -> int:
+        """Allocation counter of the live state (see :attr:`Placement.stamp`)."""
+        return self._state.version
+
+    @property
     def allocated_milli(self) -> int:
         """Milli-GPU allocated in the cluster."""
         return self._state.allocated_milli
@@ -82,12 +90,12 @@ class SchedulerView:
     @property
     def alloc_by_queue(self) -> np.ndarray:
         """GPUs (fractional shares summed) held by each queue's running jobs, by queue id."""
-        return _readonly(self._sim.alloc_by_queue)
+        return self._sim.alloc_by_queue
 
     @property
     def queued_by_queue(self) -> np.ndarray:
         """Queued jobs per queue id (ids index ``jobs.queue_names``)."""
-        return _readonly(self._sim.queued_by_queue)
+        return self._sim.queued_by_queue
 
     def attained_gpu_seconds(self, j: int) -> float:
         """GPU-seconds job ``j`` has held so far, including its current run."""
@@ -102,9 +110,11 @@ class SchedulerView:
         """Current simulated time in seconds."""
         return self._sim.env.now
 
-    def placer(self, scoring: str = "bestfit", allow_split: bool = False) -> Placer:
+    def placer(
+        self, scoring: str = "bestfit", allow_split: bool = False, indexed: bool = True
+    ) -> Placer:
         """A :class:`~simulator.placement.Placer` over this view's cluster."""
-        return Placer(self.cluster, scoring=scoring, allow_split=allow_split)
+        return Placer(self.cluster, scoring=scoring, allow_split=allow_split, indexed=indexed)
 
     def wake_at(self, time: float) -> None:
         """Ask for a scheduling pass at ``time`` (seconds) even if nothing else happens then."""

@@ -119,3 +119,48 @@ def test_pick_full_gpus():
     assert list(kernels.pick_full_gpus(gpu_free, 0, 2)) == [0, 2]
     with pytest.raises(ValueError):
         kernels.pick_full_gpus(gpu_free, 0, 4)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_indexed_selection_matches_linear_scan(seed):
+    rng = np.random.default_rng(1000 + seed)
+    free_full, gpu_free, cpu, mem, model, up = random_state(rng, int(rng.integers(1, 150)))
+    buckets = kernels.build_buckets(free_full, gpu_free.shape[1])
+    n = int(rng.integers(1, 10))
+    cpus, mem_need = float(rng.choice([0, 2, 8])), float(rng.choice([0, 16, 128]))
+    mask = int(rng.choice([0, 0, 1, 2, 3, -1]))
+    for mode in (kernels.BEST_FIT, kernels.SPREAD, kernels.FIRST_FIT):
+        linear, _ = kernels.select_node(
+            free_full, gpu_free, cpu, mem, model, up, n, 1000, cpus, mem_need, mask, mode=mode
+        )
+        assert (
+            kernels.select_full_indexed(
+                buckets, cpu, mem, model, up, n, cpus, mem_need, mask, mode=mode
+            )
+            == linear
+        )
+
+
+def test_buckets_follow_allocation():
+    from simulator.cluster import ClusterSpec, ClusterState
+
+    st = ClusterState(ClusterSpec.homogeneous(70, 8, "V100"))
+    rng = np.random.default_rng(5)
+    taken = []
+    for _ in range(300):
+        if taken and rng.random() < 0.4:
+            nodes, gpus = taken.pop(int(rng.integers(len(taken))))
+            st.release(nodes, gpus, 1000, np.zeros(1), np.zeros(1))
+        else:
+            node = int(rng.integers(70))
+            free = np.flatnonzero(st.gpu_free[node] == 1000)
+            if len(free) == 0:
+                continue
+            k = int(rng.integers(1, len(free) + 1))
+            nodes, gpus = np.array([node]), (node * 8 + free[:k]).astype(np.int64)
+            assert st.check(nodes, gpus, 1000, np.zeros(1), np.zeros(1)) == 0
+            st.allocate(nodes, gpus, 1000, np.zeros(1), np.zeros(1))
+            taken.append((nodes, gpus))
+        expect = kernels.build_buckets(st.free_full, 8)
+        np.testing.assert_array_equal(st.buckets, expect)
+        assert st.free_gpu_total == int(st.free_full.sum())
