@@ -53,8 +53,9 @@ def test_validate_fills_defaults_and_keeps_extras_and_order():
 
 
 def test_validate_empty_optional_cells_get_defaults():
-    df = _jobs(2, gpu_milli=[np.nan, 250], queue=[None, "q1"], kind=[np.nan, "infer"],
-               priority=[np.nan, 3])
+    df = _jobs(
+        2, gpu_milli=[np.nan, 250], queue=[None, "q1"], kind=[np.nan, "infer"], priority=[np.nan, 3]
+    )
     out = validate(df, "mem")
     assert out["gpu_milli"].tolist() == [1000, 250]
     assert out["queue"].tolist() == ["default", "q1"]
@@ -105,8 +106,11 @@ def test_validate_cpu_only_job_needs_zero_milli():
 
 def test_validate_duplicate_id_names_both_rows():
     df = _jobs(4, job_id=["a", "b", "c", "b"])
-    with pytest.raises(TraceError, match=r"x: row 4, column job_id: duplicate job_id 'b' "
-                                         r"\(same as row 2\)"):
+    with pytest.raises(
+        TraceError,
+        match=r"x: row 4, column job_id: duplicate job_id 'b' "
+        r"\(same as row 2\)",
+    ):
         validate(df, "x")
 
 
@@ -193,8 +197,11 @@ def test_read_canonical_ragged_row(tmp_path):
 
 def test_read_canonical_wrong_columns(tmp_path):
     p = _write(tmp_path, "t.csv", "timestamp,duration,num_gpus\n2017-10-01 00:00:00,1,1\n")
-    with pytest.raises(TraceError, match=r"missing required column\(s\) \['job_id', "
-                                         r"'submit_time'\]"):
+    with pytest.raises(
+        TraceError,
+        match=r"missing required column\(s\) \['job_id', "
+        r"'submit_time'\]",
+    ):
         read_canonical(p)
 
 
@@ -221,13 +228,18 @@ def test_read_canonical_missing_file(tmp_path):
 
 # ------------------------------------------------------------------------------ options
 def _table(n: int = 10) -> pd.DataFrame:
-    return validate(pd.DataFrame({
-        "job_id": range(n),
-        "submit_time": [100.0 + 10 * i for i in range(n)],
-        "duration": [50.0] * n,
-        "num_gpus": [1, 2, 4, 8, 0, 1, 2, 4, 8, 1][:n],
-        "queue": ["a", "b"] * (n // 2),
-    }), "t")
+    return validate(
+        pd.DataFrame(
+            {
+                "job_id": range(n),
+                "submit_time": [100.0 + 10 * i for i in range(n)],
+                "duration": [50.0] * n,
+                "num_gpus": [1, 2, 4, 8, 0, 1, 2, 4, 8, 1][:n],
+                "queue": ["a", "b"] * (n // 2),
+            }
+        ),
+        "t",
+    )
 
 
 def test_options_window_before_rebase():
@@ -261,8 +273,17 @@ def test_options_queue_and_gpu_filters():
 
 
 def test_options_sample_is_exact_and_seeded():
-    big = validate(pd.DataFrame({"job_id": range(1000), "submit_time": np.arange(1000.0),
-                                 "duration": 1.0, "num_gpus": 1}), "t")
+    big = validate(
+        pd.DataFrame(
+            {
+                "job_id": range(1000),
+                "submit_time": np.arange(1000.0),
+                "duration": 1.0,
+                "num_gpus": 1,
+            }
+        ),
+        "t",
+    )
     r1: dict[str, int] = {}
     a = apply_options(big, r1, sample_frac=0.25, seed=7)
     b = apply_options(big, {}, sample_frac=0.25, seed=7)
@@ -292,8 +313,16 @@ def test_options_time_scale_divides_gaps():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"sample_frac": 0.0}, {"sample_frac": 1.5}, {"max_jobs": 0}, {"time_scale": 0},
-     {"min_gpus": -1}, {"start": 5, "end": 5}, {"start": "not a date"}, {"max_jobs": 2.5}],
+    [
+        {"sample_frac": 0.0},
+        {"sample_frac": 1.5},
+        {"max_jobs": 0},
+        {"time_scale": 0},
+        {"min_gpus": -1},
+        {"start": 5, "end": 5},
+        {"start": "not a date"},
+        {"max_jobs": 2.5},
+    ],
 )
 def test_options_invalid(kwargs):
     with pytest.raises(ValueError):
@@ -315,11 +344,21 @@ def test_finish_refuses_to_return_nothing():
 )
 def test_options_count_every_removed_row(n, frac, max_jobs, lo, seed):
     rng = np.random.default_rng(seed)
-    df = validate(pd.DataFrame({"job_id": range(n), "submit_time": rng.uniform(0, 100, n),
-                                "duration": 1.0, "num_gpus": rng.integers(0, 9, n)}), "t")
+    df = validate(
+        pd.DataFrame(
+            {
+                "job_id": range(n),
+                "submit_time": rng.uniform(0, 100, n),
+                "duration": 1.0,
+                "num_gpus": rng.integers(0, 9, n),
+            }
+        ),
+        "t",
+    )
     report: dict[str, int] = {}
-    out = apply_options(df, report, start=lo, sample_frac=frac, max_jobs=max_jobs,
-                        max_gpus=6, seed=seed)
+    out = apply_options(
+        df, report, start=lo, sample_frac=frac, max_jobs=max_jobs, max_gpus=6, seed=seed
+    )
     assert len(out) + sum(report.values()) == n
     if len(out):
         assert out["submit_time"].min() == 0.0

@@ -14,8 +14,18 @@ from traces.canonical import Trace
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 TRACE_YAMLS = sorted((CONFIGS / "trace").glob("*.yaml"))
-COMMON = ["start", "end", "rebase", "sample_frac", "max_jobs", "time_scale", "queues",
-          "min_gpus", "max_gpus", "seed"]
+COMMON = [
+    "start",
+    "end",
+    "rebase",
+    "sample_frac",
+    "max_jobs",
+    "time_scale",
+    "queues",
+    "min_gpus",
+    "max_gpus",
+    "seed",
+]
 
 
 def _target(cfg):
@@ -34,13 +44,16 @@ def test_yaml_matches_loader_signature(yaml):
     params = inspect.signature(_target(cfg)).parameters
     keys = [k for k in cfg if k != "_target_"]
     assert keys == list(params), f"{yaml.name}: keys differ from the loader's parameters"
-    assert keys[-len(COMMON):] == COMMON
+    assert keys[-len(COMMON) :] == COMMON
     for key in keys:
         if OmegaConf.is_missing(cfg, key):
             assert key == "path"
             continue
         value = OmegaConf.to_container(cfg, resolve=True)[key]
-        assert value == params[key].default, f"{yaml.name}: {key}"
+        default = params[key].default
+        if isinstance(default, tuple):
+            default = list(default)
+        assert value == default, f"{yaml.name}: {key}"
 
 
 @pytest.mark.parametrize("name", ["default", "philly"])
@@ -61,3 +74,21 @@ def test_file_config_needs_path(tmp_path):
     cfg.time_scale = 2
     trace = instantiate(cfg)
     assert trace.jobs["submit_time"].tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("yaml", TRACE_YAMLS, ids=lambda p: p.stem)
+def test_configs_with_bundled_samples_build_through_hydra(yaml):
+    cfg = OmegaConf.load(yaml)
+    if OmegaConf.is_missing(cfg, "path"):
+        pytest.skip("needs a path")
+    cfg.max_jobs = 50
+    trace = instantiate(cfg)
+    assert len(trace.jobs) == 50 and trace.report["truncated_max_jobs"] > 0
+
+
+def test_hydra_containers_are_accepted():
+    cfg = OmegaConf.load(CONFIGS / "trace" / "alibaba_openb.yaml")
+    cfg.qos_priority = {"LS": 5, "Guaranteed": 5, "Burstable": 1, "BE": 0}
+    cfg.min_gpus = 1
+    trace = instantiate(cfg)
+    assert set(trace.jobs["priority"]) == {0, 1, 5}

@@ -37,8 +37,14 @@ def test_bundled_sample():
     assert not jobs["submit_time"].is_monotonic_increasing  # file order kept
     assert jobs["job_id"].iloc[0] == "philly-0" and jobs["job_id"].is_unique
     assert jobs["queue"].value_counts().to_dict()["6214e9"] == 2151
-    assert jobs["num_gpus"].value_counts().to_dict() == {1: 2755, 8: 116, 2: 62, 4: 52,
-                                                           32: 11, 16: 2}
+    assert jobs["num_gpus"].value_counts().to_dict() == {
+        1: 2755,
+        8: 116,
+        2: 62,
+        4: 52,
+        32: 11,
+        16: 2,
+    }
     assert (jobs["gpu_milli"] == 1000).all() and (jobs["kind"] == "train").all()
     first = pd.Timestamp("2017-10-02 00:01:55", tz="UTC").timestamp()
     assert philly.load(rebase=False).jobs["submit_time"].min() == first

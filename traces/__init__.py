@@ -13,12 +13,16 @@ from traces.canonical import (
     read_canonical,
     validate,
 )
+from traces.formats import FORMATS, detect, load
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "FORMATS",
     "Trace",
     "TraceError",
     "apply_options",
+    "detect",
+    "load",
     "read_canonical",
     "validate",
 ]

@@ -217,7 +217,9 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
         path: the file; the suffix selects the reader.
 
     Returns:
-        The validated job table (see :func:`validate`).
+        The validated job table (see :func:`validate`). Parquet metadata saved by pandas
+        (``DataFrame.attrs``, e.g. the conversion report written by :mod:`traces.convert`) is
+        kept in ``attrs``.
 
     Raises:
         TraceError: missing or empty file, unknown suffix, unreadable content, no rows, or any
@@ -226,22 +228,24 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     p = check_file(path)
     suffixes = [s.lower() for s in p.suffixes[-2:]]
     lines = None
-    if suffixes and (suffixes[-1] == ".csv" or suffixes[0] == ".csv"):
-        table, lines = read_csv_table(p, required=(), dtype=_TEXT_COLUMNS,
-                                      what="canonical CSV")
-        if "job_id" in table:
-            table["job_id"] = _maybe_int_ids(table["job_id"])
-    elif suffixes and suffixes[-1] in (".parquet", ".pq"):
+    if suffixes and suffixes[-1] in (".parquet", ".pq"):
         try:
             table = pd.read_parquet(p)
         except Exception as exc:  # pyarrow raises many types for a bad file
             raise TraceError(f"{p}: cannot read as Parquet ({exc})") from exc
+    elif suffixes and (suffixes[-1] == ".csv" or suffixes[0] == ".csv"):
+        table, lines = read_csv_table(p, required=(), dtype=_TEXT_COLUMNS,
+                                      what="canonical CSV")
+        if "job_id" in table:
+            table["job_id"] = _maybe_int_ids(table["job_id"])
     else:
         raise TraceError(f"{p}: unknown file type {p.suffix!r}; a canonical trace is a .csv, "
                          ".csv.gz or .parquet file")
     if len(table) == 0:
         raise TraceError(f"{p}: no jobs in the file (header only)")
-    return validate(table, str(p), lines=lines)
+    jobs = validate(table, str(p), lines=lines)
+    jobs.attrs.update(table.attrs)  # Parquet written by traces.convert carries its report
+    return jobs
 
 
 def _maybe_int_ids(ids: pd.Series) -> pd.Series:

@@ -12,7 +12,12 @@ from pathlib import Path
 from traces.cache import cached_read
 from traces.canonical import Trace, finish, read_canonical
 
-__all__ = ["load", "read"]
+__all__ = ["REPORT_ATTR", "SOURCE_ATTR", "load", "read"]
+
+REPORT_ATTR = "trace_report"
+"""``DataFrame.attrs`` key (stored in Parquet metadata) of the report of a converted trace."""
+SOURCE_ATTR = "trace_source"
+"""``DataFrame.attrs`` key of the source of a converted trace."""
 
 
 def read(path: str | Path | None) -> Trace:
@@ -22,12 +27,17 @@ def read(path: str | Path | None) -> Trace:
         path: the ``.csv``/``.csv.gz``/``.parquet`` file.
 
     Returns:
-        The validated trace; its report is empty (nothing is dropped or repaired).
+        The validated trace. Nothing is dropped or repaired here; a Parquet file written by
+        :mod:`traces.convert` brings back the report of its conversion.
     """
     if path is None or str(path) == "???":
         raise ValueError("trace format 'file' needs a path: trace.path=<canonical .csv or "
                          ".parquet file>")
-    return Trace(jobs=read_canonical(path), source=str(path), report={})
+    jobs = read_canonical(path)
+    report = {str(k): int(v) for k, v in jobs.attrs.pop(REPORT_ATTR, {}).items()}
+    source = jobs.attrs.pop(SOURCE_ATTR, None)
+    return Trace(jobs=jobs, source=f"{path} (from {source})" if source else str(path),
+                 report=report)
 
 
 def load(

@@ -63,6 +63,7 @@ def read_csv_table(
     dtype: dict | None = None,
     what: str = "trace",
     quoting: int = csv.QUOTE_MINIMAL,
+    data_lines: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a delimited text file into a DataFrame and the data row and file line of every row.
 
@@ -77,6 +78,8 @@ def read_csv_table(
         dtype: pandas dtypes for some columns (use ``str`` for text columns).
         what: what the file should be, for error messages (e.g. ``"Philly CSV"``).
         quoting: ``csv`` quoting mode (``csv.QUOTE_NONE`` for files whose text has stray quotes).
+        data_lines: file line of every data row, when the caller knows them (files with comment
+            lines, whose rows pandas cannot place); lines starting with ``;`` are then comments.
 
     Returns:
         ``(table, lines)``; ``lines`` is an ``(n, 2)`` int array of 1-based ``(data row, file
@@ -88,12 +91,15 @@ def read_csv_table(
     p = check_file(path)
     header = None if names is not None else 0
     first_line = 1 if names is not None else 2
+    if data_lines is not None and len(data_lines):
+        first_line = int(data_lines[0])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(
                 p, sep=sep, header=header, names=list(names) if names is not None else None,
-                dtype=dtype, skip_blank_lines=False, index_col=False, quoting=quoting,
+                dtype=dtype, skip_blank_lines=data_lines is not None, index_col=False,
+                quoting=quoting, comment=";" if data_lines is not None else None,
             )
     except pd.errors.ParserWarning as exc:  # first data row longer than the header
         width = len(names) if names is not None else len(
@@ -110,6 +116,11 @@ def read_csv_table(
     if missing:
         raise TraceError(f"{p}: missing column(s) {missing}; found {list(table.columns)} "
                          f"(expected format: {what})")
+    if data_lines is not None:
+        if len(data_lines) != len(table):
+            raise TraceError(f"{p}: found {len(table)} data rows but {len(data_lines)} data "
+                             f"lines (expected format: {what})")
+        return table, np.column_stack([np.arange(1, len(table) + 1), data_lines])
     lines = np.arange(len(table), dtype=np.int64) + first_line
     blank = table.isna().to_numpy().all(axis=1) if len(table.columns) else np.zeros(0, bool)
     if blank.any():

@@ -1,0 +1,113 @@
+"""Summarise a trace: jobs, time span, GPU-size histogram, offered load.
+
+Usage::
+
+    python -m traces.describe FILE [--format NAME] [--max-jobs N] [--option KEY=VALUE ...]
+
+The format is guessed from the file when ``--format`` is not given (see
+:func:`traces.formats.detect`). The common trace options of :mod:`traces.convert` apply too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from traces.canonical import Trace
+from traces.convert import add_trace_arguments, load_from_args
+
+__all__ = ["format_summary", "main", "summarize"]
+
+
+def summarize(trace: Trace) -> dict[str, object]:
+    """Key figures of a trace.
+
+    Args:
+        trace: a loaded trace.
+
+    Returns:
+        A dict with ``jobs``, ``first_submit``/``last_submit``/``span`` (seconds),
+        ``gpu_histogram`` (GPUs per job -> jobs), ``fractional_gpu_jobs``, ``cpu_only_jobs``,
+        ``gpu_seconds`` (sum of GPUs x milli/1000 x duration), ``offered_load`` (GPU-seconds
+        per second of span, i.e. the average number of busy GPUs if every job ran on arrival;
+        NaN for a zero span), ``duration_percentiles`` (p10/p50/p90/p99/max, seconds),
+        ``queues`` (jobs per queue) and ``kinds`` (jobs per kind), and the ``report``.
+    """
+    jobs = trace.jobs
+    submit = jobs["submit_time"].to_numpy(dtype=np.float64)
+    duration = jobs["duration"].to_numpy(dtype=np.float64)
+    gpus = jobs["num_gpus"].to_numpy() * jobs["gpu_milli"].to_numpy() / 1000.0
+    first, last = float(submit.min()), float(submit.max())
+    span = last - first
+    gpu_seconds = float((gpus * duration).sum())
+    pct = np.percentile(duration, [10, 50, 90, 99, 100])
+    return {
+        "source": trace.source,
+        "jobs": len(jobs),
+        "first_submit": first,
+        "last_submit": last,
+        "span": span,
+        "gpu_histogram": {int(k): int(v) for k, v in
+                          jobs["num_gpus"].value_counts().sort_index().items()},
+        "fractional_gpu_jobs": int(((jobs["num_gpus"] > 0) & (jobs["gpu_milli"] < 1000)).sum()),
+        "cpu_only_jobs": int((jobs["num_gpus"] == 0).sum()),
+        "gpu_seconds": gpu_seconds,
+        "offered_load": gpu_seconds / span if span > 0 else float("nan"),
+        "duration_percentiles": dict(zip(["p10", "p50", "p90", "p99", "max"],
+                                         (float(x) for x in pct), strict=True)),
+        "queues": {str(k): int(v) for k, v in jobs["queue"].value_counts().items()},
+        "kinds": {str(k): int(v) for k, v in jobs["kind"].value_counts().items()},
+        "report": dict(trace.report),
+    }
+
+
+def format_summary(s: dict[str, object]) -> str:
+    """Human-readable text of :func:`summarize`'s result."""
+    n = s["jobs"]
+    hist = s["gpu_histogram"]
+    lines = [
+        f"source        {s['source']}",
+        f"jobs          {n}",
+        f"submit times  {s['first_submit']:.1f} .. {s['last_submit']:.1f} s "
+        f"(span {s['span']:.1f} s = {s['span'] / 86400:.2f} days)",
+        f"offered load  {s['offered_load']:.2f} GPU-seconds per second "
+        f"({s['gpu_seconds'] / 3600:.1f} GPU-hours)",
+        "duration      " + ", ".join(f"{k} {v:.4g} s"
+                                     for k, v in s["duration_percentiles"].items()),
+        f"GPU sharing   {s['fractional_gpu_jobs']} fractional-GPU jobs, "
+        f"{s['cpu_only_jobs']} CPU-only jobs",
+        "GPUs per job  jobs      share",
+    ]
+    lines += [f"  {k:>10}  {v:>8}  {100 * v / n:6.2f} %" for k, v in hist.items()]
+    queues = pd.Series(s["queues"])
+    lines.append(f"queues        {len(queues)}: " + ", ".join(
+        f"{k} {v}" for k, v in queues.head(10).items()) + (" ..." if len(queues) > 10 else ""))
+    lines.append("kinds         " + ", ".join(f"{k} {v}" for k, v in s["kinds"].items()))
+    report = s["report"]
+    lines.append("report        " + (", ".join(f"{k} {v}" for k, v in report.items())
+                                     if report else "nothing dropped or repaired"))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m traces.describe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="trace file (or PAI folder)")
+    add_trace_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        trace = load_from_args(args)
+    except ValueError as exc:  # TraceError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summarize(trace)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
