@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -9,14 +12,20 @@ from pathlib import Path
 import hydra
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from simulator import metrics
+from simulator import metrics, plots
 from simulator.engine import Simulation
-from simulator.results import ERROR_FILE, write_run
+from simulator.results import ERROR_FILE, SUMMARY_FILE, write_run
 
-__all__ = ["main", "run_config", "available_policies"]
+__all__ = ["main", "run_config", "available_policies", "config_key"]
+
+log = logging.getLogger(__name__)
+
+RUN_CONTROL_KEYS = ("print_summary", "plots", "skip_existing")
+"""Top-level options that change what is printed or drawn, never the simulated results."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -51,6 +60,24 @@ def _policy_name(cfg: DictConfig, policy: object) -> str:
     return choice or getattr(policy, "name", None) or type(policy).__name__
 
 
+def config_key(cfg: DictConfig) -> str:
+    """Hash of everything in ``cfg`` that can change a run's results.
+
+    Stored in ``summary.json`` as ``config_key``; ``skip_existing=true`` skips a run only when
+    its directory holds results with the same key. Output options (``print_summary``,
+    ``plots``, ``skip_existing``, ``sim.progress``) are left out. Changes to the code or to a
+    trace file's contents are not seen.
+    """
+    data = OmegaConf.to_container(cfg, resolve=True)
+    data.pop("hydra", None)
+    for key in RUN_CONTROL_KEYS:
+        data.pop(key, None)
+    if isinstance(data.get("sim"), dict):
+        data["sim"].pop("progress", None)
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary."""
     cluster = instantiate(cfg.cluster, _convert_="all")
@@ -65,6 +92,7 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     summary["trace_report"] = report
     summary["queues"] = metrics.queue_summary(sim)
     summary["reject_reasons"] = dict(sim.reject_reasons)
+    summary["config_key"] = config_key(cfg)
     write_run(
         out_dir,
         metrics.job_frame(sim),
@@ -106,18 +134,76 @@ def format_summary(summary: dict) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _existing_summary(cfg: DictConfig, out_dir: Path) -> dict | None:
+    """The summary already in ``out_dir`` if it came from this very config, else None."""
+    try:
+        summary = json.loads((out_dir / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(summary, dict) and summary.get("config_key") == config_key(cfg):
+        return summary
+    log.warning("%s holds results of another config: running again", out_dir)
+    return None
+
+
+def _skip(cfg: DictConfig, out_dir: Path, summary: dict) -> dict:
+    if cfg.get("plots") and not (out_dir / "jct_cdf.png").is_file():
+        plots.plot_run(out_dir)
+    if cfg.get("print_summary", True):
+        print(format_summary(summary))
+        print(f"results: {out_dir} (existing, skipped: skip_existing=true)")
+    return {**summary, "skipped": True}
+
+
+def _quiet_parallel_progress(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Turn the progress bar off under a parallel launcher unless ``sim.progress=true``.
+
+    Parallel runs share one terminal, where their bars would garble each other.
+    """
+    launcher = hydra_cfg.runtime.choices.get("hydra/launcher")
+    if hydra_cfg.mode == RunMode.MULTIRUN and launcher != "basic":
+        if cfg.sim.get("progress") is None:
+            cfg.sim.progress = False
+
+
+def _clear_stale(out_dir: Path) -> None:
+    """A rerun in the same directory: old markers must not describe the new run."""
+    for name in (SUMMARY_FILE, ERROR_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> dict | None:
-    """Run one simulation from the composed config (see README for options)."""
+    """Run one simulation from the composed config (see README for options).
+
+    In a multirun a failing run leaves ``error.txt`` and returns ``{"run_status": "failed"}``
+    so that the other runs go on (the sweep callback then exits with status 1); a single run
+    raises. ``skip_existing=true`` returns the existing summary (with ``skipped: True``) when
+    the output directory already holds the results of this config.
+    """
     if cfg.get("policy") is None:
         print(_no_policy_message(), file=sys.stderr)
         sys.exit(2)
-    out_dir = HydraConfig.get().runtime.output_dir
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    if cfg.get("plots"):
+        plots.require_matplotlib()  # before simulating, not after
+    if cfg.get("skip_existing"):
+        done = _existing_summary(cfg, out_dir)
+        if done is not None:
+            return _skip(cfg, out_dir, done)
+    _quiet_parallel_progress(cfg, hydra_cfg)
+    _clear_stale(out_dir)
     try:
         summary = run_config(cfg, out_dir)
-    except Exception:
+    except Exception as exc:
         Path(out_dir, ERROR_FILE).write_text(traceback.format_exc())
-        raise
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            raise
+        log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
+        return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    if cfg.get("plots"):
+        plots.plot_run(out_dir)
     if cfg.get("print_summary", True):
         print(format_summary(summary))
         print(f"results: {out_dir}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time as _time
+from array import array
 from collections.abc import Callable
 
 import numpy as np
@@ -123,6 +124,8 @@ class Simulation:
         self.policy = policy
         self.record_events = record_events
         self.events: list[tuple[float, object, str]] = []
+        self.placement_log: list[tuple[float, int, Placement]] = []
+        """With ``record_events``: (time, job index, placement) of every start."""
         self.check_invariants = check_invariants
         self.timeline_interval = float(timeline_interval)
         self.until = until
@@ -151,7 +154,9 @@ class Simulation:
         self._woken = False
         self._terminal = 0
         self._bar = None
-        self._timeline: list[tuple[float, float, int, int]] = []
+        # timeline columns: time (s), allocated GPUs, queue length, running jobs; typed arrays
+        # keep a million-row timeline at 8 bytes a value
+        self._timeline = (array("d"), array("d"), array("q"), array("q"))
         self._last_sample = -math.inf
         self.wall_seconds = 0.0
         self.passes = 0
@@ -257,13 +262,17 @@ class Simulation:
     def _sample(self) -> None:
         """Record the cluster state now (one row per instant: a later change replaces it)."""
         now = self.env.now
-        rows = self._timeline
-        row = (now, self.state.allocated_milli / MILLI, len(self.queue), len(self.running))
-        if rows and rows[-1][0] == now:
-            rows[-1] = row
+        t, alloc, queued, running = self._timeline
+        if t and t[-1] == now:
+            alloc[-1] = self.state.allocated_milli / MILLI
+            queued[-1] = len(self.queue)
+            running[-1] = len(self.running)
         elif now - self._last_sample >= self.timeline_interval:
             self._last_sample = now
-            rows.append(row)
+            t.append(now)
+            alloc.append(self.state.allocated_milli / MILLI)
+            queued.append(len(self.queue))
+            running.append(len(self.running))
         else:
             return
         if 1 < len(self._alloc_q) <= self.max_queue_timeline:
@@ -305,8 +314,10 @@ class Simulation:
         jobs.run_start[j] = now
         jobs.last_update[j] = now
         jobs.placements[j] = p
+        jobs.nodes_used[j] = p.nodes
         if self.record_events:
             self._log(j, "start")
+            self.placement_log.append((now, j, p))
         self._schedule_completion(j)
 
     def _schedule_completion(self, j: int) -> None:
@@ -337,6 +348,7 @@ class Simulation:
         if jobs.version[j] != version or jobs.status[j] != Status.RUNNING:
             return  # superseded by a rate change or preemption
         self._release(j)
+        jobs.placements[j] = None  # only the node list is kept (jobs.nodes_used)
         jobs.work[j] = jobs.duration[j]
         jobs.status[j] = Status.FINISHED
         jobs.end[j] = self.env.now
@@ -391,6 +403,7 @@ class Simulation:
         jobs.version[j] += 1
         jobs.preemptions[j] += 1
         self._release(j)
+        jobs.placements[j] = None
         jobs.status[j] = Status.QUEUED
         self.queue.push(j)
         self._queued_q[self._queue_of[j]] += 1
@@ -412,6 +425,9 @@ class Simulation:
             raise
         self._take(j, p)
         jobs.placements[j] = p
+        jobs.nodes_used[j] = p.nodes
+        if self.record_events:
+            self.placement_log.append((self.env.now, j, p))
         jobs.run_start[j] = self.env.now
         jobs.work[j] -= self.migration_overhead
         self.lost_seconds[j] += self.migration_overhead

@@ -129,7 +129,9 @@ class JobTable:
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.migrations = np.zeros(n, dtype=np.int32)
         self.placements: list = [None] * n
-        """Current (or last) :class:`~simulator.placement.Placement` of each job."""
+        """Current :class:`~simulator.placement.Placement` of each running job (else None)."""
+        self.nodes_used: list = [None] * n
+        """Node ids (int64 array) of each job's last placement; None if it never ran."""
 
     def remaining(self, j: int, now: float) -> float:
         """Seconds of full-speed work job ``j`` still needs at time ``now``."""

@@ -23,13 +23,11 @@ __all__ = ["job_frame", "timeline_frame", "queue_timeline_frame", "queue_summary
 
 def _nodes_column(sim: Simulation) -> pa.Array:
     """List column of node ids per job (empty list for jobs that never ran)."""
-    jobs = sim.jobs
-    lengths = np.zeros(jobs.n, dtype=np.int64)
-    parts = []
-    for j, p in enumerate(jobs.placements):
-        if p is not None:
-            lengths[j] = len(p.nodes)
-            parts.append(p.nodes)
+    used = sim.jobs.nodes_used
+    lengths = np.fromiter(
+        (0 if u is None else len(u) for u in used), dtype=np.int64, count=len(used)
+    )
+    parts = [u for u in used if u is not None]
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
@@ -67,14 +65,13 @@ def timeline_frame(sim: Simulation) -> pd.DataFrame:
     Columns: ``time`` (s), ``allocated_gpus`` (GPUs, fractional shares summed),
     ``queue_length`` (jobs), ``running_jobs``.
     """
-    rows = sim._timeline
-    cols = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
+    t, alloc, queued, running = (np.frombuffer(c, dtype=c.typecode) for c in sim._timeline)
     return pd.DataFrame(
         {
-            "time": np.asarray(cols[0], dtype=np.float64),
-            "allocated_gpus": np.asarray(cols[1], dtype=np.float64),
-            "queue_length": np.asarray(cols[2], dtype=np.int64),
-            "running_jobs": np.asarray(cols[3], dtype=np.int64),
+            "time": t.astype(np.float64),
+            "allocated_gpus": alloc.astype(np.float64),
+            "queue_length": queued.astype(np.int64),
+            "running_jobs": running.astype(np.int64),
         }
     )
 

@@ -51,7 +51,8 @@ def test_gang_lets_small_job_overtake_blocked_gang(small_cluster):
     ]
     f = sim.jobs
     # the 16-GPU gang spans both nodes, all-or-nothing
-    assert list(f.placements[2].nodes) == [0, 1] and len(f.placements[2].gpus) == 16
+    placed = {j: p for _, j, p in sim.placement_log}
+    assert list(f.nodes_used[2]) == [0, 1] and len(placed[2].gpus) == 16
 
 
 def test_gang_starvation_guard_stops_overtaking(small_cluster):
@@ -102,7 +103,7 @@ def test_one_pass_per_instant_and_timeline_rows():
     # instants with events: 0, 5, 6, 10 -> one timeline row each; the policy is consulted
     # only where the queue is not empty (0 and 5)
     assert sim.passes == 2
-    t, alloc, queued, running = (list(c) for c in zip(*sim._timeline, strict=True))
+    t, alloc, queued, running = (list(c) for c in sim._timeline)
     assert t == [0, 5, 6, 10]
     assert alloc == [2, 2, 1, 0] and queued == [1, 0, 0, 0] and running == [2, 2, 1, 0]
 
@@ -119,7 +120,7 @@ def test_fractional_gpus_share_one_gpu():
         (0, 3, "start"),
         (0, 4, "start"),
     ]
-    gpus = [int(p.gpus[0]) for p in sim.jobs.placements]
+    gpus = [int(p.gpus[0]) for _, _, p in sim.placement_log]
     # best fit: 400 goes next to 600 on GPU 0; the two 500s share GPU 1
     assert gpus == [0, 0, 1, 1]
 
@@ -157,7 +158,7 @@ def test_gpu_type_constraint_is_respected():
     )
     trace = make_trace([(1, 0, 5, 2), (2, 0, 5, 2)], gpu_type=["H100", "A100|V100"])
     sim = simulate(trace, spec, GangPolicy())
-    assert [int(p.nodes[0]) for p in sim.jobs.placements] == [1, 0]
+    assert [int(nodes[0]) for nodes in sim.jobs.nodes_used] == [1, 0]
 
 
 def test_preemption_rolls_back_to_checkpoint():
@@ -265,7 +266,7 @@ def test_migrate_moves_job_and_charges_overhead():
     trace = make_trace([(1, 0, 100, 2)])
     sim = simulate(trace, ClusterSpec.homogeneous(2, 8, "V100"), MoveOnce(), migration_overhead=5)
     assert sim.events == [(0, 1, "arrive"), (0, 1, "start"), (10, 1, "migrate"), (105, 1, "finish")]
-    assert list(sim.jobs.placements[0].nodes) == [1] and sim.jobs.migrations[0] == 1
+    assert list(sim.jobs.nodes_used[0]) == [1] and sim.jobs.migrations[0] == 1
     assert sim.jobs.gpu_seconds[0] == pytest.approx(2 * 105)
 
 
