@@ -1,0 +1,111 @@
+"""Replay the real Philly and Alibaba openb traces under fifo and gang, next to what they record.
+
+Usage::
+
+    python -m experiments.replay_real [--shared ../shared/traces]
+
+Philly (82,182 jobs after dropping 65 duplicate rows) runs on 80, 96 and 128 nodes x 8 GPUs:
+80 is the smallest 8-GPU-node cluster that carries the busiest month's demand (589 GPUs on
+average, October 2017) below 95 % load. openb (`openb_pod_list_default.csv`, 7,255 scheduled
+pods, the 31 pods created before the dense window clipped to its start) runs on its own node
+list (1,213 nodes, 6,212 GPUs). Next to the simulated waits the script prints what the
+traces themselves record: openb's ``scheduled_time - creation_time`` and the Philly queueing
+delays published with AcmeTrace (``cluster_summary.csv``, full raw Philly trace).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from policies.fifo import FifoPolicy
+from policies.gang import GangPolicy
+from simulator import metrics
+from simulator.cluster import ClusterSpec
+from simulator.engine import Simulation
+from traces import alibaba_openb, philly
+from traces.inventories import alibaba_openb as openb_cluster
+
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+
+
+def run(trace: pd.DataFrame, cluster: ClusterSpec, policy) -> dict:
+    t0 = time.perf_counter()
+    sim = Simulation(trace, cluster, policy).run()
+    s = metrics.summary(sim)
+    s["wall"] = time.perf_counter() - t0
+    s["span_days"] = float(trace["submit_time"].max() - trace["submit_time"].min()) / 86400
+    return s
+
+
+def table(rows: list[tuple[str, str, dict]]) -> str:
+    out = [
+        "| trace | policy | jobs | span (days) | avg JCT (s) | p99 JCT (s) | avg wait (s) | "
+        "p99 wait (s) | GPU util | wall (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for trace, policy, s in rows:
+        out.append(
+            f"| {trace} | {policy} | {s['jobs_finished']:,} | {s['span_days']:.1f} | "
+            f"{s['avg_jct']:,.0f} | {s['p99_jct']:,.0f} | {s['avg_wait']:,.0f} | "
+            f"{s['p99_wait']:,.0f} | {s['gpu_utilization']:.3f} | {s['wall']:.1f} |"
+        )
+    return "\n".join(out)
+
+
+def recorded_openb_wait(path: Path) -> tuple[float, float, float]:
+    """Mean, median and p99 of ``scheduled_time - creation_time`` over scheduled pods (s)."""
+    raw = pd.read_csv(path, usecols=["creation_time", "scheduled_time"])
+    wait = (raw["scheduled_time"] - raw["creation_time"]).dropna().to_numpy()
+    return float(wait.mean()), float(np.median(wait)), float(np.percentile(wait, 99))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        default=DEFAULT_SHARED,
+        help="folder holding philly-pollux/ and alibaba-openb-gpu-v2023/",
+    )
+    args = parser.parse_args(argv)
+    philly_csv = args.shared / "philly-pollux" / "philly.csv"
+    openb_csv = args.shared / "alibaba-openb-gpu-v2023" / "openb_pod_list_default.csv"
+    rows = []
+    ph = philly.load(path=str(philly_csv))
+    for nodes in (80, 96, 128):
+        ph_cluster = ClusterSpec.homogeneous(nodes, 8, "V100", nodes_per_rack=16)
+        for policy in (FifoPolicy(), GangPolicy()):
+            rows.append(
+                (f"Philly ({nodes} x 8 GPUs)", policy.name, run(ph.jobs, ph_cluster, policy))
+            )
+            print(rows[-1][0], rows[-1][1], f"{rows[-1][2]['wall']:.1f} s", flush=True)
+    ob = alibaba_openb.load(path=str(openb_csv), dense_window="clip")
+    ob_cluster = openb_cluster()
+    for policy in (FifoPolicy(), GangPolicy()):
+        rows.append(("openb default (1,213 nodes)", policy.name, run(ob.jobs, ob_cluster, policy)))
+        print(rows[-1][0], rows[-1][1], f"{rows[-1][2]['wall']:.1f} s", flush=True)
+    print()
+    print(table(rows))
+    print(f"\nPhilly loader report: {ph.report}; openb loader report: {ob.report}")
+    mean, med, p99 = recorded_openb_wait(openb_csv)
+    print(
+        f"openb recorded wait (scheduled - creation, scheduled pods): mean {mean:,.0f} s, "
+        f"median {med:,.0f} s, p99 {p99:,.0f} s"
+    )
+    summary = args.shared / "acmetrace" / "cluster_summary.csv"
+    if summary.is_file():
+        acme = pd.read_csv(summary).set_index("id")
+        print(
+            f"Philly recorded queueing (AcmeTrace, all {acme.loc['Philly', 'gpu_job_num']:,} "
+            f"GPU jobs of the raw trace): mean {acme.loc['Philly', 'avg_que_time_gpu']:,.0f} s, "
+            f"median {acme.loc['Philly', 'med_que_time_gpu']:,.0f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
