@@ -94,6 +94,13 @@ class Simulation:
             the progress of its last checkpoint (0 = it keeps all progress).
         restart_overhead: seconds a preempted job pays again when it restarts.
         migration_overhead: seconds of progress a migrated job loses (state transfer, restart).
+        max_retries: a job killed by node failures more than this many times ends ``failed``
+            (None = retry forever).
+        fabric: network model with ``setup(sim)``, ``on_start(j, placement, now)`` and
+            ``on_stop(j, now)``, the last two returning ``{job: rate}`` changes (see
+            ``simulator.fabric``); None = placement never changes speed.
+        processes: generator functions ``f(sim)`` started as SimPy processes before the run
+            (failure injectors, autoscalers, ...).
         progress: show a progress bar (None = only on an interactive terminal).
     """
 
@@ -111,6 +118,9 @@ class Simulation:
         checkpoint_interval: float = 0.0,
         restart_overhead: float = 0.0,
         migration_overhead: float = 0.0,
+        max_retries: int | None = None,
+        fabric: object | None = None,
+        processes: tuple = (),
         progress: bool | None = False,
     ) -> None:
         self.env = simpy.Environment()
@@ -132,6 +142,12 @@ class Simulation:
         self.checkpoint_interval = float(checkpoint_interval)
         self.restart_overhead = float(restart_overhead)
         self.migration_overhead = float(migration_overhead)
+        self.max_retries = max_retries
+        self.fabric = fabric
+        self._processes = tuple(processes)
+        self.node_failures = 0
+        self.interrupted = False
+        """True when the run was stopped early by Ctrl-C / SIGTERM (results are partial)."""
         self.progress = progress
         self.lost_seconds = np.zeros(self.jobs.n)
         nq = len(self.jobs.queue_names)
@@ -207,7 +223,7 @@ class Simulation:
             self._admit(i)
             i += 1
         self._next_arrival = i
-        if i < jobs.n:
+        if i < jobs.n and submit[i] < math.inf:
             self._arrival_at = float(submit[i])
             self._schedule(self._on_arrival, self._arrival_at - now, PASS)
         else:
@@ -318,11 +334,15 @@ class Simulation:
         if self.record_events:
             self._log(j, "start")
             self.placement_log.append((now, j, p))
+        if self.fabric is not None:
+            self._apply_rates(self.fabric.on_start(j, p, now), started=j)
         self._schedule_completion(j)
 
     def _schedule_completion(self, j: int) -> None:
         jobs = self.jobs
         delay = float((jobs.duration[j] - jobs.work[j]) / jobs.rate[j])
+        if delay == math.inf:
+            return  # runs until a controller stops it (e.g. an inference replica)
         ev = Event(self.env)
         ev._ok = True
         ev._value = (j, int(jobs.version[j]))
@@ -340,7 +360,10 @@ class Simulation:
         share = self._share_of[j]
         self._alloc_q[self._queue_of[j]] -= share
         jobs.gpu_seconds[j] += share * (now - jobs.run_start[j])
+        jobs.run_seconds[j] += now - jobs.run_start[j]
         self.running.discard(j)
+        if self.fabric is not None:
+            self._apply_rates(self.fabric.on_stop(j, now))
 
     def _complete(self, ev: Event) -> None:
         j, version = ev._value
@@ -380,6 +403,16 @@ class Simulation:
         jobs.last_update[j] = now
         return float(work)
 
+    def _apply_rates(self, rates: dict[int, float], started: int = -1) -> None:
+        """Apply the fabric's new rates; the job being started just takes its rate."""
+        for k, rate in rates.items():
+            if k == started:
+                if rate <= 0:
+                    raise ValueError("rate must be > 0")
+                self.jobs.rate[k] = rate
+            elif self.jobs.status[k] == Status.RUNNING and self.jobs.rate[k] != rate:
+                self.set_rate(k, rate)
+
     def set_rate(self, j: int, rate: float) -> None:
         """Change the speed of running job ``j`` (1 = full speed) and reschedule its completion."""
         if rate <= 0:
@@ -389,11 +422,14 @@ class Simulation:
         self.jobs.version[j] += 1
         self._schedule_completion(j)
 
-    def preempt(self, j: int) -> None:
-        """Stop running job ``j``: roll back to its last checkpoint and requeue it."""
+    def _stop_running(self, j: int) -> None:
+        """Stop running job ``j``, rolling its work back to the last checkpoint.
+
+        The work done since the last checkpoint (every ``checkpoint_interval`` seconds of
+        progress) is lost, and ``restart_overhead`` seconds are owed again on restart; both are
+        counted in ``lost_seconds``. The job leaves the cluster; the caller decides its status.
+        """
         jobs = self.jobs
-        if jobs.status[j] != Status.RUNNING:
-            raise PolicyError(f"cannot preempt job {jobs.job_ids[j]!r}: it is not running")
         work = self._progress(j)
         kept = work
         if self.checkpoint_interval > 0:
@@ -401,13 +437,93 @@ class Simulation:
         self.lost_seconds[j] += (work - kept) + self.restart_overhead
         jobs.work[j] = kept - self.restart_overhead
         jobs.version[j] += 1
-        jobs.preemptions[j] += 1
         self._release(j)
         jobs.placements[j] = None
-        jobs.status[j] = Status.QUEUED
+
+    def _requeue(self, j: int) -> None:
+        self.jobs.status[j] = Status.QUEUED
         self.queue.push(j)
         self._queued_q[self._queue_of[j]] += 1
+
+    def preempt(self, j: int) -> None:
+        """Stop running job ``j``: roll back to its last checkpoint and requeue it."""
+        jobs = self.jobs
+        if jobs.status[j] != Status.RUNNING:
+            raise PolicyError(f"cannot preempt job {jobs.job_ids[j]!r}: it is not running")
+        self._stop_running(j)
+        jobs.preemptions[j] += 1
+        self._requeue(j)
         self._log(j, "preempt")
+
+    # ------------------------------------------------------------------ faults
+    def fail_node(self, node: int) -> list[int]:
+        """Take ``node`` out of the placement pool and kill every job that uses it.
+
+        A killed job (the whole gang, on all its nodes) rolls back to its last checkpoint,
+        pays ``restart_overhead`` again and returns to the queue, or ends with status
+        ``failed`` once it has been killed more than ``max_retries`` times. Returns the killed
+        job indices. The node stays down until :meth:`repair_node`.
+        """
+        st, jobs = self.state, self.jobs
+        if not st.node_up[node]:
+            return []
+        st.node_up[node] = False
+        self.node_failures += 1
+        victims = sorted(j for j in self.running if node in jobs.nodes_used[j])
+        for j in victims:
+            self._stop_running(j)
+            jobs.restarts[j] += 1
+            if self.max_retries is not None and jobs.restarts[j] > self.max_retries:
+                jobs.status[j] = Status.FAILED
+                jobs.end[j] = self.env.now
+                self._log(j, "failed")
+                self._count_terminal()
+            else:
+                self._requeue(j)
+                self._log(j, "killed")
+        self.request_pass()
+        return victims
+
+    def repair_node(self, node: int) -> None:
+        """Return ``node`` to the placement pool."""
+        if not self.state.node_up[node]:
+            self.state.node_up[node] = True
+            self.request_pass()
+
+    # ------------------------------------------------------------------ controllers
+    def submit(self, j: int) -> None:
+        """Submit dormant job ``j`` now (rows with ``submit_time = inf`` wait for this call).
+
+        Used by controllers such as an inference autoscaler that start replicas on demand.
+        """
+        jobs = self.jobs
+        if jobs.status[j] != Status.FUTURE or np.isfinite(jobs.submit[j]):
+            raise ValueError(f"job {jobs.job_ids[j]!r} is not a dormant job")
+        jobs.submit[j] = self.env.now
+        self._admit(j)
+        self.request_pass()
+
+    def stop(self, j: int) -> None:
+        """End job ``j`` now as ``finished`` (a drained replica); a queued job is withdrawn.
+
+        Its ``end_time`` is now; its work counts as done. Used by controllers (scale-in).
+        """
+        jobs = self.jobs
+        if jobs.status[j] == Status.RUNNING:
+            self._progress(j)
+            self._release(j)
+            jobs.placements[j] = None
+            jobs.version[j] += 1
+        elif jobs.status[j] == Status.QUEUED:
+            self.queue.discard(j)
+            self._queued_q[self._queue_of[j]] -= 1
+        else:
+            raise ValueError(f"job {jobs.job_ids[j]!r} is neither running nor queued")
+        jobs.status[j] = Status.FINISHED
+        jobs.end[j] = self.env.now
+        self._log(j, "finish")
+        self._count_terminal()
+        self.request_pass()
 
     def migrate(self, j: int, p: Placement) -> None:
         """Move running job ``j`` to placement ``p``; it loses ``migration_overhead`` seconds."""
@@ -493,6 +609,8 @@ class Simulation:
         t0 = _time.perf_counter()
         if hasattr(self.policy, "setup"):
             self.policy.setup(self.view)
+        if self.fabric is not None:
+            self.fabric.setup(self)
         if self.progress is not False:
             from tqdm.auto import tqdm
 
@@ -503,10 +621,17 @@ class Simulation:
                 disable=None if self.progress is None else False,
                 mininterval=0.5,
             )
-        if self.jobs.n:
+        if self.jobs.n and self.jobs.submit[0] < math.inf:
             self._arrival_at = float(self.jobs.submit[0])
             self._schedule(self._on_arrival, self._arrival_at, PASS)
-        self.env.run(until=self.until)
+        for process in self._processes:
+            self.env.process(process(self))
+        try:
+            self.env.run(until=self.until)
+        except KeyboardInterrupt:
+            # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the entry point: keep what
+            # was simulated so far; jobs not done are marked unfinished.
+            self.interrupted = True
         self._finalise()
         if self._bar is not None:
             self._bar.update(self._terminal - self._bar.n)
@@ -519,6 +644,7 @@ class Simulation:
         now = self.env.now
         for j in list(self.running):
             jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
+            jobs.run_seconds[j] += now - jobs.run_start[j]
             self._progress(j)
         left = np.isin(jobs.status, (Status.FUTURE, Status.QUEUED, Status.RUNNING))
         jobs.status[left] = Status.UNFINISHED

@@ -128,6 +128,10 @@ class JobTable:
         self.gpu_seconds = np.zeros(n)
         self.preemptions = np.zeros(n, dtype=np.int32)
         self.migrations = np.zeros(n, dtype=np.int32)
+        self.restarts = np.zeros(n, dtype=np.int32)
+        """Times the job was killed by a node failure and restarted."""
+        self.run_seconds = np.zeros(n)
+        """Wall seconds the job held resources (all runs, including work later lost)."""
         self.placements: list = [None] * n
         """Current :class:`~simulator.placement.Placement` of each running job (else None)."""
         self.nodes_used: list = [None] * n

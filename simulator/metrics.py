@@ -55,8 +55,24 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     f["gpu_seconds"] = jobs.gpu_seconds
     f["preemptions"] = jobs.preemptions
     f["migrations"] = jobs.migrations
+    f["restarts"] = jobs.restarts
+    f["slowdown"] = _slowdown(sim)
     f["lost_seconds"] = sim.lost_seconds
     return f
+
+
+def _slowdown(sim: Simulation) -> np.ndarray:
+    """Seconds a finished job held resources over its ideal ``duration`` (NaN otherwise).
+
+    1.0 for a job that ran once at full speed; above 1 when a slower placement, contention,
+    preemption or failure stretched it.
+    """
+    jobs = sim.jobs
+    out = np.full(jobs.n, np.nan)
+    fin = jobs.status == Status.FINISHED
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[fin] = jobs.run_seconds[fin] / jobs.duration[fin]
+    return out
 
 
 def timeline_frame(sim: Simulation) -> pd.DataFrame:
@@ -123,6 +139,16 @@ def queue_summary(sim: Simulation) -> dict:
     return out
 
 
+def _goodput(sim: Simulation) -> float | None:
+    """Useful GPU-seconds (finished jobs' ideal work) over allocated GPU-seconds."""
+    jobs = sim.jobs
+    allocated = float(jobs.gpu_seconds.sum())
+    if allocated <= 0:
+        return None
+    fin = jobs.status == Status.FINISHED
+    return float((jobs.duration[fin] * jobs.gpu_share[fin]).sum() / allocated)
+
+
 def _stat(values: np.ndarray, fn: str, q: float = 0.0) -> float | None:
     if values.size == 0:
         return None
@@ -160,6 +186,12 @@ def summary(sim: Simulation) -> dict:
         "p99_wait": _stat(wait, "pct", 99),
         "makespan": makespan,
         "gpu_utilization": util,
+        "goodput": _goodput(sim),
+        "restarts": int(jobs.restarts.sum()),
+        "node_failures": int(sim.node_failures),
+        "mean_slowdown": _stat(_slowdown(sim)[fin], "mean"),
+        "p99_slowdown": _stat(_slowdown(sim)[fin], "pct", 99),
+        "partial": bool(sim.interrupted),
         "preemptions": int(jobs.preemptions.sum()),
         "migrations": int(jobs.migrations.sum()),
         "lost_gpu_seconds": float((sim.lost_seconds * jobs.gpu_share).sum()),

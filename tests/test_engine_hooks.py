@@ -1,0 +1,161 @@
+"""Engine hooks used by faults, fabrics and controllers: exact logs on tiny scenarios."""
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make_trace, simulate
+
+from policies.fifo import FifoPolicy
+from policies.gang import GangPolicy
+from simulator.cluster import ClusterSpec
+from simulator.engine import Simulation
+from simulator.metrics import job_frame, summary
+
+
+def fail_at(t, node, repair_after=None):
+    def process(sim):
+        yield sim.env.timeout(t)
+        sim.fail_node(node)
+        if repair_after is not None:
+            yield sim.env.timeout(repair_after)
+            sim.repair_node(node)
+
+    return process
+
+
+def test_node_failure_kills_whole_gang_and_requeues():
+    # 2 nodes x 4 GPUs; job 1 is an 8-GPU gang over both nodes. Node 1 fails at t=25 and is
+    # repaired at t=40. Checkpoints every 10 s: the gang keeps 20 s of work, pays 5 s restart
+    # overhead, restarts at t=40 and needs 100 - 20 + 5 = 85 s more.
+    cluster = ClusterSpec.homogeneous(2, 4, "H100", nodes_per_rack=1)
+    trace = make_trace([(1, 0, 100, 8), (2, 30, 10, 2)])
+    sim = simulate(
+        trace,
+        cluster,
+        GangPolicy(),
+        checkpoint_interval=10,
+        restart_overhead=5,
+        processes=(fail_at(25, 1, repair_after=15),),
+    )
+    assert sim.events == [
+        (0, 1, "arrive"),
+        (0, 1, "start"),
+        (25, 1, "killed"),
+        (30, 2, "arrive"),
+        (30, 2, "start"),  # node 0 is still up: job 2 runs there
+        (40, 2, "finish"),
+        (40, 1, "start"),
+        (125, 1, "finish"),
+    ]
+    jobs = job_frame(sim)
+    assert list(jobs["restarts"]) == [1, 0]
+    assert sim.lost_seconds[0] == pytest.approx(5 + 5)  # 5 s since checkpoint + 5 s overhead
+    s = summary(sim)
+    assert s["restarts"] == 1 and s["node_failures"] == 1
+    # goodput: useful 8x100 + 2x10 GPU-s over allocated 8x25 + 2x10 + 8x85
+    assert s["goodput"] == pytest.approx((800 + 20) / (200 + 20 + 680))
+    assert jobs["slowdown"].iloc[0] == pytest.approx((25 + 85) / 100)
+
+
+def test_failed_node_leaves_the_pool_until_repaired():
+    cluster = ClusterSpec.homogeneous(2, 4, "H100")
+    trace = make_trace([(1, 0, 10, 4), (2, 1, 10, 4), (3, 2, 10, 4)])
+    sim = simulate(trace, cluster, FifoPolicy(), processes=(fail_at(0.5, 1, repair_after=50),))
+    starts = [(t, j) for t, j, e in sim.events if e == "start"]
+    assert starts == [(0, 1), (10, 2), (20, 3)]  # node 1 is down from 0.5 to 50.5
+
+
+def test_max_retries_fails_the_job():
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    trace = make_trace([(1, 0, 100, 4)])
+
+    def flaky(sim):
+        for _ in range(3):
+            yield sim.env.timeout(10)
+            sim.fail_node(0)
+            yield sim.env.timeout(1)
+            sim.repair_node(0)
+
+    sim = simulate(trace, cluster, FifoPolicy(), max_retries=2, processes=(flaky,))
+    assert [e for _, _, e in sim.events] == [
+        "arrive",
+        "start",
+        "killed",
+        "start",
+        "killed",
+        "start",
+        "failed",
+    ]
+    assert summary(sim)["jobs_failed"] == 1
+
+
+def test_dormant_jobs_are_submitted_and_stopped_by_a_controller():
+    cluster = ClusterSpec.homogeneous(1, 8, "H100")
+    trace = make_trace([(1, 0, 30, 4), ("replica", math.inf, math.inf, 4)])
+
+    def controller(sim):
+        yield sim.env.timeout(5)
+        sim.submit(1)
+        yield sim.env.timeout(50)
+        sim.stop(1)
+
+    sim = simulate(trace, cluster, FifoPolicy(), processes=(controller,))
+    assert sim.events == [
+        (0, 1, "arrive"),
+        (0, 1, "start"),
+        (5, "replica", "arrive"),
+        (5, "replica", "start"),
+        (30, 1, "finish"),
+        (55, "replica", "finish"),
+    ]
+
+
+class HalfSpeedWhenShared:
+    """Toy fabric: jobs run at half speed while another job is running."""
+
+    def setup(self, sim):
+        self.running = set()
+
+    def _rates(self):
+        rate = 0.5 if len(self.running) > 1 else 1.0
+        return {k: rate for k in self.running}
+
+    def on_start(self, j, placement, now):
+        self.running.add(j)
+        return self._rates()
+
+    def on_stop(self, j, now):
+        self.running.discard(j)
+        return self._rates()
+
+
+def test_fabric_rates_reschedule_completions():
+    # job 1 alone for 10 s (10 s of work), then shares with job 2 (half speed) until job 2's
+    # 10 s of work take 20 s (t=30); job 1 did 10 + 10 = 20 s by then, 80 s left alone.
+    cluster = ClusterSpec.homogeneous(2, 8, "H100")
+    trace = make_trace([(1, 0, 100, 8), (2, 10, 10, 8)])
+    sim = simulate(trace, cluster, FifoPolicy(), fabric=HalfSpeedWhenShared())
+    assert sim.events == [
+        (0, 1, "arrive"),
+        (0, 1, "start"),
+        (10, 2, "arrive"),
+        (10, 2, "start"),
+        (30, 2, "finish"),
+        (110, 1, "finish"),
+    ]
+    assert list(job_frame(sim)["slowdown"]) == pytest.approx([1.1, 2.0])
+
+
+def test_interrupt_keeps_partial_results():
+    cluster = ClusterSpec.homogeneous(1, 1, "H100")
+    trace = make_trace([(1, 0, 10, 1), (2, 0, 10, 1), (3, 0, 10, 1)])
+
+    def ctrl_c(sim):
+        yield sim.env.timeout(15)
+        raise KeyboardInterrupt
+
+    sim = Simulation(trace, cluster, FifoPolicy(), processes=(ctrl_c,)).run()
+    assert sim.interrupted and summary(sim)["partial"] is True
+    assert list(job_frame(sim)["status"]) == ["finished", "unfinished", "unfinished"]
+    assert np.isnan(job_frame(sim)["end_time"].iloc[1])
