@@ -538,6 +538,10 @@ class Simulation:
         except PolicyError:
             self._take(j, jobs.placements[j])  # put it back as it was, then report
             jobs.run_start[j] = self.env.now
+            if self.fabric is not None:
+                self._apply_rates(
+                    self.fabric.on_start(j, jobs.placements[j], self.env.now), started=j
+                )
             raise
         self._take(j, p)
         jobs.placements[j] = p
@@ -550,6 +554,8 @@ class Simulation:
         jobs.migrations[j] += 1
         jobs.version[j] += 1
         self._log(j, "migrate")
+        if self.fabric is not None:
+            self._apply_rates(self.fabric.on_start(j, p, self.env.now), started=j)
         self._schedule_completion(j)
 
     def reject(self, j: int, reason: str = "") -> None:
@@ -579,6 +585,8 @@ class Simulation:
         for j in self.running:
             assert jobs.status[j] == Status.RUNNING, f"job {j} in running set but not running"
             p = jobs.placements[j]
+            assert len(p.gpus) == jobs.num_gpus[j], f"job {j} holds part of its gang"
+            assert st.node_up[p.nodes].all(), f"job {j} runs on a node that is down"
             np.add.at(used, p.gpus, p.milli)
             np.add.at(cpu, p.nodes, p.cpus)
             np.add.at(mem, p.nodes, p.mem)
@@ -597,6 +605,9 @@ class Simulation:
         assert np.allclose(st.cpu_free[fin], (st.cpu_cap - cpu)[fin]), "CPU books differ"
         queued = int((jobs.status == Status.QUEUED).sum())
         assert queued == len(self.queue), f"queue holds {len(self.queue)}, {queued} queued"
+        running = int((jobs.status == Status.RUNNING).sum())
+        assert running == len(self.running), f"{running} jobs running, {len(self.running)} in set"
+        assert sum(self._queued_q) == queued, "per-queue queued counts out of step"
 
     # ------------------------------------------------------------------ run
     def _count_terminal(self) -> None:
