@@ -164,3 +164,74 @@ def test_buckets_follow_allocation():
         expect = kernels.build_buckets(st.free_full, 8)
         np.testing.assert_array_equal(st.buckets, expect)
         assert st.free_gpu_total == int(st.free_full.sum())
+
+
+def test_allocation_check_codes():
+    from simulator.cluster import ClusterSpec, ClusterState
+
+    spec = ClusterSpec.from_groups(
+        [
+            {"count": 1, "num_gpus": 4, "gpu_type": "V100", "num_cpus": 8, "memory_gb": 64},
+            {"count": 1, "num_gpus": 4, "gpu_type": "H100", "num_cpus": 8, "memory_gb": 64},
+        ]
+    )
+    st = ClusterState(spec)
+    z = np.zeros(1)
+
+    def check(nodes, gpus, milli=1000, cpus=z, mem=z, mask=0):
+        return st.check(
+            np.array(nodes, np.int64),
+            np.array(gpus, np.int64),
+            milli,
+            np.asarray(cpus, float),
+            np.asarray(mem, float),
+            mask,
+        )
+
+    assert check([0], [0, 1]) == kernels.ALLOC_OK
+    assert check([0], [0, 99]) == kernels.ALLOC_BAD_GPU
+    assert check([0], [0, 0]) == kernels.ALLOC_DUPLICATE
+    assert check([0], [4]) == kernels.ALLOC_NODES_MISMATCH  # GPU 4 is on node 1
+    assert check([0, 1], [0, 1], cpus=[0, 0], mem=[0, 0]) == kernels.ALLOC_NODES_MISMATCH
+    assert check([0], [0], cpus=[9]) == kernels.ALLOC_CPU_MEM
+    assert check([0], [0], mem=[65]) == kernels.ALLOC_CPU_MEM
+    assert check([1], [4], mask=st.type_mask("V100")) == kernels.ALLOC_GPU_TYPE
+    st.node_up[1] = False
+    assert check([1], [4]) == kernels.ALLOC_NODE_DOWN
+    st.node_up[1] = True
+    st.allocate(np.array([0]), np.array([0]), 600, z, z)
+    assert check([0], [0], milli=500) == kernels.ALLOC_NO_ROOM
+    assert check([0], [0], milli=400) == kernels.ALLOC_OK
+    assert set(kernels.ALLOC_MESSAGES) == {1, 2, 3, 4, 5, 6, 7}
+
+
+def test_wrappers_reject_bad_arguments():
+    ff = np.array([8], np.int32)
+    gf = np.full((1, 8), 1000, np.int32)
+    one = np.ones(1)
+    with pytest.raises(ValueError, match="unknown scoring mode"):
+        kernels.select_node(
+            ff, gf, one, one, np.zeros(1, np.int32), np.ones(1, bool), 1, 1000, 0, 0, 0, mode=7
+        )
+    with pytest.raises(TypeError):
+        kernels.select_gang(np.array([8], np.int32), np.array([0], np.int32), 4)
+    with pytest.raises(TypeError):
+        kernels.build_buckets(np.array([8], np.int64), 8)
+    with pytest.raises(ValueError):
+        kernels.build_buckets(np.array([9], np.int32), 8)
+    with pytest.raises(ValueError):
+        kernels.select_full_indexed(
+            kernels.build_buckets(ff, 8),
+            one,
+            one,
+            np.zeros(1, np.int32),
+            np.ones(1, bool),
+            0,
+            0,
+            0,
+            0,
+        )
+    with pytest.raises(ValueError, match="rows"):
+        kernels.feasible_mask(
+            ff, gf, np.ones(2), one, np.zeros(1, np.int32), np.ones(1, bool), 1, 1000, 0, 0, 0
+        )
