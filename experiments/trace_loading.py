@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m traces.benchmark [--jobs 1000000] [--dir /tmp/trace-bench] [--philly FILE]
+    python -m experiments.trace_loading [--jobs 1000000] [--dir /tmp/trace-bench] [--philly FILE]
 
 Writes the synthetic files once (seeded), then reports the wall time of
 :func:`traces.file.load` on each, of a cold and a warm :mod:`traces.cache` load of the CSV, and
@@ -40,19 +40,21 @@ def synthetic_jobs(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     gpus = rng.choice([0, 1, 2, 4, 8], n, p=[0.1, 0.7, 0.1, 0.05, 0.05])
     milli = np.where(gpus == 0, 0, np.where(gpus == 1, rng.choice([250, 500, 1000], n), 1000))
-    return pd.DataFrame({
-        "job_id": np.arange(n),
-        "submit_time": np.sort(rng.uniform(0, 1e7, n)).round(3),
-        "duration": (rng.exponential(3600, n) + 1).round(3),
-        "num_gpus": gpus,
-        "gpu_milli": milli,
-        "gpu_type": rng.choice(["", "V100", "A100-80GB|H100"], n),
-        "num_cpus": rng.integers(0, 64, n).astype(float),
-        "memory_gb": rng.integers(0, 512, n).astype(float),
-        "kind": rng.choice(["train", "infer"], n),
-        "queue": rng.choice(["a", "b", "c"], n),
-        "priority": rng.integers(0, 3, n),
-    })
+    return pd.DataFrame(
+        {
+            "job_id": np.arange(n),
+            "submit_time": np.sort(rng.uniform(0, 1e7, n)).round(3),
+            "duration": (rng.exponential(3600, n) + 1).round(3),
+            "num_gpus": gpus,
+            "gpu_milli": milli,
+            "gpu_type": rng.choice(["", "V100", "A100-80GB|H100"], n),
+            "num_cpus": rng.integers(0, 64, n).astype(float),
+            "memory_gb": rng.integers(0, 512, n).astype(float),
+            "kind": rng.choice(["train", "infer"], n),
+            "queue": rng.choice(["a", "b", "c"], n),
+            "priority": rng.integers(0, 3, n),
+        }
+    )
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -64,8 +66,11 @@ def timed(fn: Callable[[], object]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints one line per measurement."""
-    parser = argparse.ArgumentParser(prog="python -m traces.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.trace_loading",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "trace-bench"))
     parser.add_argument("--philly", help="a full Pollux philly.csv to time as well")
@@ -84,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"canonical CSV, {args.jobs} jobs": timed(lambda: file_format.load(str(csv))),
         f"canonical Parquet, {args.jobs} jobs": timed(lambda: file_format.load(str(pq))),
         "canonical CSV, cache miss": timed(
-            lambda: file_format.load(str(csv), cache_dir=str(cache))),
-        "canonical CSV, cache hit": timed(
-            lambda: file_format.load(str(csv), cache_dir=str(cache))),
+            lambda: file_format.load(str(csv), cache_dir=str(cache))
+        ),
+        "canonical CSV, cache hit": timed(lambda: file_format.load(str(csv), cache_dir=str(cache))),
     }
     if args.philly:
         results["philly.csv (Pollux)"] = timed(lambda: philly.load(args.philly))
