@@ -29,20 +29,31 @@ from traces.synthetic import generate
 GPUS_PER_NODE = 8
 
 
-def write_trace(folder: Path, num_jobs: int, nodes: int, seed: int = 0) -> Path:
+def write_trace(folder: Path, num_jobs: int, nodes: int, seed: int = 0, load: float = 0.9) -> Path:
     """Generate the benchmark workload for ``nodes`` x 8 GPUs and write it as Parquet."""
-    path = folder / f"bench_{num_jobs}_{nodes}_{seed}.parquet"
+    suffix = "" if load == 0.9 else f"_load{load}"
+    path = folder / f"bench_{num_jobs}_{nodes}_{seed}{suffix}.parquet"
     if not path.exists():
-        generate(num_jobs, nodes * GPUS_PER_NODE, load=0.9, seed=seed).to_parquet(path)
+        generate(num_jobs, nodes * GPUS_PER_NODE, load=load, seed=seed).to_parquet(path)
     return path
 
 
 def run_simulator(trace: Path, nodes: int, policy: str, out: Path) -> dict:
     """Run ``python -m simulator`` on a trace; returns wall seconds, peak RSS and the summary."""
-    args = [sys.executable, "-m", "simulator", f"+policy={policy}", "trace=file",
-            f"trace.path={trace}", f"cluster.num_nodes={nodes}",
-            f"cluster.gpus_per_node={GPUS_PER_NODE}", "cluster.nodes_per_rack=32",
-            f"hydra.run.dir={out}", "sim.progress=false", "print_summary=false"]
+    args = [
+        sys.executable,
+        "-m",
+        "simulator",
+        f"+policy={policy}",
+        "trace=file",
+        f"trace.path={trace}",
+        f"cluster.num_nodes={nodes}",
+        f"cluster.gpus_per_node={GPUS_PER_NODE}",
+        "cluster.nodes_per_rack=32",
+        f"hydra.run.dir={out}",
+        "sim.progress=false",
+        "print_summary=false",
+    ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, _, usage = os.wait4(proc.pid, 0)
@@ -99,26 +110,34 @@ def simpy_floor(trace: Path) -> float:
 
 def row(label: str, jobs: int, nodes: int, res: dict) -> str:
     s = res["summary"]
-    return (f"| {label} | {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | "
-            f"{jobs / res['wall']:,.0f} | {1e6 * res['wall'] / jobs:.1f} | "
-            f"{s['wall_seconds']:.2f} | {res['rss_mb']:,.0f} | {s['avg_jct']:,.0f} | "
-            f"{s['gpu_utilization']:.3f} |")
+    return (
+        f"| {label} | {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | "
+        f"{jobs / res['wall']:,.0f} | {1e6 * res['wall'] / jobs:.1f} | "
+        f"{s['wall_seconds']:.2f} | {res['rss_mb']:,.0f} | {s['avg_jct']:,.0f} | "
+        f"{s['gpu_utilization']:.3f} |"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100k jobs instead of 1M")
-    parser.add_argument("--rows", nargs="*", default=["gang", "fifo", "load", "floor", "scaling"],
-                        help="which parts to run")
+    parser.add_argument(
+        "--rows",
+        nargs="*",
+        default=["gang", "fifo", "load", "floor", "scaling"],
+        help="which parts to run",
+    )
     parser.add_argument("--workdir", default=None, help="where traces and runs go (temp dir)")
     args = parser.parse_args(argv)
     big = 100_000 if args.quick else 1_000_000
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gpusim-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"workdir: {work}")
-    header = ("| run | jobs | cluster | wall s (end to end) | jobs/s | us/job | "
-              "simulate s | peak RSS MB | avg JCT s | GPU util |\n|---|---:|---|---:|---:|---:|"
-              "---:|---:|---:|---:|")
+    header = (
+        "| run | jobs | cluster | wall s (end to end) | jobs/s | us/job | "
+        "simulate s | peak RSS MB | avg JCT s | GPU util |\n|---|---:|---|---:|---:|---:|"
+        "---:|---:|---:|---:|"
+    )
     trace = write_trace(work, big, 1024)
     # warm the Numba cache so the first timed run does not pay compilation
     run_simulator(write_trace(work, 2_000, 16), 16, "gang", work / "warm")
@@ -133,11 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     if "load" in args.rows:
         t0 = time.perf_counter()
         loaded = load_file(trace)
-        print(f"\nload {len(loaded.jobs):,}-row Parquet trace into canonical form: "
-              f"{time.perf_counter() - t0:.2f} s")
+        print(
+            f"\nload {len(loaded.jobs):,}-row Parquet trace into canonical form: "
+            f"{time.perf_counter() - t0:.2f} s"
+        )
     if "floor" in args.rows:
-        print(f"bare SimPy floor (arrivals + completions, no policy, {big:,} jobs): "
-              f"{simpy_floor(trace):.2f} s")
+        print(
+            f"bare SimPy floor (arrivals + completions, no policy, {big:,} jobs): "
+            f"{simpy_floor(trace):.2f} s"
+        )
     if "scaling" in args.rows:
         scaling(work, big)
 
@@ -149,13 +172,23 @@ def scaling(work: Path, big: int) -> None:
     sizes = sorted({big // 10, big // 3, big})
     for jobs in sizes:
         res = run_simulator(write_trace(work, jobs, 1024), 1024, "gang", work / f"s_{jobs}")
-        print(f"| {jobs:,} | 1,024 x 8 | {res['wall']:.2f} | {1e6 * res['wall'] / jobs:.1f} |",
-              flush=True)
+        print(
+            f"| {jobs:,} | 1,024 x 8 | {res['wall']:.2f} | {1e6 * res['wall'] / jobs:.1f} |",
+            flush=True,
+        )
     jobs = max(big // 5, 20_000)
+    res = run_simulator(write_trace(work, jobs, 1024, load=1.3), 1024, "gang", work / "deep")
+    print(
+        f"| {jobs:,} (load 1.3: deep queue) | 1,024 x 8 | {res['wall']:.2f} | "
+        f"{1e6 * res['wall'] / jobs:.1f} |",
+        flush=True,
+    )
     for nodes in (128, 512, 1024, 4096):
         res = run_simulator(write_trace(work, jobs, nodes), nodes, "gang", work / f"n_{nodes}")
-        print(f"| {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | "
-              f"{1e6 * res['wall'] / jobs:.1f} |", flush=True)
+        print(
+            f"| {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | {1e6 * res['wall'] / jobs:.1f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

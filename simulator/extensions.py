@@ -29,8 +29,9 @@ EXTENSION_GROUPS = ("fabric", "failures", "serving")
 """Config groups whose objects are extensions of a run."""
 
 
-def prepare_trace(exts: Iterable[object], trace: pd.DataFrame,
-                  cluster: ClusterSpec) -> pd.DataFrame:
+def prepare_trace(
+    exts: Iterable[object], trace: pd.DataFrame, cluster: ClusterSpec
+) -> pd.DataFrame:
     """Let each extension add or change jobs before the run."""
     for ext in exts:
         if hasattr(ext, "prepare"):
@@ -55,8 +56,13 @@ def fabric_of(exts: Iterable[object]) -> object | None:
     return found[0] if found else None
 
 
-def collect_outputs(exts: Iterable[object], sim: object, jobs: pd.DataFrame, summary: dict,
-                    tables: dict[str, pd.DataFrame]) -> None:
+def collect_outputs(
+    exts: Iterable[object],
+    sim: object,
+    jobs: pd.DataFrame,
+    summary: dict,
+    tables: dict[str, pd.DataFrame],
+) -> None:
     """Add the extensions' job columns, summary entries and tables (in place)."""
     for ext in exts:
         if hasattr(ext, "job_columns"):

@@ -129,7 +129,8 @@ def summary_table(
         if f"{metric}_mean" not in stats:
             continue
         means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
-        div, unit = time_unit(float(np.nanmax(means))) if kind == "time" else (1.0, "")
+        peak = float(means.max()) if means.notna().any() else 0.0
+        div, unit = time_unit(peak) if kind == "time" else (1.0, "")
         cells = []
         for m, c in zip(means, cis, strict=True):
             cell = _number(m, kind, div)
