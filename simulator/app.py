@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -16,8 +18,9 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from simulator import metrics, plots
+from simulator import extensions, metrics, plots
 from simulator.engine import Simulation
+from simulator.extensions import EXTENSION_GROUPS
 from simulator.results import ERROR_FILE, SUMMARY_FILE, write_run
 
 __all__ = ["main", "run_config", "available_policies", "config_key"]
@@ -83,8 +86,18 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     cluster = instantiate(cfg.cluster, _convert_="all")
     trace, source, report = _trace_parts(instantiate(cfg.trace, _convert_="all"))
     policy = instantiate(cfg.policy, _convert_="all")
+    exts = [instantiate(cfg[g], _convert_="all") for g in EXTENSION_GROUPS if cfg.get(g)]
+    trace = extensions.prepare_trace(exts, trace, cluster)
     sim_args = OmegaConf.to_container(cfg.sim, resolve=True)
-    sim = Simulation(trace, cluster, policy, seed=int(cfg.seed), **sim_args).run()
+    sim = Simulation(
+        trace,
+        cluster,
+        policy,
+        seed=int(cfg.seed),
+        fabric=extensions.fabric_of(exts),
+        processes=extensions.processes(exts),
+        **sim_args,
+    ).run()
     summary = metrics.summary(sim)
     summary["policy"] = _policy_name(cfg, policy)
     summary["trace"] = source
@@ -93,13 +106,10 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     summary["queues"] = metrics.queue_summary(sim)
     summary["reject_reasons"] = dict(sim.reject_reasons)
     summary["config_key"] = config_key(cfg)
-    write_run(
-        out_dir,
-        metrics.job_frame(sim),
-        metrics.timeline_frame(sim),
-        summary,
-        extra={"queues": metrics.queue_timeline_frame(sim)},
-    )
+    jobs = metrics.job_frame(sim)
+    tables = {"queues": metrics.queue_timeline_frame(sim)}
+    extensions.collect_outputs(exts, sim, jobs, summary, tables)
+    write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables)
     return summary
 
 
@@ -166,6 +176,23 @@ def _quiet_parallel_progress(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
             cfg.sim.progress = False
 
 
+def _sigterm_interrupts() -> None:
+    """Make SIGTERM (SLURM's cancel/time limit) stop the run like Ctrl-C does.
+
+    The engine then finishes the current event, marks unfinished jobs and the results are
+    written marked ``partial: true``. Left alone when another handler is installed (e.g. by
+    submitit) or outside the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _clear_stale(out_dir: Path) -> None:
     """A rerun in the same directory: old markers must not describe the new run."""
     for name in (SUMMARY_FILE, ERROR_FILE):
@@ -194,6 +221,7 @@ def main(cfg: DictConfig) -> dict | None:
             return _skip(cfg, out_dir, done)
     _quiet_parallel_progress(cfg, hydra_cfg)
     _clear_stale(out_dir)
+    _sigterm_interrupts()
     try:
         summary = run_config(cfg, out_dir)
     except Exception as exc:
@@ -207,4 +235,11 @@ def main(cfg: DictConfig) -> dict | None:
     if cfg.get("print_summary", True):
         print(format_summary(summary))
         print(f"results: {out_dir}")
+    if summary.get("partial"):
+        print(
+            f"interrupted: partial results (summary.json has partial: true) in {out_dir}",
+            file=sys.stderr,
+        )
+        if hydra_cfg.mode != RunMode.MULTIRUN:
+            sys.exit(130)
     return summary

@@ -182,3 +182,43 @@ def test_user_policy_class_plugs_in(tmp_path):
     )
     assert res.returncode == 0, res.stderr
     assert load_run(tmp_path / "mine").summary["policy"] == "mine"
+
+
+def test_sigterm_leaves_marked_partial_results(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "cut"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            "+policy=fifo",
+            "trace=synthetic",
+            "trace.num_jobs=500000",
+            "sim.progress=true",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    seen = b""
+    deadline = time.monotonic() + 300
+    while b"simulating" not in seen and time.monotonic() < deadline:
+        chunk = proc.stderr.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+    assert b"simulating" in seen, seen[-2000:]
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    run = load_run(out)
+    assert run.summary["partial"] is True
+    status = run.jobs["status"].value_counts()
+    assert status.get("finished", 0) > 0 and status.get("unfinished", 0) > 0
+    assert set(status.index) <= {"finished", "unfinished"}
+    assert len(run.jobs) == 500_000
