@@ -104,6 +104,7 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     summary["cluster"] = cluster.describe()
     summary["trace_report"] = report
     summary["queues"] = metrics.queue_summary(sim)
+    summary["kinds"] = metrics.kind_summary(sim)
     summary["reject_reasons"] = dict(sim.reject_reasons)
     summary["config_key"] = config_key(cfg)
     jobs = metrics.job_frame(sim)

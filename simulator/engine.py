@@ -164,6 +164,8 @@ class Simulation:
         self._placer = Placer(self.state)
         self._class_fits = np.full(self.jobs.num_classes, -1, dtype=np.int8)
         self._next_arrival = 0
+        self._arrivals = self.jobs.submit.copy()
+        """Submit times as in the trace (``jobs.submit`` of a dormant job changes on submit)."""
         self._arrival_at = math.inf
         self._pass_at: float | None = None
         self._wakeups: set[float] = set()
@@ -218,9 +220,11 @@ class Simulation:
         """The PASS-priority event of an arrival instant: admit its jobs, then run the pass."""
         jobs, now = self.jobs, self.env.now
         i = self._next_arrival
-        submit = jobs.submit
+        submit = self._arrivals  # trace order; dormant rows (inf) last, never scanned past
+        status = jobs.status
         while i < jobs.n and submit[i] <= now:
-            self._admit(i)
+            if status[i] == Status.FUTURE:
+                self._admit(i)
             i += 1
         self._next_arrival = i
         if i < jobs.n and submit[i] < math.inf:
@@ -657,6 +661,8 @@ class Simulation:
             jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
             jobs.run_seconds[j] += now - jobs.run_start[j]
             self._progress(j)
+        dormant = (jobs.status == Status.FUTURE) & np.isinf(jobs.submit)
+        jobs.status[dormant] = Status.DORMANT
         left = np.isin(jobs.status, (Status.FUTURE, Status.QUEUED, Status.RUNNING))
         jobs.status[left] = Status.UNFINISHED
-        self._terminal += int(left.sum())
+        self._terminal += int(left.sum() + dormant.sum())

@@ -18,8 +18,11 @@ and the node's fragmentation for the workload is the expectation ``F_n = sum_m p
 task type, as in the paper and its artifact.
 
 Baseline node scores (definitions of the paper's artifact, hkust-adsl/kubernetes-scheduler-
-simulator, reimplemented; exact values instead of the artifact's 0-100 integer scores, exact
-ties broken by a caller-supplied key, random in the policy):
+simulator, reimplemented). By default nodes are ranked by the exact values; with
+``integer_scores`` by the artifact's Kubernetes node scores, integers 0-100 (FGD:
+``int(100 sigmoid(-increase/1000))``), which makes many more ties. Exact ties go to the node
+with the smallest caller-supplied key (random in the policy, as Kubernetes picks at random
+among equal scores):
 
 * ``random``: any feasible node (all costs equal, the tie-break key decides); a random GPU.
 * ``dotprod``: smallest dot product of the node's free ``(CPU, GPU)`` vector and the task's
@@ -236,6 +239,7 @@ def _fgd_select(
     t_mask,
     t_pop,
     tiebreak,
+    quantize,
 ):
     """(node, GPU slot or -1, fragmentation increase) of the FGD choice; node -1 if none fits."""
     best, best_slot, best_d, best_key = -1, -1, 0.0, 0.0
@@ -274,6 +278,8 @@ def _fgd_select(
                 row[:] = gpu_free[i]
                 row[g] = v - milli
                 d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
+                if quantize:
+                    d = _fgd_int_cost(d)
                 if _better(d, tiebreak[i], best_d, best_key, best >= 0):
                     best, best_slot, best_d, best_key = i, g, d, tiebreak[i]
             continue
@@ -285,9 +291,17 @@ def _fgd_select(
                     row[g] = 0
                     taken += 1
         d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
+        if quantize:
+            d = _fgd_int_cost(d)
         if _better(d, tiebreak[i], best_d, best_key, best >= 0):
             best, best_slot, best_d, best_key = i, -1, d, tiebreak[i]
     return best, best_slot, best_d
+
+
+@jit
+def _fgd_int_cost(d):
+    """The artifact's integer score ``int(100 sigmoid(-d / 1000))``, negated (a cost)."""
+    return -float(int(100.0 / (1.0 + np.exp(d / 1000.0))))
 
 
 @jit
@@ -316,10 +330,10 @@ def _random_slot(gpu_free, i, milli, u):
 
 
 @jit
-def _packing_score(gpu_free, free_full, capacity, i, n_gpus, milli):
-    """GPU-packing score of node ``i`` (higher is better)."""
+def _packing_score(gpu_free, free_full, capacity, i, n_gpus, milli, quantize):
+    """GPU-packing score of node ``i`` (higher is better; integer as the artifact's if asked)."""
     if free_full[i] == capacity[i]:
-        return 33.0 - free_full[i]
+        return max(33.0 - free_full[i], float(free_full[i])) if quantize else 33.0 - free_full[i]
     vals = np.sort(gpu_free[i])
     need = n_gpus
     opened = 0
@@ -329,16 +343,16 @@ def _packing_score(gpu_free, free_full, capacity, i, n_gpus, milli):
             break
         if v >= milli:
             need -= 1
-            left += v
+            left += (v * 100) // MILLI if quantize else v / 10.0
             if v == MILLI:
                 opened += 1
     if opened > 0:
         return max(50.0 - opened, 33.0)
-    return max(100.0 - left / 100.0, 50.0)
+    return max(100.0 - (left // 10 if quantize else left / 10.0), 50.0)
 
 
 @jit
-def _clustering_score(node_tags, i, tag, free_milli, max_gpu):
+def _clustering_score(node_tags, i, tag, free_milli, max_gpu, quantize):
     has = node_tags[i, tag] > 0
     kinds = 0
     for t in range(node_tags.shape[1]):
@@ -348,6 +362,8 @@ def _clustering_score(node_tags, i, tag, free_milli, max_gpu):
         tier = 3 if kinds == 1 else 2
     else:
         tier = 1 if kinds == 0 else 0
+    if quantize:
+        return 25.0 * tier + (25 * int(max_gpu - free_milli)) // int(max_gpu)
     return 25.0 * tier + 25.0 * (max_gpu - free_milli) / max_gpu
 
 
@@ -371,6 +387,7 @@ def _score_select(
     slot_u,
     max_cpu,
     max_gpu,
+    quantize,
 ):
     """(node, GPU slot or -1) chosen by baseline score ``mode``; node -1 if none fits."""
     best, best_cost, best_key = -1, 0.0, 0.0
@@ -399,16 +416,18 @@ def _score_select(
         cpu_term = cpu_free[i] if cpu_free[i] < np.inf else 0.0
         cost = 0.0
         if mode == DOTPROD:
-            cost = (cpu_term / max_cpu) * (cpus / max_cpu) + (free_milli / max_gpu) * (
-                req / max_gpu
-            )
+            cost = cpu_term * cpus / max_cpu**2 + free_milli * req / max_gpu**2
+            if quantize:  # the artifact's int(100 (1 - dot / 2)), negated
+                cost = -float(int(100.0 * (1.0 - cost / 2.0)))
         elif mode == BESTFIT:
             cpu_left = cpu_term - cpus if cpu_free[i] < np.inf else 0.0
             cost = 0.5 * cpu_left / max_cpu + 0.5 * (free_milli - req) / max_gpu
+            if quantize:  # the artifact's int(100 (1 - leftover)), negated
+                cost = -float(int(100.0 * (1.0 - cost)))
         elif mode == GPU_PACKING and n_gpus > 0:
-            cost = -_packing_score(gpu_free, free_full, capacity, i, n_gpus, milli)
+            cost = -_packing_score(gpu_free, free_full, capacity, i, n_gpus, milli, quantize)
         elif mode == GPU_CLUSTERING and n_gpus > 0:
-            cost = -_clustering_score(node_tags, i, tag, free_milli, max_gpu)
+            cost = -_clustering_score(node_tags, i, tag, free_milli, max_gpu, quantize)
         if _better(cost, tiebreak[i], best_cost, best_key, best >= 0):
             best, best_cost, best_key = i, cost, tiebreak[i]
     slot = -1
@@ -472,13 +491,17 @@ def fgd_select(
     type_mask: int,
     types: TaskTypes,
     tiebreak: np.ndarray | None = None,
+    integer_scores: bool = False,
 ) -> tuple[int, int, float]:
     """FGD placement of a single-node task: ``(node, GPU slot, fragmentation increase)``.
 
     ``state`` is any object with the arrays of :class:`~simulator.cluster.ClusterState`. The
     node (and, for a shared-GPU task, the GPU) is the feasible one whose ``F_n`` grows least;
     ties go to the smallest ``tiebreak`` key (default: lowest node id). Slot is -1 for whole-GPU
-    and CPU-only tasks (take any whole free GPUs); node is -1 when nothing fits.
+    and CPU-only tasks (take any whole free GPUs); node is -1 when nothing fits. With
+    ``integer_scores`` nodes are ranked by the artifact's Kubernetes score
+    ``int(100 sigmoid(-increase / 1000))`` instead (coarser: more ties), and the returned third
+    value is that score, negated.
     """
     _check_types(types)
     _check_nodes(
@@ -504,6 +527,7 @@ def fgd_select(
         int(type_mask),
         *types,
         key,
+        bool(integer_scores),
     )
     return int(node), int(slot), float(d)
 
@@ -521,6 +545,7 @@ def score_select(
     slot_u: float = 0.0,
     max_cpu: float = 128.0,
     max_gpu_milli: float = 8000.0,
+    integer_scores: bool = False,
 ) -> tuple[int, int]:
     """Baseline placement of a single-node task: ``(node, GPU slot)``; node -1 if none fits.
 
@@ -538,6 +563,7 @@ def score_select(
         slot_u: uniform number in [0, 1) choosing the GPU of a shared task under ``random``.
         max_cpu: CPU normalisation, cores (the artifact's 128).
         max_gpu_milli: GPU normalisation, milli-GPU (the artifact's 8000).
+        integer_scores: rank by the artifact's integer 0-100 Kubernetes scores (more ties).
     """
     if score not in BASELINE_SCORES:
         raise ValueError(f"unknown score {score!r}; choose one of {sorted(BASELINE_SCORES)}")
@@ -574,6 +600,7 @@ def score_select(
         float(slot_u),
         float(max_cpu),
         float(max_gpu_milli),
+        bool(integer_scores),
     )
     return int(node), int(slot)
 

@@ -29,6 +29,8 @@ class Status:
     """Still queued or running when the simulation stopped (horizon reached)."""
     REJECTED = 7
     """Turned away by the policy (e.g. a pod that fits nowhere on arrival)."""
+    DORMANT = 8
+    """A row with ``submit_time = inf`` that no controller ever submitted (a spare replica)."""
 
 
 STATUS_NAMES = {
@@ -40,6 +42,7 @@ STATUS_NAMES = {
     Status.FAILED: "failed",
     Status.UNFINISHED: "unfinished",
     Status.REJECTED: "rejected",
+    Status.DORMANT: "dormant",
 }
 TERMINAL = (
     Status.FINISHED,
@@ -47,6 +50,7 @@ TERMINAL = (
     Status.FAILED,
     Status.UNFINISHED,
     Status.REJECTED,
+    Status.DORMANT,
 )
 
 

@@ -18,7 +18,14 @@ import pyarrow as pa
 from simulator.engine import Simulation
 from simulator.jobs import STATUS_NAMES, Status
 
-__all__ = ["job_frame", "timeline_frame", "queue_timeline_frame", "queue_summary", "summary"]
+__all__ = [
+    "job_frame",
+    "timeline_frame",
+    "queue_timeline_frame",
+    "queue_summary",
+    "kind_summary",
+    "summary",
+]
 
 
 def _nodes_column(sim: Simulation) -> pa.Array:
@@ -121,6 +128,28 @@ def queue_timeline_frame(sim: Simulation) -> pd.DataFrame:
     )
 
 
+def kind_summary(sim: Simulation) -> dict:
+    """Per job kind (``train``, ``infer``...): jobs, finished, average and p99 JCT and wait.
+
+    Inference replicas live for hours; this keeps them apart from training jobs' JCT.
+    """
+    jobs = sim.jobs
+    fin = jobs.status == Status.FINISHED
+    out = {}
+    for k, name in enumerate(jobs.kind_names):
+        done = (jobs.kind == k) & fin
+        jct, wait = (jobs.end - jobs.submit)[done], (jobs.start - jobs.submit)[done]
+        out[name] = {
+            "jobs": int((jobs.kind == k).sum()),
+            "finished": int(done.sum()),
+            "avg_jct": _stat(jct, "mean"),
+            "p99_jct": _stat(jct, "pct", 99),
+            "avg_wait": _stat(wait, "mean"),
+            "p99_wait": _stat(wait, "pct", 99),
+        }
+    return out
+
+
 def queue_summary(sim: Simulation) -> dict:
     """Per-queue headline numbers: jobs, finished, average JCT and wait, GPU-seconds."""
     jobs = sim.jobs
@@ -177,6 +206,7 @@ def summary(sim: Simulation) -> dict:
         "jobs_failed": count["failed"],
         "jobs_unfinished": count["unfinished"],
         "jobs_rejected": count["rejected"],
+        "jobs_dormant": count["dormant"],
         "avg_jct": _stat(jct, "mean"),
         "p50_jct": _stat(jct, "pct", 50),
         "p95_jct": _stat(jct, "pct", 95),

@@ -10,6 +10,7 @@ Removal is lazy: a started job stays in its heaps until it reaches the top.
 from __future__ import annotations
 
 import heapq
+from array import array
 
 import numpy as np
 
@@ -34,6 +35,7 @@ class PendingQueue:
         self._by_class: list[list[int]] = [[] for _ in range(num_classes)]
         self._active: set[int] = set()
         self._size = 0
+        self._log = array("q")
 
     def __len__(self) -> int:
         """Number of queued jobs."""
@@ -46,6 +48,21 @@ class PendingQueue:
         heapq.heappush(self._by_class[c], j)
         self._active.add(c)
         self._size += 1
+        self._log.append(j)
+
+    @property
+    def pushes(self) -> int:
+        """How many times a job entered the queue so far (a cursor for :meth:`pushed_since`)."""
+        return len(self._log)
+
+    def pushed_since(self, cursor: int) -> list[int]:
+        """Jobs that entered the queue since ``cursor``, in order, repeats included.
+
+        Every entry counts: arrivals, jobs submitted by controllers, and jobs requeued after a
+        preemption or a failure. A policy with its own ordering keeps ``cursor = queue.pushes``
+        and feeds these into its index (checking that each is still queued).
+        """
+        return self._log[cursor:].tolist()
 
     def discard(self, j: int) -> None:
         """Note that job ``j`` left the queue (its status is no longer QUEUED)."""

@@ -159,3 +159,56 @@ def test_interrupt_keeps_partial_results():
     assert sim.interrupted and summary(sim)["partial"] is True
     assert list(job_frame(sim)["status"]) == ["finished", "unfinished", "unfinished"]
     assert np.isnan(job_frame(sim)["end_time"].iloc[1])
+
+
+def test_submitted_dormant_job_is_not_admitted_twice():
+    # the arrival scan must not reach a dormant row that a controller already submitted
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    trace = make_trace(
+        [("big", 1.0, 10.0, 4), ("r", math.inf, math.inf, 4), ("spare", math.inf, math.inf, 4)]
+    )
+
+    def controller(sim):
+        sim.submit(1)
+        yield sim.env.timeout(20)
+        sim.stop(1)
+
+    sim = simulate(trace, cluster, FifoPolicy(), processes=(controller,))
+    assert sim.events == [
+        (0, "r", "arrive"),
+        (0, "r", "start"),
+        (1, "big", "arrive"),
+        (20, "r", "finish"),
+        (20, "big", "start"),
+        (30, "big", "finish"),
+    ]
+    assert list(job_frame(sim)["status"]) == ["finished", "finished", "dormant"]
+    assert summary(sim)["jobs_dormant"] == 1 and summary(sim)["jobs_unfinished"] == 0
+
+
+def test_queue_push_log_sees_every_entry():
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    trace = make_trace([(1, 0, 100, 4), (2, 5, 10, 4), ("r", math.inf, math.inf, 4)])
+    seen = []
+
+    class Watcher(FifoPolicy):
+        def setup(self, view):
+            super().setup(view)
+            self.cursor = 0
+
+        def schedule(self, view):
+            seen.extend(view.queue.pushed_since(self.cursor))
+            self.cursor = view.queue.pushes
+            yield from super().schedule(view)
+
+    def controller(sim):
+        yield sim.env.timeout(2)
+        sim.fail_node(0)  # job 1 is requeued
+        sim.submit(2)
+        yield sim.env.timeout(1)
+        sim.repair_node(0)
+        yield sim.env.timeout(200)
+        sim.stop(2)
+
+    simulate(trace, cluster, Watcher(), processes=(controller,))
+    assert seen == [0, 0, 2, 1]  # arrival, requeue after failure, submit, arrival

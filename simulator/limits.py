@@ -1,0 +1,348 @@
+"""Resource limits of a run: a memory estimate checked before building anything, and a time limit.
+
+Memory of a run grows linearly with the jobs and the nodes. The costs below were measured on
+the development machine (Python 3.11, NumPy 2, pandas 2, x86-64) as the rise of the process's
+peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) from just before the
+:class:`~simulator.engine.Simulation` is built until its results are written (``jobs.parquet``,
+``timeline.parquet``, ``summary.json``), FIFO on a synthetic canonical trace
+(:mod:`traces.synthetic`); rerun ``python -m simulator.limits`` to measure them again:
+
+=============================  ==========================  ===================================
+jobs x nodes x GPUs per node    peak rise (measured)        estimate (:func:`estimate_bytes`)
+=============================  ==========================  ===================================
+400,000 x 64 x 8                302 MB                      347 MB
+800,000 x 64 x 8                502 MB                      627 MB
+1,600,000 x 64 x 8              1,000 MB                    1,187 MB
+3,200,000 x 64 x 8              2,021 MB                    2,307 MB
+20,000 x 32,000 x 8             38 MB                       100 MB
+20,000 x 64,000 x 2             47 MB                       106 MB
+=============================  ==========================  ===================================
+
+The slope is 637 bytes per job (1.6M to 3.2M jobs; 620 between 800k and 1.6M); per node about
+320 bytes plus 32 per GPU (cluster arrays, placement index, node names). ``record_events=True``
+adds about 800 bytes per job (the event log and placement log). The trace itself, already in
+memory when the check runs, takes about 120 bytes per job for a canonical table with integer
+ids (more with text ids and extra columns, which are copied into the job table and the results).
+
+So 10M jobs are estimated at 7.1 GB (6.6 GiB) besides the ~1.2 GB trace and fit in 24 GiB
+(about 29M jobs would); a cluster of 100k GPUs (12,500 x 8) adds 7 MB: cluster size is never the
+memory limit (it is a time limit: every scheduling pass scans node arrays).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "BASE_BYTES",
+    "BYTES_PER_EVENT_JOB",
+    "BYTES_PER_GPU",
+    "BYTES_PER_JOB",
+    "BYTES_PER_NODE",
+    "TRACE_BYTES_PER_JOB",
+    "MemoryLimitError",
+    "TimeLimitError",
+    "check",
+    "check_cluster",
+    "estimate_bytes",
+    "measure_peak",
+    "memory_available",
+    "time_limit",
+]
+
+BYTES_PER_JOB = 700
+"""Peak bytes per job from building the simulation to writing results (637 measured + 10 %)."""
+BYTES_PER_EVENT_JOB = 900
+"""Extra bytes per job with ``record_events=True`` (about 800 measured)."""
+BYTES_PER_NODE = 320
+"""Bytes per node (cluster state arrays, placement index, node names)."""
+BYTES_PER_GPU = 32
+"""Bytes per GPU slot (``num_nodes x max GPUs per node`` free-milli-GPU array and indexes)."""
+BASE_BYTES = 64 * 2**20
+"""Fixed cost of a run (allocator arenas, Arrow buffers of the result files)."""
+TRACE_BYTES_PER_JOB = 120
+"""Bytes per job of a canonical trace table in memory (integer ids, no extra columns)."""
+
+_GIB = 2**30
+
+
+class MemoryLimitError(MemoryError):
+    """A run would need more memory than is available; raised before anything is built."""
+
+
+class TimeLimitError(TimeoutError):
+    """A block guarded by :func:`time_limit` ran longer than its wall-clock limit."""
+
+
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"limits: {name} must be a number >= 0, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"limits: {name} must be finite, got {value!r}")
+    return int(math.ceil(value))
+
+
+def estimate_bytes(
+    n_jobs: int,
+    num_nodes: int,
+    gpus_per_node: int,
+    *,
+    record_events: bool = False,
+    include_trace: bool = False,
+) -> int:
+    """Estimated peak memory of a run, in bytes (see the module docstring for the figures).
+
+    Args:
+        n_jobs: jobs in the trace.
+        num_nodes: nodes of the cluster.
+        gpus_per_node: GPUs per node (the largest node's count for a heterogeneous cluster).
+        record_events: the run keeps the event log.
+        include_trace: add the canonical trace table itself (for estimates made before the
+            trace is loaded; the check in the entry point runs after loading).
+
+    Returns:
+        Bytes.
+
+    Raises:
+        ValueError: a negative, NaN or infinite count.
+    """
+    jobs = _count("n_jobs", n_jobs)
+    nodes = _count("num_nodes", num_nodes)
+    gpus = _count("gpus_per_node", gpus_per_node)
+    per_job = BYTES_PER_JOB + (BYTES_PER_EVENT_JOB if record_events else 0)
+    per_job += TRACE_BYTES_PER_JOB if include_trace else 0
+    return BASE_BYTES + jobs * per_job + nodes * (BYTES_PER_NODE + gpus * BYTES_PER_GPU)
+
+
+def memory_available(
+    meminfo: str | Path = "/proc/meminfo", cgroup: str | Path = "/sys/fs/cgroup"
+) -> int | None:
+    """Memory this process may still use, bytes: ``MemAvailable``, capped by a cgroup limit.
+
+    Args:
+        meminfo: the ``meminfo`` file to read.
+        cgroup: cgroup v2 folder whose ``memory.max`` minus ``memory.current`` caps the answer
+            (a container's limit can be far below the machine's free memory).
+
+    Returns:
+        Bytes, or None when the files cannot be read (not Linux).
+    """
+    found = None
+    try:
+        for line in Path(meminfo).read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key == "MemAvailable":
+                found = int(rest.split()[0]) * 1024  # the file says kB and means KiB
+                break
+    except (OSError, ValueError, IndexError):
+        found = None
+    try:
+        limit = Path(cgroup, "memory.max").read_text().strip()
+        if limit != "max":
+            left = int(limit) - int(Path(cgroup, "memory.current").read_text().strip())
+            found = left if found is None else min(found, left)
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def check(
+    n_jobs: int,
+    num_nodes: int,
+    gpus_per_node: int,
+    available_bytes: int | None = None,
+    *,
+    record_events: bool = False,
+    fraction: float = 0.9,
+) -> int:
+    """Fail fast when a run would not fit in memory; call before building the Simulation.
+
+    Args:
+        n_jobs: jobs in the (loaded) trace.
+        num_nodes: nodes of the cluster.
+        gpus_per_node: GPUs per node (the largest node's count for a heterogeneous cluster).
+        available_bytes: memory the run may use (None = read it with
+            :func:`memory_available`; if that is unknown the check passes).
+        record_events: the run keeps the event log.
+        fraction: share of the available memory the run may take (the rest is head room for
+            the estimate's error and for other processes).
+
+    Returns:
+        The estimate, bytes.
+
+    Raises:
+        MemoryLimitError: the estimate exceeds ``fraction`` of the available memory (the
+            message gives both, the per-job cost and what to do).
+        ValueError: a negative, NaN or infinite count, or ``fraction`` outside (0, 1].
+    """
+    if not (isinstance(fraction, int | float) and 0 < fraction <= 1):
+        raise ValueError(f"limits: fraction must be in (0, 1], got {fraction!r}")
+    need = estimate_bytes(n_jobs, num_nodes, gpus_per_node, record_events=record_events)
+    have = memory_available() if available_bytes is None else available_bytes
+    if have is None or need <= fraction * have:
+        return need
+    per_job = BYTES_PER_JOB + (BYTES_PER_EVENT_JOB if record_events else 0)
+    fits = max(0, int((fraction * have - (need - int(n_jobs) * per_job)) // per_job))
+    raise MemoryLimitError(
+        f"not enough memory: {int(n_jobs):,} jobs on {int(num_nodes):,} nodes x "
+        f"{int(gpus_per_node)} GPUs need about {need / _GIB:.1f} GiB "
+        f"(~{per_job} bytes per job{' with sim.record_events' if record_events else ''}), "
+        f"{have / _GIB:.1f} GiB available (at most {fraction:.0%} of it is used); about "
+        f"{fits:,} jobs would fit: cut the trace (trace.max_jobs, trace.sample_frac, "
+        f"trace.start/end){', turn off sim.record_events' if record_events else ''} or use a "
+        "machine with more memory"
+    )
+
+
+def check_cluster(n_jobs: int, cluster: object, **kwargs: object) -> int:
+    """:func:`check` for a :class:`~simulator.cluster.ClusterSpec` (uses its largest node).
+
+    Args:
+        n_jobs: jobs in the (loaded) trace.
+        cluster: the cluster spec (``num_nodes`` and ``max_gpus_per_node`` are read).
+        **kwargs: ``available_bytes``, ``record_events``, ``fraction`` of :func:`check`.
+
+    Returns:
+        The estimate, bytes.
+    """
+    return check(n_jobs, cluster.num_nodes, max(cluster.max_gpus_per_node, 1), **kwargs)
+
+
+# ---------------------------------------------------------------------------------- time
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`TimeLimitError` in the guarded block after ``seconds`` of wall time.
+
+    Uses ``SIGALRM``, so it works in the main thread of a Unix process and interrupts Python
+    code (a call stuck inside C code is interrupted when it returns to Python). Elsewhere it
+    does nothing. The previous handler and timer are restored on exit.
+
+    Args:
+        seconds: the limit, > 0.
+    """
+    if not seconds > 0:
+        raise ValueError(f"time_limit: seconds must be > 0, got {seconds!r}")
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitError(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------------- measuring
+def _rss() -> tuple[int, int]:
+    """Current and peak resident set of this process, bytes (Linux)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+
+
+def _child(n_jobs: int, num_nodes: int, gpus_per_node: int, record_events: bool) -> int:
+    """Peak memory rise of one run in this process, bytes (see :func:`measure_peak`)."""
+    import gc
+    import tempfile
+
+    from policies.fifo import FifoPolicy
+    from simulator import metrics
+    from simulator.cluster import ClusterSpec
+    from simulator.engine import Simulation
+    from simulator.results import write_run
+    from traces.canonical import validate
+    from traces.synthetic import generate
+
+    def run(jobs: object, cluster: ClusterSpec, out: str) -> None:
+        sim = Simulation(jobs, cluster, FifoPolicy(), record_events=record_events).run()
+        write_run(out, metrics.job_frame(sim), metrics.timeline_frame(sim), metrics.summary(sim))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = ClusterSpec.homogeneous(4, 8, "V100")
+        run(validate(generate(2000, 32, load=0.5), "synthetic"), small, f"{tmp}/warm-up")
+        cluster = ClusterSpec.homogeneous(num_nodes, gpus_per_node, "V100")
+        trace = validate(generate(n_jobs, num_nodes * gpus_per_node, load=0.5), "synthetic")
+        gc.collect()
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak (VmHWM)
+        base = _rss()[0]
+        run(trace, cluster, f"{tmp}/run")
+        return _rss()[1] - base
+
+
+def measure_peak(
+    n_jobs: int, num_nodes: int, gpus_per_node: int, record_events: bool = False
+) -> int:
+    """Measure the peak memory rise of a real run, bytes, in a fresh Python process (Linux).
+
+    The child builds a synthetic canonical trace (:mod:`traces.synthetic`, load 0.5) and the
+    cluster, warms up on a small run, resets its peak resident set, then simulates (FIFO) and
+    writes the result files; the answer is the rise of the peak over the resident set just
+    before. Used to calibrate :data:`BYTES_PER_JOB` and :data:`BYTES_PER_NODE`.
+
+    Args:
+        n_jobs: jobs.
+        num_nodes: nodes.
+        gpus_per_node: GPUs per node.
+        record_events: keep the event log.
+
+    Returns:
+        Bytes.
+    """
+    args = [
+        sys.executable,
+        "-m",
+        "simulator.limits",
+        "--child",
+        str(n_jobs),
+        str(num_nodes),
+        str(gpus_per_node),
+        str(int(record_events)),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env=env)
+    return int(out.stdout.split()[-1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m simulator.limits``: measure the per-job and per-node costs again."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        n, m, g, events = (int(a) for a in argv[1:5])
+        print(_child(n, m, g, bool(events)))
+        return
+    rows = [
+        (400_000, 64, 8),
+        (800_000, 64, 8),
+        (1_600_000, 64, 8),
+        (20_000, 2_000, 8),
+        (20_000, 32_000, 8),
+    ]
+    peaks = {}
+    print("jobs        nodes   GPUs/node   peak rise MB   estimate MB")
+    for n, m, g in rows:
+        peaks[(n, m, g)] = peak = measure_peak(n, m, g)
+        est = estimate_bytes(n, m, g)
+        print(f"{n:>9,} {m:>8,} {g:>9} {peak / 1e6:>14,.0f} {est / 1e6:>13,.0f}")
+    per_job = (peaks[rows[2]] - peaks[rows[1]]) / (rows[2][0] - rows[1][0])
+    per_node = (peaks[rows[4]] - peaks[rows[3]]) / (rows[4][1] - rows[3][1])
+    print(f"bytes per job: {per_job:,.0f}; bytes per node of 8 GPUs: {per_node:,.0f}")
+
+
+if __name__ == "__main__":
+    main()
