@@ -1,0 +1,212 @@
+"""Replicas as cluster jobs: preemption of training under priority, replica loss, wiring."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_trace, simulate
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from policies.fifo import FifoPolicy
+from policies.priority import PriorityPolicy
+from simulator import extensions
+from simulator.cluster import ClusterSpec
+from simulator.metrics import job_frame
+from simulator.serving import (
+    Autoscaler,
+    NoServing,
+    RequestStream,
+    Service,
+    ServingGroup,
+    TableStepTime,
+)
+from simulator.serving.compat import with_dormant_arrivals
+
+TICK = TableStepTime([1], [0.1])
+# priority's keyed queue does not see out-of-order submits yet (docs/ENGINE_REQUESTS_serving.md)
+Priority = with_dormant_arrivals(PriorityPolicy)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "serving"
+
+
+def test_replica_preempts_training_under_priority_and_training_resumes():
+    # One 8-GPU node runs an 8-GPU training job from t=0. Requests arrive at 5, 6, 7 s; the
+    # service starts with no replica and decides every 10 s: at 10 it wants one 4-GPU replica,
+    # which preempts the training job, loads for 30 s, serves all three requests from 40 s
+    # (10 iterations of 0.1 s) and stops at 41 s when they are done; training restarts then
+    # and needs its remaining 990 s.
+    cluster = ClusterSpec.homogeneous(1, 8, "H100")
+    train = make_trace([("train", 0.0, 1000.0, 8)], priority=0)
+    svc = Service(
+        requests=RequestStream([5.0, 6.0, 7.0], [8, 8, 8], [10, 10, 10]),
+        step_time=TICK,
+        tensor_parallel=4,
+        priority=100,
+        load_delay_s=30.0,
+        autoscaler=Autoscaler(min_replicas=0, max_replicas=1, interval_s=10.0),
+    )
+    jobs = svc.prepare(train, cluster)
+    sim = simulate(
+        jobs, cluster, Priority(non_preemptible_threshold=100), processes=svc.processes()
+    )
+    events = [(round(t, 9), j, e) for t, j, e in sim.events]
+    assert events == [
+        (0.0, "train", "arrive"),
+        (0.0, "train", "start"),
+        (10.0, "llm-replica-0", "arrive"),
+        (10.0, "train", "preempt"),
+        (10.0, "llm-replica-0", "start"),
+        (41.0, "llm-replica-0", "finish"),
+        (41.0, "train", "start"),
+        (1031.0, "train", "finish"),
+    ]
+    f = svc.tables(sim)["requests"]
+    np.testing.assert_allclose(f["queueing_delay"], [35.0, 34.0, 33.0])
+    np.testing.assert_allclose(f["ttft"], [35.1, 34.1, 33.1])
+    jf = job_frame(sim).set_index("job_id")
+    assert jf.loc["train", "preemptions"] == 1 and jf.loc["train", "jct"] == pytest.approx(1031)
+    # unused replica rows are never submitted: the engine reports them as dormant
+    assert jf.loc["llm-replica-1", "status"] == "dormant"
+    s = svc.summary(sim)["serving"]["llm"]
+    assert s["replicas_started"] == 1 and s["replica_jobs_unused"] == 3
+
+
+def test_node_failure_loses_the_replica_and_requests_start_over():
+    # 2 nodes x 4 GPUs, one 4-GPU replica on node 0 (load 5 s, warm at t=0). Node 0 fails at
+    # 1.05 s: the engine restarts the replica job on node 1 at once; the service notices at
+    # its next liveness check (every poll_interval_s = 1 s: at 2 s), the new placement loads
+    # for 5 s from its start (ready 6.05 s) and serves the request again from scratch (3 s of
+    # iterations: prefill + 29 decodes).
+    cluster = ClusterSpec.homogeneous(2, 4, "H100", nodes_per_rack=1)
+    svc = Service(
+        requests=RequestStream([0.0], [8], [30]),
+        step_time=TICK,
+        tensor_parallel=4,
+        warm_start=True,
+        load_delay_s=5.0,
+    )
+
+    def fail(sim):
+        yield sim.env.timeout(1.05)
+        sim.fail_node(0)
+
+    sim = simulate(
+        svc.prepare(pd.DataFrame(), cluster),
+        cluster,
+        FifoPolicy(),
+        processes=(*svc.processes(), fail),
+    )
+    run = svc.run_of(sim)
+    rep = [(round(t, 9), e) for t, s, e in run.events if s == "replica-0"]
+    assert rep == [
+        (0, "submit"),
+        (0, "placed"),
+        (0, "ready"),
+        (2.0, "lost"),
+        (2.0, "placed"),
+        (6.05, "ready"),
+        (9.05, "stop"),
+    ]
+    f = svc.tables(sim)["requests"]
+    assert f["restarts"].tolist() == [1]
+    assert f["ttft"].iloc[0] == pytest.approx(0.1)  # the first token was already seen
+    assert f["end_time"].iloc[0] == pytest.approx(9.05)
+    assert svc.summary(sim)["serving"]["llm"]["replica_losses"] == 1
+
+
+def test_trace_infer_rows_become_requests_and_group_reports_per_service():
+    cluster = ClusterSpec.homogeneous(2, 8, "H100")
+    trace = make_trace(
+        [
+            (0, 0.0, 50.0, 8, "train", np.nan, np.nan),
+            (1, 0.5, 1.0, 1, "infer", 100, 5),
+            (2, 0.7, 1.0, 1, "infer", 200, 3),
+        ],
+        columns="job_id submit_time duration num_gpus kind prompt_tokens output_tokens",
+    )
+    a = Service(name="a", step_time=TICK, warm_start=True, tpot_slo_s=0.2)
+    b = Service(
+        name="b",
+        requests=RequestStream([0.2], [8], [2]),
+        step_time=TICK,
+        warm_start=True,
+        tensor_parallel=2,
+        router="round_robin",
+    )
+    group = ServingGroup([a, b])
+    jobs = group.prepare(trace, cluster)
+    # infer rows out; integer ids for each service's guard row and replica row
+    assert jobs["job_id"].tolist() == [0, 3, 4, 5, 6]
+    sim = simulate(jobs, cluster, FifoPolicy(), processes=extensions.processes([group]))
+    f = group.tables(sim)["requests"]
+    assert f["service"].tolist() == ["a", "a", "b"]
+    np.testing.assert_allclose(f["e2e_latency"], [0.5, 0.3, 0.2])
+    s = group.summary(sim)["serving"]
+    assert s["a"]["finished"] == 2 and s["b"]["finished"] == 1 and s["a"]["slo_attainment"] == 1
+    cols = group.job_columns(sim)
+    assert cols["service"].tolist() == ["", "", "a", "", "b"]
+    assert cols["served_requests"].tolist() == [0, 0, 2, 0, 1]
+    jf = job_frame(sim)
+    extensions.collect_outputs([group], sim, jf, {}, {})
+    assert jf["service"].tolist() == ["", "", "a", "", "b"]
+
+
+def test_configs_build_and_none_has_no_protocol_methods():
+    none = instantiate(OmegaConf.load(CONFIGS / "none.yaml"), _convert_="all")
+    assert isinstance(none, NoServing)
+    for method in ("prepare", "processes", "job_columns", "summary", "tables", "on_start"):
+        assert not hasattr(none, method)
+    built = {}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        built[path.stem] = instantiate(OmegaConf.load(path), _convert_="all")
+    conv = built["azure_conv"]
+    assert isinstance(conv, Service) and conv.autoscaler.max_replicas == 8
+    # the chat config serves the bundled Azure sample on a 2 x 8 H100 cluster
+    cluster = ClusterSpec.homogeneous(2, 8, "H100")
+    jobs = conv.prepare(pd.DataFrame(), cluster)
+    assert len(jobs) == conv.replica_slots + 1 and np.isinf(jobs["submit_time"]).all()
+    sim = simulate(
+        jobs,
+        cluster,
+        Priority(non_preemptible_threshold=100),
+        processes=conv.processes(),
+        check_invariants=False,
+    )
+    s = conv.summary(sim)["serving"]["chat"]
+    assert s["requests"] == 2000 and s["finished"] == 2000
+    tables = conv.tables(sim)
+    assert set(tables) == {"requests", "replicas"}
+    assert {"ttft", "tpot", "e2e_latency", "queueing_delay", "replica"} <= set(tables["requests"])
+
+
+def test_replica_is_admitted_once_and_never_preempted_at_the_threshold():
+    # The engine's arrival scan must not admit a submitted replica row again when a training
+    # job arrives later (the guard row stops it); the policy still starts the replica. The
+    # training job's priority (500) is higher, but replicas (100) are non-preemptible.
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    train = make_trace([("big", 1.0, 10.0, 4)], priority=500)
+    svc = Service(
+        requests=RequestStream([0.0, 2.0], [8, 8], [30, 30]),
+        step_time=TICK,
+        tensor_parallel=4,
+        priority=100,
+        warm_start=True,
+    )
+    sim = simulate(
+        svc.prepare(train, cluster),
+        cluster,
+        Priority(non_preemptible_threshold=100),
+        processes=svc.processes(),
+    )
+    assert [(t, j, e) for t, j, e in sim.events if j == "llm-replica-0"] == [
+        (0, "llm-replica-0", "arrive"),
+        (0, "llm-replica-0", "start"),
+        (5.0, "llm-replica-0", "finish"),
+    ]
+    assert not any(e == "preempt" for _, _, e in sim.events)
+    assert [(t, e) for t, j, e in sim.events if j == "big"] == [
+        (1.0, "arrive"),
+        (5.0, "start"),
+        (15.0, "finish"),
+    ]
