@@ -305,6 +305,36 @@ class ClusterState:
         self.buckets = kernels.build_buckets(self.free_full, g)
         """Index of nodes by whole free GPUs (see :func:`simulator.kernels.build_buckets`)."""
 
+    def load_free(
+        self,
+        gpu_free: np.ndarray,
+        cpu_free: np.ndarray,
+        mem_free: np.ndarray,
+        node_up: np.ndarray | None = None,
+    ) -> None:
+        """Overwrite the free resources and recompute everything derived from them.
+
+        For what-if copies of a cluster (would job J fit if ...?): after this call the state is
+        consistent (``free_full``, ``free_gpu_total``, ``allocated_milli``, ``buckets``).
+        """
+        self.gpu_free[...] = gpu_free
+        self.cpu_free[...] = cpu_free
+        self.mem_free[...] = mem_free
+        if node_up is not None:
+            self.node_up[...] = node_up
+        self.free_full[...] = (self.gpu_free == MILLI).sum(axis=1)
+        self.free_gpu_total = int(self.free_full.sum())
+        real = self.gpu_free >= 0
+        self.allocated_milli = int((MILLI - self.gpu_free[real]).sum())
+        self.buckets[...] = kernels.build_buckets(self.free_full, self.gpu_free.shape[1])
+        self.version += 1
+
+    def copy(self) -> ClusterState:
+        """An independent copy with the same free resources (a what-if scratch state)."""
+        twin = ClusterState(self.spec)
+        twin.load_free(self.gpu_free, self.cpu_free, self.mem_free, self.node_up)
+        return twin
+
     def type_mask(self, gpu_type: str) -> int:
         """Bit mask of model ids allowed by a ``gpu_type`` constraint (``A|B`` = either).
 

@@ -134,6 +134,9 @@ class Simulation:
         self.policy = policy
         self.record_events = record_events
         self.events: list[tuple[float, object, str]] = []
+        self.stops = array("q")
+        """Every job that left the running set (finish, preemption, kill, migration away,
+        stop), in order; policies follow it with ``view.ended_since``."""
         self.placement_log: list[tuple[float, int, Placement]] = []
         """With ``record_events``: (time, job index, placement) of every start."""
         self.check_invariants = check_invariants
@@ -366,6 +369,7 @@ class Simulation:
         jobs.gpu_seconds[j] += share * (now - jobs.run_start[j])
         jobs.run_seconds[j] += now - jobs.run_start[j]
         self.running.discard(j)
+        self.stops.append(j)
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_stop(j, now))
 

@@ -98,4 +98,5 @@ class PendingQueue:
     def jobs(self) -> list[int]:
         """All queued jobs in arrival order (O(n log n); for policies that need a full scan)."""
         status = self._status
-        return sorted(j for j in self._all if status[j] == Status.QUEUED)
+        # a requeued job can have an older heap entry too: a set keeps each job once
+        return sorted({j for j in self._all if status[j] == Status.QUEUED})

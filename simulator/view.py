@@ -97,6 +97,15 @@ class SchedulerView:
         """Queued jobs per queue id (ids index ``jobs.queue_names``)."""
         return self._sim.queued_by_queue
 
+    def ended_since(self, mark: int) -> tuple[list[int], int]:
+        """Jobs that stopped running since ``mark`` (0 at the start), and the new mark.
+
+        Covers completions, preemptions, failure kills, migrations (the job stops on its old
+        placement and starts on the new one) and controller stops.
+        """
+        stops = self._sim.stops
+        return stops[mark:].tolist(), len(stops)
+
     def attained_gpu_seconds(self, j: int) -> float:
         """GPU-seconds job ``j`` has held so far, including its current run."""
         jobs = self.jobs

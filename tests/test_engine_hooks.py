@@ -212,3 +212,25 @@ def test_queue_push_log_sees_every_entry():
 
     simulate(trace, cluster, Watcher(), processes=(controller,))
     assert seen == [0, 0, 2, 1]  # arrival, requeue after failure, submit, arrival
+
+
+def test_cluster_state_copy_and_load_free_are_consistent():
+    from simulator.cluster import ClusterState
+
+    st = ClusterState(ClusterSpec.homogeneous(3, 4, "H100", cpus_per_node=16))
+    st.allocate(np.array([1]), np.array([4, 5]), 1000, np.array([4.0]), np.array([0.0]))
+    st.allocate(np.array([2]), np.array([8]), 300, np.array([1.0]), np.array([0.0]))
+    twin = st.copy()
+    for name in ("gpu_free", "free_full", "cpu_free", "buckets"):
+        np.testing.assert_array_equal(getattr(twin, name), getattr(st, name))
+    assert (twin.free_gpu_total, twin.allocated_milli) == (st.free_gpu_total, st.allocated_milli)
+    twin.release(np.array([1]), np.array([4, 5]), 1000, np.array([4.0]), np.array([0.0]))
+    assert st.free_full[1] == 2 and twin.free_full[1] == 4  # independent
+
+
+def test_ended_since_lists_every_stop():
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    trace = make_trace([(1, 0, 5, 4), (2, 0, 5, 4)])
+    sim = simulate(trace, cluster, FifoPolicy())
+    ended, mark = sim.view.ended_since(0)
+    assert ended == [0, 1] and mark == 2 and sim.view.ended_since(mark) == ([], 2)
