@@ -36,11 +36,10 @@ from simulator.serving import (
     SyntheticRequests,
     TokenDist,
 )
-from simulator.serving.compat import with_dormant_arrivals
 from traces import philly
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
-Priority = with_dormant_arrivals(PriorityPolicy)
+Priority = PriorityPolicy
 SIM = {"checkpoint_interval": 1800.0, "restart_overhead": 60.0}
 
 

@@ -302,6 +302,8 @@ class ClusterState:
         """Node ids grouped by rack, and each rack's slice bounds in that list (static)."""
         self.version = 0
         """Bumped on every allocation and release (stamps placements; see Placement)."""
+        self.uid = id(self)
+        """Tells this state from its what-if copies in placement stamps."""
         self.buckets = kernels.build_buckets(self.free_full, g)
         """Index of nodes by whole free GPUs (see :func:`simulator.kernels.build_buckets`)."""
 

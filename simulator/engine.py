@@ -325,7 +325,8 @@ class Simulation:
         jobs, now = self.jobs, self.env.now
         if jobs.status[j] != Status.QUEUED:
             raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
-        if p.stamp is None or p.stamp != (self.state.version, jobs.class_of[j]):
+        st = self.state
+        if p.stamp is None or p.stamp != (st.uid, st.version, jobs.class_of[j]):
             p = self._check_placement(j, p)
         self._take(j, p)
         jobs.status[j] = Status.RUNNING

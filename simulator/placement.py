@@ -46,9 +46,10 @@ class Placement(NamedTuple):
     milli: int
     cpus: np.ndarray
     mem: np.ndarray
-    stamp: tuple[int, int] | None = None
-    """Set by :class:`Placer`: (cluster state version, demand class) it was computed for. The
-    engine skips re-validating a placement whose stamp matches the live state and the job."""
+    stamp: tuple[int, int, int] | None = None
+    """Set by :class:`Placer`: (state uid, state version, demand class) it was computed for.
+    The engine skips re-validating a placement whose stamp matches the live state (not a
+    what-if copy), unchanged since, and the job's demand; any other placement is checked."""
 
 
 class Placer:
@@ -143,14 +144,19 @@ class Placer:
                     gpus = np.empty(n, dtype=np.int64)
                     kernels._pick_full_gpus(c.gpu_free, node, n, gpus, 0)
                     return Placement(
-                        self._node_array(node), gpus, milli, cpu_arr, mem_arr, (c.version, cls)
+                        self._node_array(node),
+                        gpus,
+                        milli,
+                        cpu_arr,
+                        mem_arr,
+                        (c.uid, c.version, cls),
                     )
             else:
                 p = self._place_single(n, milli, cpus, mem, mask, cpu_arr, mem_arr)
             if p is not None or not self.allow_split or n <= 1:
-                return p and p._replace(stamp=(c.version, cls))
+                return p and p._replace(stamp=(c.uid, c.version, cls))
         p = self._place_gang(n, cpus, mem, mask)
-        return p and p._replace(stamp=(c.version, cls))
+        return p and p._replace(stamp=(c.uid, c.version, cls))
 
     def _place_single(
         self,

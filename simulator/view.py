@@ -58,6 +58,11 @@ class ClusterView:
         return self._state.free_gpu_total
 
     @property
+    def uid(self) -> int:
+        """Identity of the live state (see :attr:`Placement.stamp`)."""
+        return self._state.uid
+
+    @property
     def version(self) -> int:
         """Allocation counter of the live state (see :attr:`Placement.stamp`)."""
         return self._state.version

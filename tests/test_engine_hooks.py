@@ -234,3 +234,29 @@ def test_ended_since_lists_every_stop():
     sim = simulate(trace, cluster, FifoPolicy())
     ended, mark = sim.view.ended_since(0)
     assert ended == [0, 1] and mark == 2 and sim.view.ended_since(mark) == ([], 2)
+
+
+def test_placement_from_a_what_if_copy_is_validated():
+    from policies.base import Start
+    from simulator.engine import PolicyError
+    from simulator.placement import Placer
+
+    class TrustsACopy:
+        """Places job 1 on a what-if copy that has forgotten job 0."""
+
+        def setup(self, view):
+            self.placer = view.placer()
+
+        def schedule(self, view):
+            yield Start(0, self.placer.place(view.jobs, 0))
+            scratch = view._sim.state.copy()
+            scratch.load_free(
+                np.full((1, 4), 1000, np.int32), view.cluster.cpu_free, view.cluster.mem_free
+            )
+            scratch.version = view.cluster.version  # same version number as the live state
+            yield Start(1, Placer(scratch).place(view.jobs, 1))
+
+    cluster = ClusterSpec.homogeneous(1, 4, "H100")
+    trace = make_trace([(1, 0, 10, 4), (2, 0, 10, 4)])
+    with pytest.raises(PolicyError, match="without room"):
+        Simulation(trace, cluster, TrustsACopy()).run()

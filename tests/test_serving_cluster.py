@@ -22,11 +22,10 @@ from simulator.serving import (
     ServingGroup,
     TableStepTime,
 )
-from simulator.serving.compat import with_dormant_arrivals
 
 TICK = TableStepTime([1], [0.1])
 # priority's keyed queue does not see out-of-order submits yet (docs/ENGINE_REQUESTS_serving.md)
-Priority = with_dormant_arrivals(PriorityPolicy)
+Priority = PriorityPolicy
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "serving"
 
 
@@ -136,8 +135,8 @@ def test_trace_infer_rows_become_requests_and_group_reports_per_service():
     )
     group = ServingGroup([a, b])
     jobs = group.prepare(trace, cluster)
-    # infer rows out; integer ids for each service's guard row and replica row
-    assert jobs["job_id"].tolist() == [0, 3, 4, 5, 6]
+    # infer rows out; integer ids after the trace's for each service's replica row
+    assert jobs["job_id"].tolist() == [0, 3, 4]
     sim = simulate(jobs, cluster, FifoPolicy(), processes=extensions.processes([group]))
     f = group.tables(sim)["requests"]
     assert f["service"].tolist() == ["a", "a", "b"]
@@ -145,11 +144,11 @@ def test_trace_infer_rows_become_requests_and_group_reports_per_service():
     s = group.summary(sim)["serving"]
     assert s["a"]["finished"] == 2 and s["b"]["finished"] == 1 and s["a"]["slo_attainment"] == 1
     cols = group.job_columns(sim)
-    assert cols["service"].tolist() == ["", "", "a", "", "b"]
-    assert cols["served_requests"].tolist() == [0, 0, 2, 0, 1]
+    assert cols["service"].tolist() == ["", "a", "b"]
+    assert cols["served_requests"].tolist() == [0, 2, 1]
     jf = job_frame(sim)
     extensions.collect_outputs([group], sim, jf, {}, {})
-    assert jf["service"].tolist() == ["", "", "a", "", "b"]
+    assert jf["service"].tolist() == ["", "a", "b"]
 
 
 def test_configs_build_and_none_has_no_protocol_methods():
@@ -165,7 +164,7 @@ def test_configs_build_and_none_has_no_protocol_methods():
     # the chat config serves the bundled Azure sample on a 2 x 8 H100 cluster
     cluster = ClusterSpec.homogeneous(2, 8, "H100")
     jobs = conv.prepare(pd.DataFrame(), cluster)
-    assert len(jobs) == conv.replica_slots + 1 and np.isinf(jobs["submit_time"]).all()
+    assert len(jobs) == conv.replica_slots and np.isinf(jobs["submit_time"]).all()
     sim = simulate(
         jobs,
         cluster,
@@ -182,7 +181,7 @@ def test_configs_build_and_none_has_no_protocol_methods():
 
 def test_replica_is_admitted_once_and_never_preempted_at_the_threshold():
     # The engine's arrival scan must not admit a submitted replica row again when a training
-    # job arrives later (the guard row stops it); the policy still starts the replica. The
+    # job arrives later; the policy still starts the replica. The
     # training job's priority (500) is higher, but replicas (100) are non-preemptible.
     cluster = ClusterSpec.homogeneous(1, 4, "H100")
     train = make_trace([("big", 1.0, 10.0, 4)], priority=500)

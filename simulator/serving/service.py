@@ -170,27 +170,24 @@ class Service:
     # ------------------------------------------------------------------ extension protocol
     def prepare(self, trace: pd.DataFrame, cluster: ClusterSpec) -> pd.DataFrame:
         """Load the requests, check the replica fits the cluster, append the replica rows."""
-        ids = _replica_ids(trace, self.name, self.replica_slots + 1)
+        ids = _replica_ids(trace, self.name, self.replica_slots)
         trace, stream = self._take_requests(trace)
         gpu = self._gpu(cluster)
         step = self.step_time or self._step_model(gpu)
         kv = kv_capacity_tokens(self.model, gpu, self.tp, self.gpu_memory_utilization)
-        # The first row is a guard that is never submitted: the engine's arrival scan walks
-        # the job table in index order and would admit a replica row again once it reached a
-        # submitted one (docs/ENGINE_REQUESTS_serving.md); it stops at the guard instead.
         rows = pd.DataFrame(
             {
                 "job_id": ids,
                 "submit_time": math.inf,
                 "duration": math.inf,
-                "num_gpus": [0] + [self.tp] * self.replica_slots,
-                "gpu_type": ["", *[gpu.name] * self.replica_slots],
+                "num_gpus": self.tp,
+                "gpu_type": gpu.name,
                 "kind": "infer",
                 "queue": self.name,
                 "priority": self.priority,
             }
         )
-        self.prepared = _Prepared(stream, tuple(ids[1:]), gpu, step, kv)
+        self.prepared = _Prepared(stream, tuple(ids), gpu, step, kv)
         if trace.empty and not len(trace.columns):
             return rows
         return pd.concat([trace, rows], ignore_index=True)
@@ -273,11 +270,11 @@ class Service:
 
 
 def _replica_ids(trace: pd.DataFrame, name: str, n: int) -> list:
-    """Ids of the guard row and ``n - 1`` replica rows (ints after the largest int id)."""
+    """Ids of ``n`` replica rows (ints after the largest int id, else ``NAME-replica-K``)."""
     if "job_id" in trace.columns and len(trace) and pd.api.types.is_integer_dtype(trace["job_id"]):
         first = int(trace["job_id"].max()) + 1
         return list(range(first, first + n))
-    return [f"{name}-guard"] + [f"{name}-replica-{k}" for k in range(n - 1)]
+    return [f"{name}-replica-{k}" for k in range(n)]
 
 
 class ServingGroup:

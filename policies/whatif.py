@@ -1,0 +1,121 @@
+"""What-if placement on a private copy of the cluster's free resources.
+
+Policies may not change the simulator's state, but preemption, backfilling and consolidation
+need to ask "would job J fit if these jobs were gone / once those jobs end?". A
+:class:`Scratch` holds its own :class:`~simulator.cluster.ClusterState` of the same cluster,
+reset from the live view on demand, and places jobs on it with the shared
+:class:`~simulator.placement.Placer`, so answers are computed against placement reality
+(nodes, GPU slots, CPU, memory, GPU models), never against GPU counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from simulator.cluster import ClusterState
+from simulator.jobs import JobTable
+from simulator.placement import Placement, Placer
+from simulator.view import SchedulerView
+
+__all__ = ["Scratch", "find_victims"]
+
+
+class Scratch:
+    """A what-if copy of the cluster state with its own placer.
+
+    Args:
+        view: the scheduler view (its cluster's spec gives the shape).
+        scoring: scoring of the scratch placer (use the policy's own).
+        allow_split: as in :class:`~simulator.placement.Placer`.
+    """
+
+    def __init__(self, view: SchedulerView, scoring: str = "bestfit", allow_split: bool = False):
+        self._view = view
+        self.state = ClusterState(view.cluster.spec)
+        self.placer = Placer(self.state, scoring=scoring, allow_split=allow_split)
+
+    def reset(self) -> Scratch:
+        """Copy the live free resources into the scratch state; returns ``self``."""
+        c = self._view.cluster
+        self.load(c.gpu_free, c.cpu_free, c.mem_free, c.node_up)
+        return self
+
+    def load(
+        self,
+        gpu_free: np.ndarray,
+        cpu_free: np.ndarray,
+        mem_free: np.ndarray,
+        node_up: np.ndarray | None = None,
+    ) -> Scratch:
+        """Set the scratch state to the given free resources (derived counters recomputed)."""
+        self.state.load_free(gpu_free, cpu_free, mem_free, node_up)
+        return self
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Copies of the scratch ``(gpu_free, cpu_free, mem_free)``."""
+        st = self.state
+        return st.gpu_free.copy(), st.cpu_free.copy(), st.mem_free.copy()
+
+    def release(self, p: Placement) -> None:
+        """Give back the resources of placement ``p`` (as if its job had ended)."""
+        self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+
+    def take(self, p: Placement) -> None:
+        """Take the resources of placement ``p``."""
+        self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+
+    def fits(self, p: Placement) -> bool:
+        """Whether placement ``p`` fits the scratch state's free resources."""
+        st = self.state
+        flat = st.gpu_free.reshape(-1)
+        if len(p.gpus) and (flat[p.gpus] < p.milli).any():
+            return False
+        return bool(
+            (st.cpu_free[p.nodes] + 1e-9 >= p.cpus).all()
+            and (st.mem_free[p.nodes] + 1e-9 >= p.mem).all()
+        )
+
+    def place(self, jobs: JobTable, j: int) -> Placement | None:
+        """Placement of job ``j`` on the scratch state, or None."""
+        return self.placer.place(jobs, j)
+
+
+def find_victims(
+    scratch: Scratch, jobs: JobTable, j: int, candidates: Iterable[int]
+) -> list[int] | None:
+    """Smallest prefix-then-pruned set of running ``candidates`` whose removal lets ``j`` start.
+
+    Candidates are taken in the given order (most preferred victim first) until job ``j`` can be
+    placed on the scratch state; then every chosen victim except the last is spared again if
+    ``j`` still fits without freeing it (the latest-preferred first). The answer is computed on
+    real placements, so preempting exactly the returned jobs makes ``j`` placeable.
+
+    Returns:
+        The victims (possibly empty if ``j`` already fits), or None if even all candidates
+        together do not make room.
+    """
+    scratch.reset()
+    if scratch.place(jobs, j) is not None:
+        return []
+    chosen: list[int] = []
+    for v in candidates:
+        scratch.release(jobs.placements[v])
+        chosen.append(v)
+        if scratch.place(jobs, j) is not None:
+            break
+    else:
+        return None
+    return _prune(scratch, jobs, j, chosen)
+
+
+def _prune(scratch: Scratch, jobs: JobTable, j: int, chosen: Sequence[int]) -> list[int]:
+    keep = list(chosen)
+    for v in reversed(chosen[:-1]):
+        scratch.take(jobs.placements[v])
+        if scratch.place(jobs, j) is not None:
+            keep.remove(v)
+        else:
+            scratch.release(jobs.placements[v])
+    return keep
