@@ -103,21 +103,27 @@ def weibull_scale(mean: float, shape: float) -> float:
     return mean / math.gamma(1.0 + 1.0 / shape)
 
 
-def expected_lost_per_kill(mtbf: float, checkpoint_interval: float, overhead: float) -> float:
-    """Mean seconds of work a job loses per kill under exponential failures (rate ``1/mtbf``).
+def expected_lost_per_kill(
+    mtbf: float, checkpoint_interval: float, overhead: float, shape: float = 1.0
+) -> float:
+    """Mean seconds of work a job loses per kill when the time to the kill is Weibull/exponential.
 
-    The job progresses at full speed from its (re)start; with memoryless failures the progress
-    since the last checkpoint at the kill is ``T mod C`` with ``T ~ Exp(1/mtbf)``, whose mean is
-    ``mtbf - C / (exp(C / mtbf) - 1)`` (``C/2 - C**2 / (12 mtbf) + ...``, i.e. ``C/2`` when
-    failures are rare per interval), plus the restart ``overhead`` paid again. Kills during a
-    restart overhead and kills at the end of a job's run are neglected (probabilities about
-    ``overhead / mtbf`` and ``mtbf / duration``).
+    The job progresses at full speed from its (re)start and is killed after ``T``; the work
+    since its last checkpoint is ``T mod C``, whose mean is ``E[T] - C * sum_k S(k C)``
+    (``S`` the survival function; ``floor(T / C)`` has mean ``sum_k P(T >= k C)``), plus the
+    restart ``overhead`` paid again. For exponential ``T`` (``shape=1``) that is
+    ``mtbf - C / (exp(C / mtbf) - 1)`` = ``C/2 - C**2 / (12 mtbf) + ...``: ``C/2`` when
+    failures are rare per interval, and memorylessness makes it hold for any job. For a
+    Weibull ``T`` it holds when the job starts as its node comes up (a repair renews the
+    node). Kills during a restart overhead (probability about ``overhead / mtbf``) and kills
+    cut short by the job's end are neglected.
 
     Args:
-        mtbf: mean time between kills of the job, s (for a job on ``n`` nodes each with MTBF
-            ``m`` under exponential failures, ``m / n``).
+        mtbf: mean time from the job's (re)start to its kill, s (a job on ``n`` nodes with
+            exponential failures of MTBF ``m`` each: ``m / n``).
         checkpoint_interval: seconds of progress between checkpoints (0 = no rollback).
         overhead: restart overhead, s.
+        shape: Weibull shape of ``T`` (1 = exponential).
 
     Returns:
         Expected lost seconds of work per kill.
@@ -125,12 +131,18 @@ def expected_lost_per_kill(mtbf: float, checkpoint_interval: float, overhead: fl
     c = float(checkpoint_interval)
     if c <= 0:
         return float(overhead)
-    x = c / mtbf
-    if x < 1e-12:  # no failure within an interval: uniform over it
-        return c / 2 + overhead
-    if x > 700:  # exp(x) overflows; c / (exp(x) - 1) is 0 here
-        return float(mtbf + overhead)
-    return float(mtbf - c / math.expm1(x) + overhead)
+    if shape == 1.0:
+        x = c / mtbf
+        if x < 1e-12:  # no failure within an interval: uniform over it
+            return c / 2 + overhead
+        if x > 700:  # exp(x) overflows; c / (exp(x) - 1) is 0 here
+            return float(mtbf + overhead)
+        return float(mtbf - c / math.expm1(x) + overhead)
+    scale = weibull_scale(mtbf, shape)
+    last = math.ceil(scale * 745.0 ** (1.0 / shape) / c)  # S(k C) < 1e-323 beyond
+    k = np.arange(1, max(last, 1) + 1, dtype=np.float64)
+    survival = np.exp(-((k * c / scale) ** shape))
+    return float(mtbf - c * survival.sum() + overhead)
 
 
 # ---------------------------------------------------------------------------------- results

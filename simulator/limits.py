@@ -14,18 +14,21 @@ jobs x nodes x GPUs per node    peak rise (measured)        estimate (:func:`est
 800,000 x 64 x 8                502 MB                      627 MB
 1,600,000 x 64 x 8              1,000 MB                    1,187 MB
 3,200,000 x 64 x 8              2,021 MB                    2,307 MB
+10,000,000 x 64 x 8             6,509 MB                    7,074 MB
 20,000 x 32,000 x 8             38 MB                       100 MB
 20,000 x 64,000 x 2             47 MB                       106 MB
 =============================  ==========================  ===================================
 
-The slope is 637 bytes per job (1.6M to 3.2M jobs; 620 between 800k and 1.6M); per node about
-320 bytes plus 32 per GPU (cluster arrays, placement index, node names). ``record_events=True``
+The slope is 620-660 bytes per job (620 from 800k to 1.6M jobs, 637 to 3.2M, 660 to 10M); per
+node about 320 bytes plus 32 per GPU (cluster arrays, placement index, node names);
+``record_events=True``
 adds about 800 bytes per job (the event log and placement log). The trace itself, already in
 memory when the check runs, takes about 120 bytes per job for a canonical table with integer
 ids (more with text ids and extra columns, which are copied into the job table and the results).
 
-So 10M jobs are estimated at 7.1 GB (6.6 GiB) besides the ~1.2 GB trace and fit in 24 GiB
-(about 29M jobs would); a cluster of 100k GPUs (12,500 x 8) adds 7 MB: cluster size is never the
+A 10M-job run took 7.7 GB peak resident memory for the whole process (trace included) and
+3 min 18 s; it fits in 24 GiB, where the check lets about 33M jobs through (28M counting the
+trace); a cluster of 100k GPUs (12,500 x 8) adds 7 MB: cluster size is never the
 memory limit (it is a time limit: every scheduling pass scans node arrays).
 """
 
@@ -59,7 +62,7 @@ __all__ = [
 ]
 
 BYTES_PER_JOB = 700
-"""Peak bytes per job from building the simulation to writing results (637 measured + 10 %)."""
+"""Peak bytes per job from building the simulation to writing results (620-660 measured)."""
 BYTES_PER_EVENT_JOB = 900
 """Extra bytes per job with ``record_events=True`` (about 800 measured)."""
 BYTES_PER_NODE = 320
