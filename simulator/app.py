@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -14,11 +15,12 @@ from pathlib import Path
 import hydra
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from simulator import extensions, metrics, plots
+from simulator import extensions, limits, metrics, plots
 from simulator.engine import Simulation
 from simulator.extensions import EXTENSION_GROUPS
 from simulator.results import ERROR_FILE, SUMMARY_FILE, write_run
@@ -83,17 +85,19 @@ def config_key(cfg: DictConfig) -> str:
 
 def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary."""
+    _check_cluster_size(cfg)
     cluster = instantiate(cfg.cluster, _convert_="all")
     trace, source, report = _trace_parts(instantiate(cfg.trace, _convert_="all"))
     policy = instantiate(cfg.policy, _convert_="all")
     exts = [instantiate(cfg[g], _convert_="all") for g in EXTENSION_GROUPS if cfg.get(g)]
     trace = extensions.prepare_trace(exts, trace, cluster)
+    limits.check_cluster(len(trace), cluster, record_events=bool(cfg.sim.record_events))
     sim_args = OmegaConf.to_container(cfg.sim, resolve=True)
     sim = Simulation(
         trace,
         cluster,
         policy,
-        seed=int(cfg.seed),
+        seed=cfg.seed,
         fabric=extensions.fabric_of(exts),
         processes=extensions.processes(exts),
         **sim_args,
@@ -112,6 +116,22 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
     extensions.collect_outputs(exts, sim, jobs, summary, tables)
     write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables)
     return summary
+
+
+def _check_cluster_size(cfg: DictConfig) -> None:
+    """Refuse absurd homogeneous clusters before building them (key named, memory checked)."""
+    c = cfg.cluster
+    if "num_nodes" not in c or "gpus_per_node" not in c:
+        return
+    sizes = {}
+    for key, low in (("num_nodes", 1), ("gpus_per_node", 0)):
+        v = c[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v < 2**31:
+            raise ValueError(
+                f"cluster.{key}: expected an integer >= {low} (and < 2**31), got {v!r}"
+            )
+        sizes[key] = v
+    limits.check(0, sizes["num_nodes"], sizes["gpus_per_node"])
 
 
 def format_summary(summary: dict) -> str:
@@ -139,10 +159,25 @@ def format_summary(summary: dict) -> str:
         ("avg / p99 wait", " / ".join(num(summary[k], " s") for k in ("avg_wait", "p99_wait"))),
         ("makespan", num(summary["makespan"], " s")),
         ("GPU utilization", num(summary["gpu_utilization"])),
+        *_failure_rows(summary, num),
         ("wall time", num(summary["wall_seconds"], " s")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:
+    """Summary rows of a run with failure injection (none otherwise)."""
+    if "failures" not in summary:
+        return []
+    return [
+        ("failures / repairs", f"{summary['failures']:,} / {summary.get('repairs', 0):,}"),
+        ("jobs killed / failed", f"{summary.get('jobs_killed', 0):,} / {summary['jobs_failed']:,}"),
+        (
+            "lost GPU-hours / goodput",
+            f"{num(summary.get('lost_gpu_hours'))} / {num(summary.get('goodput'))}",
+        ),
+    ]
 
 
 def _existing_summary(cfg: DictConfig, out_dir: Path) -> dict | None:
@@ -175,6 +210,26 @@ def _quiet_parallel_progress(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     if hydra_cfg.mode == RunMode.MULTIRUN and launcher != "basic":
         if cfg.sim.get("progress") is None:
             cfg.sim.progress = False
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The message of the error a user caused (Hydra wraps errors of ``_target_`` calls)."""
+    cause = exc
+    while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    text = str(cause) or type(cause).__name__
+    return (
+        text
+        if isinstance(cause, ValueError | OSError | MemoryError)
+        else (f"{type(cause).__name__}: {text}")
+    )
+
+
+def _write_error(out_dir: Path, text: str) -> None:
+    try:
+        Path(out_dir, ERROR_FILE).write_text(text)
+    except OSError:
+        pass  # the output directory itself is the problem; the message says so
 
 
 def _sigterm_interrupts() -> None:
@@ -226,9 +281,12 @@ def main(cfg: DictConfig) -> dict | None:
     try:
         summary = run_config(cfg, out_dir)
     except Exception as exc:
-        Path(out_dir, ERROR_FILE).write_text(traceback.format_exc())
+        _write_error(out_dir, traceback.format_exc())
         if hydra_cfg.mode != RunMode.MULTIRUN:
-            raise
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {_root_cause(exc)}", file=sys.stderr)
+            sys.exit(1)
         log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
         return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     if cfg.get("plots"):

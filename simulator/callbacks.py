@@ -84,6 +84,21 @@ class SweepSummary(Callback):
         self.write_files = write_files
         self.fail_on_error = fail_on_error
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Single run: fail with one line when the output directory cannot be created.
+
+        Hydra creates it after this hook and would show a traceback instead.
+        """
+        out = Path(str(config.hydra.run.dir))
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            print(
+                f"error: cannot create the output directory {out}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         """Log the outcome of one run of a multirun."""
         try:

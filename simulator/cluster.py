@@ -241,7 +241,7 @@ def _int_column(
         return np.full(len(t), default, dtype=np.int64)
     vals = pd.to_numeric(t[col].replace("", np.nan), errors="coerce")
     for row, v in enumerate(vals):
-        if pd.isna(v) or v != int(v) or v < minimum:
+        if pd.isna(v) or not np.isfinite(v) or v != int(v) or v < minimum or v >= 2**31:
             raise ValueError(
                 f"{source}: row {row + 1}, column {col}: expected an integer "
                 f">= {minimum}, got {t[col].iloc[row]!r}"

@@ -74,6 +74,27 @@ def _canonical(p: Placement) -> Placement:
     )
 
 
+def _check_args(**values: object) -> None:
+    """Reject meaningless run parameters, naming their ``sim.`` (or top-level) config key."""
+    for name, v in values.items():
+        key = name if name == "seed" else f"sim.{name}"
+        if name in ("seed", "max_retries"):
+            if v is None and name == "max_retries":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 0:
+                raise ValueError(f"{key} must be an integer >= 0, got {v!r}")
+            continue
+        if v is None and name == "until":
+            continue
+        try:
+            x = float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            x = math.nan
+        if isinstance(v, bool) or not math.isfinite(x) or x < 0 or (name == "until" and x <= 0):
+            bound = "> 0 or null" if name == "until" else ">= 0"
+            raise ValueError(f"{key} must be a finite number of seconds {bound}, got {v!r}")
+
+
 class PolicyError(RuntimeError):
     """A policy returned a decision the engine cannot apply (e.g. a placement that does not fit)."""
 
@@ -123,6 +144,15 @@ class Simulation:
         processes: tuple = (),
         progress: bool | None = False,
     ) -> None:
+        _check_args(
+            seed=seed,
+            until=until,
+            timeline_interval=timeline_interval,
+            checkpoint_interval=checkpoint_interval,
+            restart_overhead=restart_overhead,
+            migration_overhead=migration_overhead,
+            max_retries=max_retries,
+        )
         self.env = simpy.Environment()
         self.rng = np.random.default_rng(seed)
         self.seed = seed
@@ -440,10 +470,15 @@ class Simulation:
         """
         jobs = self.jobs
         work = self._progress(j)
-        kept = work
-        if self.checkpoint_interval > 0:
-            kept = math.floor(work / self.checkpoint_interval) * self.checkpoint_interval
-        self.lost_seconds[j] += (work - kept) + self.restart_overhead
+        kept = jobs.kept[j]  # last checkpoint
+        if work >= kept:  # past the restart overhead: a checkpoint every C s of progress
+            c = self.checkpoint_interval
+            kept += math.floor((work - kept) / c) * c if c > 0 else work - kept
+            wasted = work - kept
+        else:  # killed while still paying the restart overhead: the checkpoint is intact
+            wasted = work - (kept - self.restart_overhead)
+        self.lost_seconds[j] += wasted + self.restart_overhead
+        jobs.kept[j] = kept
         jobs.work[j] = kept - self.restart_overhead
         jobs.version[j] += 1
         self._release(j)

@@ -77,7 +77,7 @@ class JobTable:
         self.job_ids = f["job_id"].to_numpy()
         self.submit = f["submit_time"].to_numpy(np.float64).copy()
         self.duration = f["duration"].to_numpy(np.float64).copy()
-        self.num_gpus = f["num_gpus"].to_numpy(np.int64).astype(np.int32)
+        self.num_gpus = f["num_gpus"].to_numpy(np.int64).copy()
         self.milli = _col(f, "gpu_milli", MILLI).astype(np.int32)
         self.milli[self.num_gpus == 0] = 0
         self.cpus = _col(f, "num_cpus", 0.0).astype(np.float64)
@@ -125,6 +125,8 @@ class JobTable:
         self.start = np.full(n, np.nan)
         self.end = np.full(n, np.nan)
         self.work = np.zeros(n)
+        self.kept = np.zeros(n)
+        """Work (s) saved by the last checkpoint; a preempted or killed job resumes from it."""
         self.rate = np.ones(n)
         self.last_update = np.zeros(n)
         self.version = np.zeros(n, dtype=np.int64)

@@ -541,12 +541,6 @@ def test_failure_trace_needs_a_path():
 
 
 # ---------------------------------------------------------------------------------- engine defect
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect (docs/ENGINE_REQUESTS_failures.md, R4): a job killed during its "
-    "restart overhead rolls back one checkpoint too far, because the overhead is modelled as "
-    "negative work below the checkpoint grid",
-)
 def test_kill_during_restart_overhead_keeps_the_last_checkpoint():
     # Checkpoint every 10 s, overhead 5 s. Killed at 25: keeps 20, restarts at 25 owing 5 s of
     # overhead. Killed again at 27, still in its overhead: the checkpoint at 20 is intact, so it
@@ -579,7 +573,7 @@ def test_failures_from_the_command_line(tmp_path):
         "-m",
         "simulator",
         "+policy=gang",
-        "+failures=exponential",
+        "failures=exponential",
         "failures.mtbf_hours=50",
         "trace.max_jobs=300",
         "sim.checkpoint_interval=600",

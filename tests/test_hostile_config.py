@@ -104,83 +104,67 @@ CASES = [
         "until_not_a_number",
         ["+policy=gang", "sim.until=abc"],
         "sim.until",
-        ENTRY_DEFECT.format("E1", "sim.until=abc ends in a SimPy ValueError traceback"),
+        None,
     ),
     (
         "negative_until",
         ["+policy=gang", "sim.until=-5"],
         "sim.until",
-        ENTRY_DEFECT.format("E1", "sim.until=-5 ends in a SimPy ValueError traceback"),
+        None,
     ),
     (
         "seed_not_a_number",
         ["+policy=gang", "seed=abc"],
         "seed",
-        ENTRY_DEFECT.format("E1", "seed=abc ends in an int() ValueError traceback"),
+        None,
     ),
     (
         "seed_overflow",
         ["+policy=gang", "seed=1e400"],
         "seed",
-        ENTRY_DEFECT.format("E1", "seed=1e400 ends in an OverflowError traceback"),
+        None,
     ),
     (
         "negative_checkpoint_interval",
         ["+policy=gang", "sim.checkpoint_interval=-5"],
         "checkpoint_interval",
-        ENTRY_DEFECT.format(
-            "E2", "a negative checkpoint interval is accepted and the run succeeds"
-        ),
+        None,
     ),
     (
         "negative_restart_overhead",
         ["+policy=gang", "sim.restart_overhead=-1"],
         "restart_overhead",
-        ENTRY_DEFECT.format("E2", "a negative restart overhead is accepted and the run succeeds"),
+        None,
     ),
     (
         "nan_timeline_interval",
         ["+policy=gang", "sim.timeline_interval=nan"],
         "timeline_interval",
-        ENTRY_DEFECT.format("E2", "timeline_interval=nan is accepted and the run succeeds"),
+        None,
     ),
     (
         "float_node_count",
         ["+policy=gang", "cluster.num_nodes=1e300"],
         "num_nodes",
-        ENTRY_DEFECT.format(
-            "E3",
-            "num_nodes=1e300 fails with 'negative dimensions are not "
-            "allowed', which names neither the key nor the value",
-        ),
+        None,
     ),
     (
         "huge_cluster",
         ["+policy=gang", "cluster.num_nodes=1000000000"],
         "memory",
-        ENTRY_DEFECT.format(
-            "E4",
-            "a billion-node cluster is built before any memory check: "
-            "MemoryError traceback or std::bad_alloc abort",
-        ),
+        None,
     ),
     (
         "huge_node",
         ["+policy=gang", "cluster.gpus_per_node=100000000"],
         "memory",
-        ENTRY_DEFECT.format(
-            "E4",
-            "100M GPUs per node: numpy _ArrayMemoryError traceback "
-            "(11.9 GiB array) instead of the limits check",
-        ),
+        None,
     ),
     (
         "unwritable_output",
         ["+policy=gang", "hydra.run.dir=/proc/forbidden"],
         "/proc/forbidden",
-        ENTRY_DEFECT.format(
-            "E5", "an output directory that cannot be created ends in a FileNotFoundError traceback"
-        ),
+        None,
     ),
 ]
 

@@ -142,11 +142,6 @@ def test_a_cluster_of_100k_gpus_runs():
     assert (sim.jobs.status == 3).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect R5 (docs/ENGINE_REQUESTS_failures.md): JobTable stores num_gpus as "
-    "int32, so a job asking for 2**32 + 1 GPUs is simulated as a 1-GPU job",
-)
 def test_a_job_larger_than_int32_gpus_is_unschedulable():
     trace = pd.DataFrame(
         {"job_id": [0], "submit_time": [0.0], "duration": [5.0], "num_gpus": [2**32 + 1]}
