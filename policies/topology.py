@@ -133,10 +133,7 @@ class _DomainPlacer:
         self.policy = policy
         self.view = view
         self.base = base
-        c = view.cluster
-        self.cluster = c
-        gpus = c.capacity.astype(np.int64)
-        self._rack_gpus = np.bincount(c.racks, weights=gpus).astype(np.int64)
+        self.cluster = view.cluster
         self._caps: dict[int, tuple[int, int]] = {}
 
     def _capacity(self, mask: int) -> tuple[int, int]:
@@ -146,7 +143,7 @@ class _DomainPlacer:
             c = self.cluster
             ok = np.array([kernels._type_ok(int(m), mask) for m in c.node_model])
             gpus = np.where(ok, c.capacity, 0).astype(np.int64)
-            rack = np.bincount(c.racks, weights=gpus, minlength=len(self._rack_gpus))
+            rack = np.bincount(c.racks, weights=gpus, minlength=len(c.rack_start) - 1)
             caps = self._caps[mask] = (int(gpus.max()), int(rack.max()))
         return caps
 

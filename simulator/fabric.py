@@ -131,6 +131,9 @@ class Fabric:
         bytes_per_param: gradient bytes per parameter (2 = bf16/fp16 gradients).
         pxn: NCCL PXN (rail-optimized only): cross-rail traffic hops over NVLink first.
         record_links: keep the uplink utilisation rows for :meth:`tables`.
+        incremental: skip the max-min recomputation when a start or stop provably changes no
+            other share (no uplink fills / none was full); ``False`` always recomputes: the
+            reference path that tests compare the fast path with (same rates, slower).
         name: preset name shown in the summary.
     """
 
@@ -151,6 +154,7 @@ class Fabric:
         bytes_per_param: float = 2.0,
         pxn: bool = True,
         record_links: bool = True,
+        incremental: bool = True,
         name: str = "",
     ) -> None:
         if topology not in TOPOLOGIES:
@@ -191,11 +195,14 @@ class Fabric:
         self.bytes_per_param = float(bytes_per_param)
         self.pxn = bool(pxn)
         self.record_links = bool(record_links)
+        self.incremental = bool(incremental)
         self.name = name or topology
         self.recomputes = 0
         """Max-min recomputations done (one per start/stop of a spine-crossing job)."""
         self.rate_changes = 0
         """Rates of already running jobs changed by others' starts and stops."""
+        self.fast_paths = 0
+        """Spine starts/stops that provably left every other share unchanged (no recompute)."""
 
     def __repr__(self) -> str:
         return f"Fabric({self.name!r}, topology={self.topology!r})"
@@ -214,17 +221,24 @@ class Fabric:
         self._cap = [0.0] * n
         self._busbw = [0.0] * n
         self._per_iter: list[tuple[float, float, float]] = [(0.0, 0.0, 0.0)] * n
-        self._tier = np.zeros(n, dtype=np.int8)
-        self._bytes = np.zeros((n, 3))
-        self._comm_seconds = np.zeros(n)
-        self._run_seconds = np.zeros(n)
+        # per-job scalars as Python lists: scalar reads/writes on lists are several times
+        # cheaper than on NumPy arrays, and they happen on every start and stop
+        self._tier = bytearray(n)
+        self._bytes = ([0.0] * n, [0.0] * n, [0.0] * n)
+        self._comm_seconds = [0.0] * n
+        self._run_seconds = [0.0] * n
         self._running: set[int] = set()
         self._flow_leaves: dict[int, tuple[int, ...]] = {}
         self._link_jobs: list[set[int]] = [set() for _ in range(len(self.uplink_cap))]
+        self._load = [0.0] * len(self.uplink_cap)
+        """Sum of the fair shares (bytes/s) of the flows on each uplink."""
+        self._cap_list = self.uplink_cap.tolist()
+        self._last_row: list[tuple] = [(0, 0.0, 0.0)] * len(self.uplink_cap)
         self._links = (array("d"), array("q"), array("q"), array("d"), array("d"))
         self._leaf_buf = np.empty(max(int(sim.spec.gpus.sum()), 1), dtype=np.int64)
         self.recomputes = 0
         self.rate_changes = 0
+        self.fast_paths = 0
 
     def _layout(self, spec, state) -> None:
         """Per node: NVLink domain, leaf, NIC bandwidth per GPU; per leaf: uplink capacity."""
@@ -366,12 +380,23 @@ class Fabric:
         else:
             lat = _ring_latency(n, d, n_leaves, *a)
             split = ((n - d) * volume, (d - n_leaves) * volume, n_leaves * volume)
-        leaves = tuple(int(x) for x in self._leaf_buf[:n_leaves])
+        leaves = tuple(self._leaf_buf[:n_leaves].tolist())
         self._tier[j] = SPINE
         self._lat[j], self._cap[j], self._per_iter[j] = lat, cap, split
         self._flow_leaves[j] = leaves
         for leaf in leaves:
             self._link_jobs[leaf].add(j)
+        load, caps = self._load, self._cap_list
+        if self.incremental and all(load[leaf] + cap <= caps[leaf] for leaf in leaves):
+            # no uplink fills: every other share stays max-min fair, j gets its cap
+            self.fast_paths += 1
+            self._busbw[j] = cap
+            for leaf in leaves:
+                load[leaf] = sum(self._busbw[k] for k in self._link_jobs[leaf])
+            rate = self._update(j)
+            if self.record_links:
+                self._record(leaves, now)
+            return {j: rate}
         changed: dict[int, float] = {}
         self._share(leaves, now, changed, started=j)
         return changed
@@ -385,8 +410,19 @@ class Fabric:
         leaves = self._flow_leaves.pop(j, None)
         if leaves is None:
             return {}
+        load, caps, share = self._load, self._cap_list, self._busbw[j]
+        saturated = any(load[leaf] >= caps[leaf] * (1.0 - 1e-9) for leaf in leaves)
         for leaf in leaves:
             self._link_jobs[leaf].discard(j)
+            load[leaf] -= share
+        if self.incremental and not saturated:
+            # none of its uplinks was full, so no other flow was limited there: shares stay
+            self.fast_paths += 1
+            for leaf in leaves:
+                load[leaf] = sum(self._busbw[k] for k in self._link_jobs[leaf])
+            if self.record_links:
+                self._record(leaves, now)
+            return {}
         changed: dict[int, float] = {}
         self._share(leaves, now, changed)
         return changed
@@ -412,10 +448,10 @@ class Fabric:
         if dt > 0.0:
             iters = dt / self._t_iter[j]
             b0, b1, b2 = self._per_iter[j]
-            row = self._bytes[j]
-            row[0] += iters * b0
-            row[1] += iters * b1
-            row[2] += iters * b2
+            nvl, leaf, spine = self._bytes
+            nvl[j] += iters * b0
+            leaf[j] += iters * b1
+            spine[j] += iters * b2
             self._comm_seconds[j] += iters * self._t_comm[j]
             self._run_seconds[j] += dt
         self._since[j] = now
@@ -442,48 +478,82 @@ class Fabric:
         """Max-min fair uplink shares of the flows connected to ``seeds``; fills ``changed``."""
         self.recomputes += 1
         links, flows = self._component(seeds)
-        if flows:
-            local = {leaf: i for i, leaf in enumerate(links)}
-            ptr = np.zeros(len(flows) + 1, dtype=np.int64)
-            members: list[int] = []
-            for i, k in enumerate(flows):
-                members.extend(local[leaf] for leaf in self._flow_leaves[k])
-                ptr[i + 1] = len(members)
-            rates = np.empty(len(flows))
-            _max_min_fair(
-                self.uplink_cap[links],
-                ptr,
-                np.array(members, dtype=np.int64),
-                np.array([self._cap[k] for k in flows]),
-                rates,
-            )
-            for k, share in zip(flows, rates.tolist(), strict=True):
-                if k == started:
-                    self._busbw[k] = share
-                    changed[k] = self._update(k)
-                elif share != self._busbw[k]:
-                    self._accrue(k, now)
-                    self._busbw[k] = share
-                    old = self._rate[k]
-                    rate = self._update(k)
-                    if rate != old:
-                        changed[k] = rate
-                        self.rate_changes += 1
+        n_links = len(links)
+        if not flows:
+            for leaf in links:
+                self._load[leaf] = 0.0
+            if self.record_links:
+                self._record(links, now)
+            return
+        local = {leaf: i for i, leaf in enumerate(links)}
+        ptr = np.zeros(len(flows) + 1, dtype=np.int64)
+        members: list[int] = []
+        for i, k in enumerate(flows):
+            members.extend(local[leaf] for leaf in self._flow_leaves[k])
+            ptr[i + 1] = len(members)
+        on = np.array(members, dtype=np.int64)
+        rates = np.empty(len(flows))
+        _max_min_fair(
+            self.uplink_cap[links], ptr, on, np.array([self._cap[k] for k in flows]), rates
+        )
+        for k, share in zip(flows, rates.tolist(), strict=True):
+            if k == started:
+                self._busbw[k] = share
+                changed[k] = self._update(k)
+            elif share != self._busbw[k]:
+                self._accrue(k, now)
+                self._busbw[k] = share
+                old = self._rate[k]
+                rate = self._update(k)
+                if rate != old:
+                    changed[k] = rate
+                    self.rate_changes += 1
+        # per-uplink sums, vectorised over the component (flows x their uplinks)
+        spans = np.diff(ptr)
+        load = np.bincount(on, weights=np.repeat(rates, spans), minlength=n_links)
+        for leaf, value in zip(links, load.tolist(), strict=True):
+            self._load[leaf] = value
         if self.record_links:
-            self._record(links, now)
+            mean = np.array([self._volume[k] / self._t_iter[k] for k in flows])
+            caps = self.uplink_cap[links]
+            self._append_rows(
+                links,
+                np.bincount(on, minlength=n_links).tolist(),
+                (np.bincount(on, weights=np.repeat(mean, spans), minlength=n_links) / caps),
+                load / caps,
+                now,
+            )
 
-    def _record(self, links: list[int], now: float) -> None:
-        t, link, flows, util, peak = self._links
+    def _append_rows(self, links, flows, util, peak, now: float) -> None:
+        """Append rows for links whose (flows, utilisation, peak) changed since their last row."""
+        t, link, n_flows, u, pk = self._links
+        last = self._last_row
+        rows = zip(flows, util.tolist(), peak.tolist(), strict=True)
+        for leaf, row in zip(links, rows, strict=True):
+            if last[leaf] != row:
+                last[leaf] = row
+                t.append(now)
+                link.append(leaf)
+                n_flows.append(row[0])
+                u.append(row[1])
+                pk.append(row[2])
+
+    def _record(self, links, now: float) -> None:
+        """Rows for ``links`` computed from their flows (few links: the fast paths)."""
+        caps, busbw = self._cap_list, self._busbw
+        flows, util, peak = [], [], []
         for leaf in links:
             jobs = self._link_jobs[leaf]
-            cap = self.uplink_cap[leaf]
-            t.append(now)
-            link.append(leaf)
             flows.append(len(jobs))
-            util.append(sum(self._volume[k] / self._t_iter[k] for k in jobs) / cap)
-            peak.append(sum(self._busbw[k] for k in jobs) / cap)
+            util.append(sum(self._volume[k] / self._t_iter[k] for k in jobs) / caps[leaf])
+            peak.append(sum(busbw[k] for k in jobs) / caps[leaf])
+        self._append_rows(links, flows, np.array(util), np.array(peak), now)
 
     # ------------------------------------------------------------------ results
+    def tiers(self) -> np.ndarray:
+        """Tier code (index into :data:`TIERS`) of each job's last placement."""
+        return np.frombuffer(bytes(self._tier), dtype=np.int8).copy()
+
     def _flush(self, now: float) -> None:
         for j in self._running:
             self._accrue(j, now)
@@ -491,22 +561,26 @@ class Fabric:
     def job_columns(self, sim) -> dict[str, np.ndarray]:
         """Per-job columns: tier of the last placement, bytes per tier, communication share.
 
-        ``fabric_tier`` (``none`` for jobs that do not communicate), ``bytes_nvlink``,
+        ``fabric_tier`` (``none`` for jobs that do not communicate), ``fabric_ideal_tier``
+        (tier of the most compact placement of the job's size), ``bytes_nvlink``,
         ``bytes_leaf``, ``bytes_spine`` (bytes sent over links of that tier, all runs),
         ``comm_fraction`` (all-reduce seconds / run seconds, NaN if it never ran) and
         ``allreduce_bytes`` (gradient bytes reduced per iteration).
         """
         self._flush(sim.env.now)
         names = np.array(TIERS, dtype=object)
+        run = np.array(self._run_seconds)
         with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(self._run_seconds > 0, self._comm_seconds / self._run_seconds, np.nan)
+            share = np.where(run > 0, np.array(self._comm_seconds) / run, np.nan)
         ran = ~np.isnan(sim.jobs.start)
         share = np.where(ran & ~np.array(self._comm, dtype=bool), 0.0, share)
+        nvl, leaf, spine = (np.array(b) for b in self._bytes)
         return {
-            "fabric_tier": names[self._tier],
-            "bytes_nvlink": self._bytes[:, 0].copy(),
-            "bytes_leaf": self._bytes[:, 1].copy(),
-            "bytes_spine": self._bytes[:, 2].copy(),
+            "fabric_tier": names[self.tiers()],
+            "fabric_ideal_tier": np.where(self._comm, names[self.ideal_tier], "none"),
+            "bytes_nvlink": nvl,
+            "bytes_leaf": leaf,
+            "bytes_spine": spine,
             "comm_fraction": share,
             "allreduce_bytes": self.allreduce_bytes.copy(),
         }
@@ -521,15 +595,17 @@ class Fabric:
         out: dict = {
             "fabric": self.name,
             "fabric_topology": self.topology,
-            "fabric_bytes_nvlink": float(self._bytes[:, 0].sum()),
-            "fabric_bytes_leaf": float(self._bytes[:, 1].sum()),
-            "fabric_bytes_spine": float(self._bytes[:, 2].sum()),
+            "fabric_bytes_nvlink": float(sum(self._bytes[0])),
+            "fabric_bytes_leaf": float(sum(self._bytes[1])),
+            "fabric_bytes_spine": float(sum(self._bytes[2])),
             "fabric_comm_bound_jobs": int(self.comm_bound),
             "fabric_recomputes": int(self.recomputes),
             "fabric_rate_changes": int(self.rate_changes),
+            "fabric_fast_paths": int(self.fast_paths),
         }
+        tiers = self.tiers()
         for code, tier in enumerate(TIERS):
-            values = slowdown[fin & (self._tier == code)]
+            values = slowdown[fin & (tiers == code)]
             out[f"fabric_jobs_{tier}"] = int(values.size)
             out[f"fabric_mean_slowdown_{tier}"] = float(values.mean()) if values.size else None
             out[f"fabric_p99_slowdown_{tier}"] = (
