@@ -114,7 +114,7 @@ class ClusterSpec:
             unknown = set(g) - {"count", "num_gpus", "gpu_type", "num_cpus", "memory_gb"}
             if unknown:
                 raise ValueError(f"cluster group {i}: unknown keys {sorted(unknown)}")
-            rows.append(g)
+            rows.append({"num_cpus": 0.0, "memory_gb": 0.0, **g})
         table = pd.DataFrame(rows)
         return cls.from_table(
             table, source=f"cluster groups of {name!r}", nodes_per_rack=nodes_per_rack, name=name

@@ -91,6 +91,8 @@ class SchedulerView:
         self.running = sim.running
         self.cluster = ClusterView(sim.state)
         self.rng = sim.rng
+        self.fabric = sim.fabric
+        """The network model, or None; read-only for policies (e.g. to predict a job's rate)."""
 
     @property
     def alloc_by_queue(self) -> np.ndarray:

@@ -5,7 +5,7 @@ offending key, value or file), never a Python traceback, an abort or a hang, and
 swallow a nonsensical value by running with it. Each run has a wall-clock limit and an
 address-space limit (4 GiB), so a case that tries to allocate a huge cluster cannot take the
 machine down. Misbehaviour of the entry point found here is ``xfail(strict=True)`` and
-listed in ``docs/ENGINE_REQUESTS_failures.md``.
+listed in ``docs/KNOWN_ISSUES.md``.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {name: tmp_path / name for name in out}
 
 
-ENTRY_DEFECT = "entry-point defect {0} (docs/ENGINE_REQUESTS_failures.md): {1}"
+ENTRY_DEFECT = "entry-point defect {0} (docs/KNOWN_ISSUES.md): {1}"
 
 CASES = [
     # (id, overrides, fragment the error must show, defect or None)

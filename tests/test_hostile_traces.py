@@ -16,7 +16,7 @@ Every case must end, within a time limit, in one of:
 
 Anything else (another exception type, a message that does not say which file, a hang, or a
 corrupt value loaded silently) fails. Loader defects found here are ``xfail(strict=True)``
-with the reason, and listed in ``docs/ENGINE_REQUESTS_failures.md`` for the loader owners.
+with the reason, and listed in ``docs/KNOWN_ISSUES.md`` for the loader owners.
 """
 
 from __future__ import annotations
@@ -306,17 +306,11 @@ NOT_APPLICABLE = {
     for case in ("duplicated_column_name", "repeated_header_line")
 }
 
-_L1 = (
-    "loader defect L1 (docs/ENGINE_REQUESTS_failures.md): traces.canonical.validate casts "
-    "num_gpus to int64 without an upper bound; 1e23 or 1e300 GPUs load as -9223372036854775808"
-)
 _L4 = (
     "loader defect L4: token counts >= 2**63 wrap to -9223372036854775808 in the "
     "prompt_tokens/output_tokens columns, silently"
 )
 KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("file", "overflow_int:num_gpus"): _L1,
-    ("file", "huge:num_gpus"): _L1,
     ("philly", "missing_fields"): "loader defect L2: traces.tables.read_csv_table pads a row "
     "with too few fields with empty cells; a short Philly row loads with queue 'default', "
     "uncounted",

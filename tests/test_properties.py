@@ -257,7 +257,7 @@ FAILURE_DEFECTS: dict[str, str] = {}
 Empty now. This test found two such defects while it was written, both fixed since by the policy
 owners: backfill started a job on a node that was down (its what-if state ignored the node's
 state), and fair, priority, sjf, srtf and tiresias never restarted a job killed by a failure
-(their keyed queues only admitted new arrivals); see docs/ENGINE_REQUESTS_failures.md.
+(their keyed queues only admitted new arrivals); see docs/KNOWN_ISSUES.md.
 """
 
 

@@ -24,8 +24,7 @@ from simulator.serving import (
 )
 
 TICK = TableStepTime([1], [0.1])
-# priority's keyed queue does not see out-of-order submits yet (docs/ENGINE_REQUESTS_serving.md)
-Priority = PriorityPolicy
+Priority = PriorityPolicy  # replicas at priority 100 with non_preemptible_threshold=100
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "serving"
 
 

@@ -140,6 +140,8 @@ def validate(
           "expected a duration > 0 s", lines)
     gpus = numbers(t, "num_gpus", source, lines, integer=True)
     check(gpus >= 0, t["num_gpus"], source, "num_gpus", "expected a GPU count >= 0", lines)
+    check(gpus < 2**31, t["num_gpus"], source, "num_gpus", "expected a GPU count below 2**31",
+          lines)
     out["num_gpus"] = gpus.astype(np.int64)
     out["gpu_milli"] = _gpu_milli(t, gpus, source, lines)
     out["gpu_type"] = _text(t, "gpu_type")
