@@ -306,31 +306,7 @@ NOT_APPLICABLE = {
     for case in ("duplicated_column_name", "repeated_header_line")
 }
 
-_L4 = (
-    "loader defect L4: token counts >= 2**63 wrap to -9223372036854775808 in the "
-    "prompt_tokens/output_tokens columns, silently"
-)
-KNOWN_DEFECTS: dict[tuple[str, str], str] = {
-    ("philly", "missing_fields"): "loader defect L2: traces.tables.read_csv_table pads a row "
-    "with too few fields with empty cells; a short Philly row loads with queue 'default', "
-    "uncounted",
-    ("alibaba_openb", "header_only"): "loader defect L3: a header-only pod list raises "
-    "ValueError('zero-size array to reduction operation maximum ...') without the file name",
-    ("azure_llm", "overflow_int:ContextTokens"): _L4,
-    ("azure_llm", "overflow_int:GeneratedTokens"): _L4,
-    ("azure_llm", "huge:ContextTokens"): _L4,
-    ("azure_llm", "huge:GeneratedTokens"): _L4,
-    ("helios", "duplicated_column_name"): "loader defect L5: pandas renames a duplicated header "
-    "name ('job_id.1'); the Helios loader then reads the file without its 'user' column, silently",
-    ("alibaba_pai2020", "huge_negative:end_time"): "loader defect L6: the PAI job-table end_time "
-    "is never range-checked; -1e300 loads silently",
-    ("gavel", "overflow_int:total_steps"): "loader defect L7: total_steps >= 2**63 wraps to "
-    "-9223372036854775808 in the total_steps column, silently",
-    ("gavel", "huge:total_steps"): "loader defect L7: total_steps >= 2**63 wraps to "
-    "-9223372036854775808 in the total_steps column, silently",
-    ("swf", "huge_negative:procs"): "loader defect L8: a negative processor count other than -1 "
-    "(missing) is silently replaced by the requested count, uncounted",
-}
+KNOWN_DEFECTS: dict[tuple[str, str], str] = {}
 """(format, case) -> reason, for loader misbehaviour found here (xfail strict)."""
 
 

@@ -185,7 +185,7 @@ def test_read_canonical_blank_lines_keep_line_numbers(tmp_path):
 
 def test_read_canonical_truncated_file(tmp_path):
     text = CSV[: CSV.rindex("0,0")]  # last line cut after "3,7,3"
-    with pytest.raises(TraceError, match=r"row 3 \(line 4\), column num_gpus: missing value"):
+    with pytest.raises(TraceError, match=r"row 3 \(line 4\): expected 8 fields, saw 3"):
         read_canonical(_write(tmp_path, "t.csv", text))
 
 

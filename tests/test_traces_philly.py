@@ -101,7 +101,6 @@ def test_duplicates_keep_first_row_id(tmp_path):
         ("2017-10-09 06:13:03,5,1.5,2951.0,6214e9", "column num_gpus: expected a whole"),
         ("2017-10-09 06:13:03,5,-1,2951.0,6214e9", "column num_gpus: expected a GPU count"),
         (",5,1,5,6214e9", "column timestamp: missing date-time"),
-        ("2017-10-09 06:13:03,5", "column num_gpus: missing value"),  # truncated line
     ],
 )
 def test_broken_rows_name_row_line_column(tmp_path, bad, expected):
@@ -114,6 +113,14 @@ def test_broken_rows_name_row_line_column(tmp_path, bad, expected):
     with pytest.raises(TraceError) as err:
         philly.load(str(p))
     assert str(err.value).startswith(f"{p}: row 2 (line 3), {expected}"), str(err.value)
+
+
+def test_truncated_row_is_an_error_not_padding(tmp_path):
+    rows = ROWS.splitlines()
+    rows[1] = "2017-10-09 06:13:03,5"
+    p = _write(tmp_path, HEADER + "\n".join(rows) + "\n")
+    with pytest.raises(TraceError, match=r"row 2 \(line 3\): expected 5 fields, saw 2"):
+        philly.load(str(p))
 
 
 def test_zero_duration_rules(tmp_path):

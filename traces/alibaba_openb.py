@@ -30,14 +30,26 @@ from traces.tables import (
 
 __all__ = ["DENSE_WINDOW_START", "POD_COLUMNS", "QOS_PRIORITY", "SAMPLE", "load", "read"]
 
-POD_COLUMNS = ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli", "gpu_spec", "qos",
-               "pod_phase", "creation_time", "deletion_time", "scheduled_time")
+POD_COLUMNS = (
+    "name",
+    "cpu_milli",
+    "memory_mib",
+    "num_gpu",
+    "gpu_milli",
+    "gpu_spec",
+    "qos",
+    "pod_phase",
+    "creation_time",
+    "deletion_time",
+    "scheduled_time",
+)
 """Header of the timed pod lists; the ``multigpu`` variants stop after ``gpu_milli``."""
 
 _TIME_COLUMNS = ("creation_time", "deletion_time", "scheduled_time")
 
 QOS_PRIORITY: Mapping[str, int] = MappingProxyType(
-    {"LS": 2, "Guaranteed": 2, "Burstable": 1, "BE": 0})
+    {"LS": 2, "Guaranteed": 2, "Burstable": 1, "BE": 0}
+)
 """Default ``qos`` -> ``priority``: latency-sensitive and Guaranteed pods above Burstable above
 best-effort, following Kubernetes QoS classes (Alibaba's LS ranks with Guaranteed)."""
 
@@ -48,8 +60,12 @@ DENSE_WINDOW_START = 9_960_000.0
 SAMPLE = Path(__file__).resolve().parent / "data" / "openb_pod_sample.csv"
 """Bundled 2,000-pod sample, used when ``path`` is None."""
 
-_CHOICES = {"pending": ("drop", "keep"), "censored": ("keep", "drop"),
-            "dense_window": ("off", "drop", "clip"), "untimed": ("error", "batch")}
+_CHOICES = {
+    "pending": ("drop", "keep"),
+    "censored": ("keep", "drop"),
+    "dense_window": ("off", "drop", "clip"),
+    "untimed": ("error", "batch"),
+}
 
 
 def read(
@@ -82,24 +98,43 @@ def read(
     Returns:
         The canonical trace with its report.
     """
-    for name, value in (("pending", pending), ("censored", censored),
-                        ("dense_window", dense_window), ("untimed", untimed)):
+    for name, value in (
+        ("pending", pending),
+        ("censored", censored),
+        ("dense_window", dense_window),
+        ("untimed", untimed),
+    ):
         if value not in _CHOICES[name]:
-            raise ValueError(f"alibaba_openb option {name} must be one of {_CHOICES[name]}, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"alibaba_openb option {name} must be one of {_CHOICES[name]}, got {value!r}"
+            )
     p = SAMPLE if path is None else Path(path)
     source = str(p)
     table, lines = read_csv_table(
-        p, required=POD_COLUMNS[:5], what="Alibaba openb pod list",
-        dtype={"name": str, "gpu_spec": str, "qos": str, "pod_phase": str})
+        p,
+        required=POD_COLUMNS[:5],
+        what="Alibaba openb pod list",
+        dtype={"name": str, "gpu_spec": str, "qos": str, "pod_phase": str},
+    )
+    if len(table) == 0:
+        raise TraceError(f"{source}: no pods in the file (header only)")
     report: dict[str, int] = {}
     jobs = _resources(table, source, lines, dict(qos_priority))
     if not all(c in table for c in _TIME_COLUMNS):
         jobs = _untimed(jobs, source, untimed, untimed_duration, report)
         return Trace(jobs=validate(jobs, source, lines=lines), source=source, report=report)
-    keep = _times(table, jobs, source, lines, pending=pending, censored=censored,
-                  trace_end=trace_end, zero_duration=zero_duration, min_duration=min_duration,
-                  report=report)
+    keep = _times(
+        table,
+        jobs,
+        source,
+        lines,
+        pending=pending,
+        censored=censored,
+        trace_end=trace_end,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
     if dense_window != "off":
         keep = _dense_window(jobs, keep, dense_window, report)
     jobs = jobs.drop(columns="began").loc[keep].reset_index(drop=True)
@@ -119,19 +154,30 @@ def _resources(
     missing = blank_cells(table["name"])
     if missing.any():
         raise row_error(source, missing, "name", "missing pod name", lines)
-    jobs = pd.DataFrame({
-        "job_id": table["name"],
-        "num_gpus": gpus.astype(np.int64),
-        "gpu_milli": numbers(table, "gpu_milli", source, lines, integer=True),
-        "gpu_type": (strings(table["gpu_spec"], "") if "gpu_spec" in table
-                     else pd.Series([""] * len(table), dtype=str)),
-        "num_cpus": cpu / 1000.0,
-        "memory_gb": mem / 1024.0,
-    })
+    jobs = pd.DataFrame(
+        {
+            "job_id": table["name"],
+            "num_gpus": gpus.astype(np.int64),
+            "gpu_milli": numbers(table, "gpu_milli", source, lines, integer=True),
+            "gpu_type": (
+                strings(table["gpu_spec"], "")
+                if "gpu_spec" in table
+                else pd.Series([""] * len(table), dtype=str)
+            ),
+            "num_cpus": cpu / 1000.0,
+            "memory_gb": mem / 1024.0,
+        }
+    )
     if "qos" in table:
         qos = strings(table["qos"], "")
-        check(qos.isin(list(qos_priority)).to_numpy(), table["qos"], source, "qos",
-              f"unknown QoS class (known: {sorted(qos_priority)}; set qos_priority)", lines)
+        check(
+            qos.isin(list(qos_priority)).to_numpy(),
+            table["qos"],
+            source,
+            "qos",
+            f"unknown QoS class (known: {sorted(qos_priority)}; set qos_priority)",
+            lines,
+        )
         jobs["priority"] = qos.map(qos_priority).astype(np.int64)
         jobs["qos"] = qos
     if "pod_phase" in table:
@@ -146,7 +192,8 @@ def _untimed(
         raise TraceError(
             f"{source}: this pod list has no time columns {list(_TIME_COLUMNS)} (the openb "
             "'multigpu' variants are made for placement-only experiments); set "
-            "untimed=batch to submit every pod at t=0 with duration untimed_duration")
+            "untimed=batch to submit every pod at t=0 with duration untimed_duration"
+        )
     if not duration > 0:
         raise ValueError(f"untimed_duration must be > 0 seconds, got {duration!r}")
     add_count(report, "repaired_untimed_batch", len(jobs))
@@ -170,13 +217,31 @@ def _times(
     created = numbers(table, "creation_time", source, lines)
     deleted = numbers(table, "deletion_time", source, lines)
     scheduled = numbers(table, "scheduled_time", source, lines, fill=np.nan)
-    check(created >= 0, table["creation_time"], source, "creation_time",
-          "expected a time >= 0 s", lines)
-    check(deleted >= created, table["deletion_time"], source, "deletion_time",
-          "deletion before creation_time", lines)
+    check(
+        created >= 0,
+        table["creation_time"],
+        source,
+        "creation_time",
+        "expected a time >= 0 s",
+        lines,
+    )
+    check(
+        deleted >= created,
+        table["deletion_time"],
+        source,
+        "deletion_time",
+        "deletion before creation_time",
+        lines,
+    )
     never = blank_cells(table["scheduled_time"])
-    check(never | (scheduled >= created), table["scheduled_time"], source, "scheduled_time",
-          "scheduled before creation_time", lines)
+    check(
+        never | (scheduled >= created),
+        table["scheduled_time"],
+        source,
+        "scheduled_time",
+        "scheduled before creation_time",
+        lines,
+    )
     keep = np.ones(len(table), dtype=bool)
     if pending == "drop":
         keep &= ~never
@@ -185,8 +250,14 @@ def _times(
         add_count(report, "repaired_pending_duration", never.sum())
     began = np.where(never, created, scheduled)
     duration, ok = duration_rule(
-        np.where(keep, deleted - began, 1.0), source, "deletion_time - scheduled_time", lines,
-        zero_duration=zero_duration, min_duration=min_duration, report=report)
+        np.where(keep, deleted - began, 1.0),
+        source,
+        "deletion_time - scheduled_time",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
     keep &= ok
     end = float(trace_end) if trace_end is not None else float(deleted.max())
     at_end = keep & ~never & (deleted >= end)
@@ -306,11 +377,28 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    options = {"pending": pending, "censored": censored, "trace_end": trace_end,
-               "dense_window": dense_window, "qos_priority": dict(qos_priority),
-               "untimed": untimed, "untimed_duration": untimed_duration,
-               "zero_duration": zero_duration, "min_duration": min_duration}
+    options = {
+        "pending": pending,
+        "censored": censored,
+        "trace_end": trace_end,
+        "dense_window": dense_window,
+        "qos_priority": dict(qos_priority),
+        "untimed": untimed,
+        "untimed_duration": untimed_duration,
+        "zero_duration": zero_duration,
+        "min_duration": min_duration,
+    }
     trace = cached_read("alibaba_openb", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

@@ -35,8 +35,18 @@ __all__ = ["JOB_COLUMNS", "TASK_COLUMNS", "load", "read"]
 JOB_COLUMNS = ("job_name", "inst_id", "user", "status", "start_time", "end_time")
 """Columns of ``pai_job_table.csv`` (from ``pai_job_table.header``)."""
 
-TASK_COLUMNS = ("job_name", "task_name", "inst_num", "status", "start_time", "end_time",
-                "plan_cpu", "plan_mem", "plan_gpu", "gpu_type")
+TASK_COLUMNS = (
+    "job_name",
+    "task_name",
+    "inst_num",
+    "status",
+    "start_time",
+    "end_time",
+    "plan_cpu",
+    "plan_mem",
+    "plan_gpu",
+    "gpu_type",
+)
 """Columns of ``pai_task_table.csv`` (from ``pai_task_table.header``)."""
 
 _UNFINISHED = ("drop", "censor")
@@ -45,7 +55,8 @@ _UNFINISHED = ("drop", "censor")
 def _table_paths(path: Path, task_path: str | None) -> tuple[Path, Path]:
     if path.is_dir():
         return check_file(path / "pai_job_table.csv"), check_file(
-            Path(task_path) if task_path else path / "pai_task_table.csv")
+            Path(task_path) if task_path else path / "pai_task_table.csv"
+        )
     job = check_file(path)
     return job, check_file(Path(task_path) if task_path else job.with_name("pai_task_table.csv"))
 
@@ -84,14 +95,21 @@ def read(
         The canonical trace with its report.
     """
     if path is None:
-        raise ValueError("trace format 'alibaba_pai2020' needs a path: trace.path=<folder with "
-                         "pai_job_table.csv and pai_task_table.csv, or pai_job_table.csv>")
+        raise ValueError(
+            "trace format 'alibaba_pai2020' needs a path: trace.path=<folder with "
+            "pai_job_table.csv and pai_task_table.csv, or pai_job_table.csv>"
+        )
     if unfinished not in _UNFINISHED:
-        raise ValueError(f"alibaba_pai2020 option unfinished must be one of {_UNFINISHED}, "
-                         f"got {unfinished!r}")
+        raise ValueError(
+            f"alibaba_pai2020 option unfinished must be one of {_UNFINISHED}, got {unfinished!r}"
+        )
     job_path, task_path_ = _table_paths(Path(path), task_path)
-    jobs_raw, job_lines = _read(job_path, JOB_COLUMNS, ("job_name", "inst_id", "user", "status"),
-                                "PAI pai_job_table.csv (6 columns, no header)")
+    jobs_raw, job_lines = _read(
+        job_path,
+        JOB_COLUMNS,
+        ("job_name", "inst_id", "user", "status"),
+        "PAI pai_job_table.csv (6 columns, no header)",
+    )
     tasks = _task_totals(task_path_)
     report: dict[str, int] = {}
     source = str(job_path)
@@ -99,9 +117,23 @@ def read(
     check(names != "", jobs_raw["job_name"], source, "job_name", "missing job name", job_lines)
     status = strings(jobs_raw["status"], "")
     submit = numbers(jobs_raw, "start_time", source, job_lines)
-    check(submit >= 0, jobs_raw["start_time"], source, "start_time", "expected a time >= 0 s",
-          job_lines)
+    check(
+        submit >= 0,
+        jobs_raw["start_time"],
+        source,
+        "start_time",
+        "expected a time >= 0 s",
+        job_lines,
+    )
     job_end = numbers(jobs_raw, "end_time", source, job_lines, fill=np.nan)
+    check(
+        np.isnan(job_end) | (job_end >= submit),
+        jobs_raw["end_time"],
+        source,
+        "end_time",
+        "expected an end time >= the job's start_time",
+        job_lines,
+    )
     keep = np.ones(len(jobs_raw), dtype=bool)
     if statuses is not None:
         wanted = [statuses] if isinstance(statuses, str) else [str(s) for s in statuses]
@@ -110,48 +142,69 @@ def read(
     agg = tasks.reindex(names.to_numpy())
     has_tasks = agg["task_rows"].notna().to_numpy()
     add_count(report, "dropped_no_tasks", (keep & ~has_tasks).sum())
-    add_count(report, "dropped_orphan_tasks",
-              int(tasks.loc[~tasks.index.isin(names), "task_rows"].sum()))
-    add_count(report, "repaired_missing_plan_values",
-              int(agg.loc[keep & has_tasks, "filled_rows"].sum()))
+    add_count(
+        report, "dropped_orphan_tasks", int(tasks.loc[~tasks.index.isin(names), "task_rows"].sum())
+    )
+    add_count(
+        report, "repaired_missing_plan_values", int(agg.loc[keep & has_tasks, "filled_rows"].sum())
+    )
     keep &= has_tasks
     began = agg["first_start"].to_numpy(dtype=np.float64, na_value=np.nan)
     ended = agg["last_end"].to_numpy(dtype=np.float64, na_value=np.nan)
     never = keep & (np.isnan(began) | (status == "Waiting").to_numpy())
     add_count(report, "dropped_never_started", never.sum())
     keep &= ~never
-    open_end = keep & (np.isnan(ended) | agg["any_open"].to_numpy(dtype=bool, na_value=False)
-                       | (status == "Running").to_numpy())
+    open_end = keep & (
+        np.isnan(ended)
+        | agg["any_open"].to_numpy(dtype=bool, na_value=False)
+        | (status == "Running").to_numpy()
+    )
     if unfinished == "drop":
         add_count(report, "dropped_unfinished", open_end.sum())
         keep &= ~open_end
     else:
-        trace_end = float(np.nanmax(np.concatenate([job_end, tasks["last_end"].to_numpy(
-            dtype=np.float64, na_value=np.nan), [-np.inf]])))
+        trace_end = float(
+            np.nanmax(
+                np.concatenate(
+                    [
+                        job_end,
+                        tasks["last_end"].to_numpy(dtype=np.float64, na_value=np.nan),
+                        [-np.inf],
+                    ]
+                )
+            )
+        )
         ended = np.where(open_end, trace_end, ended)
         add_count(report, "kept_censored_at_trace_end", open_end.sum())
-    duration, ok = duration_rule(np.where(keep, ended - began, 1.0), source,
-                                 "task end_time - start_time", job_lines,
-                                 zero_duration=zero_duration, min_duration=min_duration,
-                                 report=report)
+    duration, ok = duration_rule(
+        np.where(keep, ended - began, 1.0),
+        source,
+        "task end_time - start_time",
+        job_lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
     keep &= ok
     gpus, milli, rounded = _gpu_shape(agg["gpu_total"].to_numpy(dtype=np.float64, na_value=0.0))
     add_count(report, "rounded_up_fractional_gpus", (keep & rounded).sum())
     assigned = agg["gpu_types"].fillna("").astype(str).to_numpy()
-    jobs = pd.DataFrame({
-        "job_id": names,
-        "submit_time": submit,
-        "duration": duration,
-        "num_gpus": gpus,
-        "gpu_milli": milli,
-        "gpu_type": np.where((gpus > 0) & gpu_type_constraint, assigned, ""),
-        "num_cpus": agg["cpu_total"].to_numpy(dtype=np.float64, na_value=0.0),
-        "memory_gb": agg["mem_total"].to_numpy(dtype=np.float64, na_value=0.0),
-        "status": status,
-        "user": strings(jobs_raw["user"], ""),
-        "assigned_gpu_type": assigned,
-        "wait_time": began - submit,
-    })
+    jobs = pd.DataFrame(
+        {
+            "job_id": names,
+            "submit_time": submit,
+            "duration": duration,
+            "num_gpus": gpus,
+            "gpu_milli": milli,
+            "gpu_type": np.where((gpus > 0) & gpu_type_constraint, assigned, ""),
+            "num_cpus": agg["cpu_total"].to_numpy(dtype=np.float64, na_value=0.0),
+            "memory_gb": agg["mem_total"].to_numpy(dtype=np.float64, na_value=0.0),
+            "status": status,
+            "user": strings(jobs_raw["user"], ""),
+            "assigned_gpu_type": assigned,
+            "wait_time": began - submit,
+        }
+    )
     jobs, job_lines = jobs.loc[keep].reset_index(drop=True), job_lines[keep]
     source_all = f"{job_path} + {task_path_}"
     return Trace(jobs=validate(jobs, source, lines=job_lines), source=source_all, report=report)
@@ -159,8 +212,12 @@ def read(
 
 def _task_totals(path: Path) -> pd.DataFrame:
     """Per-job sums of the task table, indexed by job_name."""
-    t, lines = _read(path, TASK_COLUMNS, ("job_name", "task_name", "status", "gpu_type"),
-                     "PAI pai_task_table.csv (10 columns, no header)")
+    t, lines = _read(
+        path,
+        TASK_COLUMNS,
+        ("job_name", "task_name", "status", "gpu_type"),
+        "PAI pai_task_table.csv (10 columns, no header)",
+    )
     source = str(path)
     inst = numbers(t, "inst_num", source, lines, fill=1.0)
     check(inst >= 0, t["inst_num"], source, "inst_num", "expected an instance count >= 0", lines)
@@ -174,28 +231,32 @@ def _task_totals(path: Path) -> pd.DataFrame:
     start = numbers(t, "start_time", source, lines, fill=np.nan)
     end = numbers(t, "end_time", source, lines, fill=np.nan)
     gpu_type = strings(t["gpu_type"], "")
-    frame = pd.DataFrame({
-        "job_name": strings(t["job_name"], ""),
-        "gpu_total": inst * plan["plan_gpu"] / 100.0,
-        "cpu_total": inst * plan["plan_cpu"] / 100.0,
-        "mem_total": inst * plan["plan_mem"],
-        "start": start,
-        "end": end,
-        "open": ~np.isnan(start) & np.isnan(end),
-        "filled": filled,
-        "gpu_type": gpu_type.where((plan["plan_gpu"] > 0) & (gpu_type != ""), None),
-    })
+    frame = pd.DataFrame(
+        {
+            "job_name": strings(t["job_name"], ""),
+            "gpu_total": inst * plan["plan_gpu"] / 100.0,
+            "cpu_total": inst * plan["plan_cpu"] / 100.0,
+            "mem_total": inst * plan["plan_mem"],
+            "start": start,
+            "end": end,
+            "open": ~np.isnan(start) & np.isnan(end),
+            "filled": filled,
+            "gpu_type": gpu_type.where((plan["plan_gpu"] > 0) & (gpu_type != ""), None),
+        }
+    )
     groups = frame.groupby("job_name", sort=False)
-    out = pd.DataFrame({
-        "task_rows": groups.size(),
-        "gpu_total": groups["gpu_total"].sum(),
-        "cpu_total": groups["cpu_total"].sum(),
-        "mem_total": groups["mem_total"].sum(),
-        "first_start": groups["start"].min(),
-        "last_end": groups["end"].max(),
-        "any_open": groups["open"].any(),
-        "filled_rows": groups["filled"].sum(),
-    })
+    out = pd.DataFrame(
+        {
+            "task_rows": groups.size(),
+            "gpu_total": groups["gpu_total"].sum(),
+            "cpu_total": groups["cpu_total"].sum(),
+            "mem_total": groups["mem_total"].sum(),
+            "first_start": groups["start"].min(),
+            "last_end": groups["end"].max(),
+            "any_open": groups["open"].any(),
+            "filled_rows": groups["filled"].sum(),
+        }
+    )
     out["gpu_types"] = _joined_types(frame).reindex(out.index)
     if out.index.has_duplicates:  # cannot happen after groupby; guards future edits
         raise TraceError(f"{path}: duplicate job names after grouping")
@@ -204,8 +265,11 @@ def _task_totals(path: Path) -> pd.DataFrame:
 
 def _joined_types(frame: pd.DataFrame) -> pd.Series:
     """Distinct GPU models of each job's GPU tasks, sorted and ``|``-joined."""
-    pairs = (frame.dropna(subset=["gpu_type"])[["job_name", "gpu_type"]]
-             .drop_duplicates().sort_values(["job_name", "gpu_type"]))
+    pairs = (
+        frame.dropna(subset=["gpu_type"])[["job_name", "gpu_type"]]
+        .drop_duplicates()
+        .sort_values(["job_name", "gpu_type"])
+    )
     many = pairs["job_name"].duplicated(keep=False).to_numpy()
     single = pairs.loc[~many].set_index("job_name")["gpu_type"]
     if not many.any():
@@ -223,8 +287,9 @@ def _gpu_shape(total: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     total = np.round(total, 9)
     share = total <= 1.0
     gpus = np.where(total <= 0, 0, np.where(share, 1, np.ceil(total))).astype(np.int64)
-    milli = np.where(total <= 0, 0,
-                     np.where(share, np.clip(np.round(total * 1000.0), 1, 1000), 1000))
+    milli = np.where(
+        total <= 0, 0, np.where(share, np.clip(np.round(total * 1000.0), 1, 1000), 1000)
+    )
     rounded = ~share & (total != np.floor(total))
     return gpus, milli.astype(np.int64), rounded
 
@@ -306,16 +371,31 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    wanted = (None if statuses is None
-              else [statuses] if isinstance(statuses, str) else list(statuses))
-    options = {"task_path": task_path, "statuses": wanted, "unfinished": unfinished,
-               "gpu_type_constraint": gpu_type_constraint, "zero_duration": zero_duration,
-               "min_duration": min_duration}
+    wanted = (
+        None if statuses is None else [statuses] if isinstance(statuses, str) else list(statuses)
+    )
+    options = {
+        "task_path": task_path,
+        "statuses": wanted,
+        "unfinished": unfinished,
+        "gpu_type_constraint": gpu_type_constraint,
+        "zero_duration": zero_duration,
+        "min_duration": min_duration,
+    }
     if path is not None:  # name both tables in the cache key (their sizes and times count)
         job_path, task_file = _table_paths(Path(path), task_path)
         path, options["task_path"] = job_path, str(task_file)
     trace = cached_read("alibaba_pai2020", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
-
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

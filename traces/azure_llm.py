@@ -58,38 +58,51 @@ def read(
     Returns:
         The canonical trace with its report.
     """
-    for name, value in (("base_duration", base_duration),
-                        ("prefill_s_per_token", prefill_s_per_token),
-                        ("decode_s_per_token", decode_s_per_token)):
+    for name, value in (
+        ("base_duration", base_duration),
+        ("prefill_s_per_token", prefill_s_per_token),
+        ("decode_s_per_token", decode_s_per_token),
+    ):
         if not (isinstance(value, int | float) and np.isfinite(value) and value >= 0):
-            raise ValueError(f"azure_llm option {name} must be a number >= 0 (seconds), "
-                             f"got {value!r}")
+            raise ValueError(
+                f"azure_llm option {name} must be a number >= 0 (seconds), got {value!r}"
+            )
     p = SAMPLE if path is None else Path(path)
     source = str(p)
-    table, lines = read_csv_table(p, required=COLUMNS, dtype={"TIMESTAMP": str},
-                                  what="Azure LLM inference CSV")
+    table, lines = read_csv_table(
+        p, required=COLUMNS, dtype={"TIMESTAMP": str}, what="Azure LLM inference CSV"
+    )
     report: dict[str, int] = {}
     submit = timestamps(table, "TIMESTAMP", source, lines, fmt=TIME_FORMAT)
     tokens = {}
     for col in ("ContextTokens", "GeneratedTokens"):
         tokens[col] = numbers(table, col, source, lines, integer=True)
         check(tokens[col] >= 0, table[col], source, col, "expected a token count >= 0", lines)
+        check(tokens[col] < 2**53, table[col], source, col, "expected a token count < 2**53", lines)
     prompt, output = tokens["ContextTokens"], tokens["GeneratedTokens"]
     duration = base_duration + prompt * prefill_s_per_token + output * decode_s_per_token
-    duration, keep = duration_rule(duration, source, "ContextTokens, GeneratedTokens", lines,
-                                   zero_duration=zero_duration, min_duration=min_duration,
-                                   report=report)
-    jobs = pd.DataFrame({
-        "job_id": f"{p.stem}-" + pd.Series(np.arange(len(table)).astype(str)),
-        "submit_time": submit,
-        "duration": duration,
-        "num_gpus": np.full(len(table), num_gpus, dtype=np.int64),
-        "gpu_type": gpu_type,
-        "kind": "infer",
-        "queue": queue,
-        "prompt_tokens": prompt.astype(np.int64),
-        "output_tokens": output.astype(np.int64),
-    })
+    duration, keep = duration_rule(
+        duration,
+        source,
+        "ContextTokens, GeneratedTokens",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
+    jobs = pd.DataFrame(
+        {
+            "job_id": f"{p.stem}-" + pd.Series(np.arange(len(table)).astype(str)),
+            "submit_time": submit,
+            "duration": duration,
+            "num_gpus": np.full(len(table), num_gpus, dtype=np.int64),
+            "gpu_type": gpu_type,
+            "kind": "infer",
+            "queue": queue,
+            "prompt_tokens": prompt.astype(np.int64),
+            "output_tokens": output.astype(np.int64),
+        }
+    )
     if not keep.all():
         jobs, lines = jobs.loc[keep].reset_index(drop=True), lines[keep]
     return Trace(jobs=validate(jobs, source, lines=lines), source=source, report=report)
@@ -166,11 +179,27 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    options = {"base_duration": base_duration, "prefill_s_per_token": prefill_s_per_token,
-               "decode_s_per_token": decode_s_per_token, "num_gpus": num_gpus,
-               "gpu_type": gpu_type, "queue": queue, "zero_duration": zero_duration,
-               "min_duration": min_duration}
+    options = {
+        "base_duration": base_duration,
+        "prefill_s_per_token": prefill_s_per_token,
+        "decode_s_per_token": decode_s_per_token,
+        "num_gpus": num_gpus,
+        "gpu_type": gpu_type,
+        "queue": queue,
+        "zero_duration": zero_duration,
+        "min_duration": min_duration,
+    }
     trace = cached_read("azure_llm", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

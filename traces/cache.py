@@ -56,7 +56,8 @@ def cache_paths(
             files[name] = _identity(Path(value).expanduser().resolve())
     ident = json.dumps(
         {"format": fmt, "files": files, "options": dict(options), "version": CACHE_VERSION},
-        sort_keys=True, default=str,
+        sort_keys=True,
+        default=str,
     )
     key = hashlib.sha256(ident.encode()).hexdigest()[:20]
     folder = Path(cache_dir).expanduser()
@@ -94,8 +95,11 @@ def cached_read(
     if pq.is_file() and meta.is_file():
         try:
             info = json.loads(meta.read_text())
-            return Trace(jobs=pd.read_parquet(pq), source=info["source"],
-                         report={k: int(v) for k, v in info["report"].items()})
+            return Trace(
+                jobs=pd.read_parquet(pq),
+                source=info["source"],
+                report={k: int(v) for k, v in info["report"].items()},
+            )
         except (OSError, ValueError, KeyError):
             pass  # unreadable entry: parse again and overwrite it
     trace = read(path, **options)
@@ -104,8 +108,12 @@ def cached_read(
         _atomic_write(pq, lambda tmp: trace.jobs.to_parquet(tmp, index=False))
     except (ValueError, TypeError):
         return trace  # a column Parquet cannot store (e.g. mixed-type ids): no cache entry
-    _atomic_write(meta, lambda tmp: tmp.write_text(
-        json.dumps({"source": trace.source, "report": trace.report}, indent=1)))
+    _atomic_write(
+        meta,
+        lambda tmp: tmp.write_text(
+            json.dumps({"source": trace.source, "report": trace.report}, indent=1)
+        ),
+    )
     return trace
 
 

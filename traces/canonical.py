@@ -56,22 +56,29 @@ class ColumnSpec(NamedTuple):
     meaning: str
 
 
-CANONICAL_COLUMNS: Mapping[str, ColumnSpec] = MappingProxyType({
-    "job_id": ColumnSpec("str or int (kept as given)", True, None, "unique job id"),
-    "submit_time": ColumnSpec("float64", True, None,
-                              "arrival time in seconds, >= 0; rows need not be sorted"),
-    "duration": ColumnSpec("float64", True, None, "run time in seconds at full speed, > 0"),
-    "num_gpus": ColumnSpec("int64", True, None, "GPUs of the whole job (gang); 0 = CPU-only"),
-    "gpu_milli": ColumnSpec("int64", False, 1000,
-                            "milli-GPU used on each GPU, 1..1000 (0 when num_gpus == 0); "
-                            "< 1000 only when num_gpus == 1"),
-    "gpu_type": ColumnSpec("str", False, "", "required GPU model; '' = any, 'A|B' = A or B"),
-    "num_cpus": ColumnSpec("float64", False, 0.0, "CPU cores of the whole job"),
-    "memory_gb": ColumnSpec("float64", False, 0.0, "memory of the whole job in GB"),
-    "kind": ColumnSpec("str", False, "train", "'train' or 'infer'"),
-    "queue": ColumnSpec("str", False, "default", "tenant / queue / virtual cluster"),
-    "priority": ColumnSpec("int64", False, 0, "larger = more important"),
-})
+CANONICAL_COLUMNS: Mapping[str, ColumnSpec] = MappingProxyType(
+    {
+        "job_id": ColumnSpec("str or int (kept as given)", True, None, "unique job id"),
+        "submit_time": ColumnSpec(
+            "float64", True, None, "arrival time in seconds, >= 0; rows need not be sorted"
+        ),
+        "duration": ColumnSpec("float64", True, None, "run time in seconds at full speed, > 0"),
+        "num_gpus": ColumnSpec("int64", True, None, "GPUs of the whole job (gang); 0 = CPU-only"),
+        "gpu_milli": ColumnSpec(
+            "int64",
+            False,
+            1000,
+            "milli-GPU used on each GPU, 1..1000 (0 when num_gpus == 0); "
+            "< 1000 only when num_gpus == 1",
+        ),
+        "gpu_type": ColumnSpec("str", False, "", "required GPU model; '' = any, 'A|B' = A or B"),
+        "num_cpus": ColumnSpec("float64", False, 0.0, "CPU cores of the whole job"),
+        "memory_gb": ColumnSpec("float64", False, 0.0, "memory of the whole job in GB"),
+        "kind": ColumnSpec("str", False, "train", "'train' or 'infer'"),
+        "queue": ColumnSpec("str", False, "default", "tenant / queue / virtual cluster"),
+        "priority": ColumnSpec("int64", False, 0, "larger = more important"),
+    }
+)
 """Canonical columns: name -> (dtype after :func:`validate`, required, default, meaning)."""
 
 KINDS = ("train", "infer")
@@ -98,9 +105,7 @@ class Trace:
 
 
 # ---------------------------------------------------------------------------------- validate
-def validate(
-    df: pd.DataFrame, source: str, *, lines: np.ndarray | None = None
-) -> pd.DataFrame:
+def validate(df: pd.DataFrame, source: str, *, lines: np.ndarray | None = None) -> pd.DataFrame:
     """Check and coerce a canonical job table.
 
     Required columns must be present and every value well formed; optional columns that are
@@ -128,31 +133,49 @@ def validate(
         raise TypeError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
     missing = [c for c, spec in CANONICAL_COLUMNS.items() if spec.required and c not in df]
     if missing:
-        raise TraceError(f"{source}: missing required column(s) {missing}; "
-                         f"found {list(df.columns)}")
+        raise TraceError(
+            f"{source}: missing required column(s) {missing}; found {list(df.columns)}"
+        )
     t = df.reset_index(drop=True)
     out: dict[str, object] = {"job_id": _job_ids(t, source, lines)}
     out["submit_time"] = numbers(t, "submit_time", source, lines)
-    check(out["submit_time"] >= 0, t["submit_time"], source, "submit_time",
-          "expected a submit time >= 0 s", lines)
+    check(
+        out["submit_time"] >= 0,
+        t["submit_time"],
+        source,
+        "submit_time",
+        "expected a submit time >= 0 s",
+        lines,
+    )
     out["duration"] = numbers(t, "duration", source, lines)
-    check(out["duration"] > 0, t["duration"], source, "duration",
-          "expected a duration > 0 s", lines)
+    check(
+        out["duration"] > 0, t["duration"], source, "duration", "expected a duration > 0 s", lines
+    )
     gpus = numbers(t, "num_gpus", source, lines, integer=True)
     check(gpus >= 0, t["num_gpus"], source, "num_gpus", "expected a GPU count >= 0", lines)
-    check(gpus < 2**31, t["num_gpus"], source, "num_gpus", "expected a GPU count below 2**31",
-          lines)
+    check(
+        gpus < 2**31, t["num_gpus"], source, "num_gpus", "expected a GPU count below 2**31", lines
+    )
     out["num_gpus"] = gpus.astype(np.int64)
     out["gpu_milli"] = _gpu_milli(t, gpus, source, lines)
     out["gpu_type"] = _text(t, "gpu_type")
     for col in ("num_cpus", "memory_gb"):
         out[col] = _non_negative(t, col, source, lines)
     out["kind"] = _text(t, "kind")
-    check(out["kind"].isin(KINDS).to_numpy(), t.get("kind", out["kind"]), source, "kind",
-          f"unknown kind (expected one of {list(KINDS)})", lines)
+    check(
+        out["kind"].isin(KINDS).to_numpy(),
+        t.get("kind", out["kind"]),
+        source,
+        "kind",
+        f"unknown kind (expected one of {list(KINDS)})",
+        lines,
+    )
     out["queue"] = _text(t, "queue")
-    out["priority"] = (numbers(t, "priority", source, lines, fill=0, integer=True)
-                       .astype(np.int64) if "priority" in t else np.zeros(len(t), np.int64))
+    out["priority"] = (
+        numbers(t, "priority", source, lines, fill=0, integer=True).astype(np.int64)
+        if "priority" in t
+        else np.zeros(len(t), np.int64)
+    )
     jobs = pd.DataFrame(out)
     extras = [c for c in t.columns if c not in CANONICAL_COLUMNS]
     if extras:
@@ -170,8 +193,10 @@ def _job_ids(t: pd.DataFrame, source: str, lines: np.ndarray | None) -> pd.Serie
         second = int(np.flatnonzero(dup)[0])
         value = ids.iloc[second]
         first = int(np.flatnonzero((ids == value).to_numpy())[0])
-        raise TraceError(f"{source}: {where(second, lines)}, column job_id: duplicate job_id "
-                         f"{shown(value)} (same as {where(first, lines)})")
+        raise TraceError(
+            f"{source}: {where(second, lines)}, column job_id: duplicate job_id "
+            f"{shown(value)} (same as {where(first, lines)})"
+        )
     return ids
 
 
@@ -184,12 +209,30 @@ def _gpu_milli(
     raw = t["gpu_milli"]
     milli = numbers(t, "gpu_milli", source, lines, fill=default, integer=True)
     cpu_only = gpus == 0
-    check(~cpu_only | (milli == 0), raw, source, "gpu_milli",
-          "expected 0 (or empty) for a CPU-only job (num_gpus == 0)", lines)
-    check(cpu_only | ((milli >= 1) & (milli <= 1000)), raw, source, "gpu_milli",
-          "expected milli-GPU in 1..1000", lines)
-    check(cpu_only | (milli == 1000) | (gpus == 1), raw, source, "gpu_milli",
-          "a GPU share below 1000 milli-GPU needs num_gpus == 1", lines)
+    check(
+        ~cpu_only | (milli == 0),
+        raw,
+        source,
+        "gpu_milli",
+        "expected 0 (or empty) for a CPU-only job (num_gpus == 0)",
+        lines,
+    )
+    check(
+        cpu_only | ((milli >= 1) & (milli <= 1000)),
+        raw,
+        source,
+        "gpu_milli",
+        "expected milli-GPU in 1..1000",
+        lines,
+    )
+    check(
+        cpu_only | (milli == 1000) | (gpus == 1),
+        raw,
+        source,
+        "gpu_milli",
+        "a GPU share below 1000 milli-GPU needs num_gpus == 1",
+        lines,
+    )
     return milli.astype(np.int64)
 
 
@@ -236,13 +279,14 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
         except Exception as exc:  # pyarrow raises many types for a bad file
             raise TraceError(f"{p}: cannot read as Parquet ({exc})") from exc
     elif suffixes and (suffixes[-1] == ".csv" or suffixes[0] == ".csv"):
-        table, lines = read_csv_table(p, required=(), dtype=_TEXT_COLUMNS,
-                                      what="canonical CSV")
+        table, lines = read_csv_table(p, required=(), dtype=_TEXT_COLUMNS, what="canonical CSV")
         if "job_id" in table:
             table["job_id"] = _maybe_int_ids(table["job_id"])
     else:
-        raise TraceError(f"{p}: unknown file type {p.suffix!r}; a canonical trace is a .csv, "
-                         ".csv.gz or .parquet file")
+        raise TraceError(
+            f"{p}: unknown file type {p.suffix!r}; a canonical trace is a .csv, "
+            ".csv.gz or .parquet file"
+        )
     if len(table) == 0:
         raise TraceError(f"{p}: no jobs in the file (header only)")
     jobs = validate(table, str(p), lines=lines)
@@ -321,16 +365,25 @@ def apply_options(
         names = [queues] if isinstance(queues, str) else [str(q) for q in queues]
         jobs = _keep(jobs, jobs["queue"].isin(names).to_numpy(), report, "filtered_queue")
     if min_gpus is not None:
-        jobs = _keep(jobs, jobs["num_gpus"].to_numpy() >= _count(min_gpus, "min_gpus", 0),
-                     report, "filtered_min_gpus")
+        jobs = _keep(
+            jobs,
+            jobs["num_gpus"].to_numpy() >= _count(min_gpus, "min_gpus", 0),
+            report,
+            "filtered_min_gpus",
+        )
     if max_gpus is not None:
-        jobs = _keep(jobs, jobs["num_gpus"].to_numpy() <= _count(max_gpus, "max_gpus", 0),
-                     report, "filtered_max_gpus")
+        jobs = _keep(
+            jobs,
+            jobs["num_gpus"].to_numpy() <= _count(max_gpus, "max_gpus", 0),
+            report,
+            "filtered_max_gpus",
+        )
     if sample_frac is not None:
         jobs = _keep(jobs, _sample_mask(len(jobs), sample_frac, seed), report, "sampled_out")
     if max_jobs is not None:
-        jobs = _keep(jobs, _first_mask(jobs, _count(max_jobs, "max_jobs", 1)), report,
-                     "truncated_max_jobs")
+        jobs = _keep(
+            jobs, _first_mask(jobs, _count(max_jobs, "max_jobs", 1)), report, "truncated_max_jobs"
+        )
     if len(jobs):
         t = jobs["submit_time"].to_numpy()
         t0 = t.min()
@@ -384,8 +437,9 @@ def _seconds(value: float | str | None, name: str) -> float | None:
     try:
         stamp = pd.Timestamp(value)
     except ValueError as exc:
-        raise ValueError(f"trace option {name}: cannot read {value!r} as seconds or as a "
-                         "date-time") from exc
+        raise ValueError(
+            f"trace option {name}: cannot read {value!r} as seconds or as a date-time"
+        ) from exc
     if stamp.tzinfo is None:
         stamp = stamp.tz_localize("UTC")
     return stamp.timestamp()
@@ -427,10 +481,22 @@ def finish(
         TraceError: the options removed every job.
     """
     report = dict(trace.report)
-    jobs = apply_options(trace.jobs, report, start=start, end=end, rebase=rebase,
-                         sample_frac=sample_frac, max_jobs=max_jobs, time_scale=time_scale,
-                         queues=queues, min_gpus=min_gpus, max_gpus=max_gpus, seed=seed)
+    jobs = apply_options(
+        trace.jobs,
+        report,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )
     if jobs.empty:
-        raise TraceError(f"{trace.source}: no jobs left after the trace options "
-                         f"(removed: {report})")
+        raise TraceError(
+            f"{trace.source}: no jobs left after the trace options (removed: {report})"
+        )
     return Trace(jobs=jobs, source=trace.source, report=report)

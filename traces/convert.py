@@ -30,17 +30,28 @@ __all__ = ["add_trace_arguments", "load_from_args", "main", "write_trace"]
 
 def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--format``, ``--option`` and the common trace options to a parser."""
-    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS],
-                        help="trace format (default: guess from the file)")
-    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
-                        help="format option, e.g. -o pending=keep (repeatable)")
+    parser.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", *FORMATS],
+        help="trace format (default: guess from the file)",
+    )
+    parser.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="format option, e.g. -o pending=keep (repeatable)",
+    )
     parser.add_argument("--start", help="keep jobs submitted at/after this time (s or date)")
     parser.add_argument("--end", help="keep jobs submitted before this time (s or date)")
     parser.add_argument("--no-rebase", action="store_true", help="keep the original times")
     parser.add_argument("--sample-frac", type=float, help="keep this random fraction of jobs")
     parser.add_argument("--max-jobs", type=int, help="keep the first N jobs by submit time")
-    parser.add_argument("--time-scale", type=float, default=1.0,
-                        help="divide inter-arrival times by this factor")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="divide inter-arrival times by this factor"
+    )
     parser.add_argument("--queues", help="comma-separated queues to keep")
     parser.add_argument("--min-gpus", type=int, help="keep jobs with at least this many GPUs")
     parser.add_argument("--max-gpus", type=int, help="keep jobs with at most this many GPUs")
@@ -71,11 +82,22 @@ def load_from_args(args: argparse.Namespace) -> Trace:
     """Load the trace named by parsed command-line arguments (see :func:`add_trace_arguments`)."""
     options = _format_options(args.option)
     queues = [q.strip() for q in args.queues.split(",")] if args.queues else None
-    return load(args.format, args.input, start=_time(args.start), end=_time(args.end),
-                rebase=not args.no_rebase, sample_frac=args.sample_frac,
-                max_jobs=args.max_jobs, time_scale=args.time_scale, queues=queues,
-                min_gpus=args.min_gpus, max_gpus=args.max_gpus, seed=args.seed,
-                cache_dir=args.cache_dir, **options)
+    return load(
+        args.format,
+        args.input,
+        start=_time(args.start),
+        end=_time(args.end),
+        rebase=not args.no_rebase,
+        sample_frac=args.sample_frac,
+        max_jobs=args.max_jobs,
+        time_scale=args.time_scale,
+        queues=queues,
+        min_gpus=args.min_gpus,
+        max_gpus=args.max_gpus,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        **options,
+    )
 
 
 def write_trace(trace: Trace, out: str | Path) -> Path:
@@ -106,8 +128,11 @@ def write_trace(trace: Trace, out: str | Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m traces.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m traces.convert",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("input", help="trace file (or PAI folder)")
     parser.add_argument("output", help="canonical .parquet or .csv file to write")
     add_trace_arguments(parser)

@@ -51,14 +51,16 @@ def summarize(trace: Trace) -> dict[str, object]:
         "first_submit": first,
         "last_submit": last,
         "span": span,
-        "gpu_histogram": {int(k): int(v) for k, v in
-                          jobs["num_gpus"].value_counts().sort_index().items()},
+        "gpu_histogram": {
+            int(k): int(v) for k, v in jobs["num_gpus"].value_counts().sort_index().items()
+        },
         "fractional_gpu_jobs": int(((jobs["num_gpus"] > 0) & (jobs["gpu_milli"] < 1000)).sum()),
         "cpu_only_jobs": int((jobs["num_gpus"] == 0).sum()),
         "gpu_seconds": gpu_seconds,
         "offered_load": gpu_seconds / span if span > 0 else float("nan"),
-        "duration_percentiles": dict(zip(["p10", "p50", "p90", "p99", "max"],
-                                         (float(x) for x in pct), strict=True)),
+        "duration_percentiles": dict(
+            zip(["p10", "p50", "p90", "p99", "max"], (float(x) for x in pct), strict=True)
+        ),
         "queues": {str(k): int(v) for k, v in jobs["queue"].value_counts().items()},
         "kinds": {str(k): int(v) for k, v in jobs["kind"].value_counts().items()},
         "report": dict(trace.report),
@@ -76,27 +78,39 @@ def format_summary(s: dict[str, object]) -> str:
         f"(span {s['span']:.1f} s = {s['span'] / 86400:.2f} days)",
         f"offered load  {s['offered_load']:.2f} GPU-seconds per second "
         f"({s['gpu_seconds'] / 3600:.1f} GPU-hours)",
-        "duration      " + ", ".join(f"{k} {v:.4g} s"
-                                     for k, v in s["duration_percentiles"].items()),
+        "duration      "
+        + ", ".join(f"{k} {v:.4g} s" for k, v in s["duration_percentiles"].items()),
         f"GPU sharing   {s['fractional_gpu_jobs']} fractional-GPU jobs, "
         f"{s['cpu_only_jobs']} CPU-only jobs",
         "GPUs per job  jobs      share",
     ]
     lines += [f"  {k:>10}  {v:>8}  {100 * v / n:6.2f} %" for k, v in hist.items()]
     queues = pd.Series(s["queues"])
-    lines.append(f"queues        {len(queues)}: " + ", ".join(
-        f"{k} {v}" for k, v in queues.head(10).items()) + (" ..." if len(queues) > 10 else ""))
+    lines.append(
+        f"queues        {len(queues)}: "
+        + ", ".join(f"{k} {v}" for k, v in queues.head(10).items())
+        + (" ..." if len(queues) > 10 else "")
+    )
     lines.append("kinds         " + ", ".join(f"{k} {v}" for k, v in s["kinds"].items()))
     report = s["report"]
-    lines.append("report        " + (", ".join(f"{k} {v}" for k, v in report.items())
-                                     if report else "nothing dropped or repaired"))
+    lines.append(
+        "report        "
+        + (
+            ", ".join(f"{k} {v}" for k, v in report.items())
+            if report
+            else "nothing dropped or repaired"
+        )
+    )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m traces.describe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m traces.describe",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("input", help="trace file (or PAI folder)")
     add_trace_arguments(parser)
     args = parser.parse_args(argv)

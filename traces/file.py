@@ -31,13 +31,15 @@ def read(path: str | Path | None) -> Trace:
         :mod:`traces.convert` brings back the report of its conversion.
     """
     if path is None or str(path) == "???":
-        raise ValueError("trace format 'file' needs a path: trace.path=<canonical .csv or "
-                         ".parquet file>")
+        raise ValueError(
+            "trace format 'file' needs a path: trace.path=<canonical .csv or .parquet file>"
+        )
     jobs = read_canonical(path)
     report = {str(k): int(v) for k, v in jobs.attrs.pop(REPORT_ATTR, {}).items()}
     source = jobs.attrs.pop(SOURCE_ATTR, None)
-    return Trace(jobs=jobs, source=f"{path} (from {source})" if source else str(path),
-                 report=report)
+    return Trace(
+        jobs=jobs, source=f"{path} (from {source})" if source else str(path), report=report
+    )
 
 
 def load(
@@ -83,6 +85,16 @@ def load(
         The trace (see :func:`traces.canonical.apply_options` for the order of the options).
     """
     trace = cached_read("file", read, path, {}, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

@@ -14,16 +14,18 @@ from traces.canonical import Trace, TraceError
 
 __all__ = ["FORMATS", "detect", "load", "loader"]
 
-FORMATS: Mapping[str, str] = MappingProxyType({
-    "file": "canonical job table (.csv / .parquet)",
-    "philly": "Microsoft Philly job table (Pollux philly.csv)",
-    "alibaba_openb": "Alibaba GPU-sharing pod lists (cluster-trace-gpu-v2023)",
-    "alibaba_pai2020": "Alibaba PAI job + task tables (cluster-trace-gpu-v2020)",
-    "azure_llm": "Azure LLM inference requests 2023",
-    "gavel": "Gavel .trace files (Philly-derived)",
-    "helios": "SenseTime Helios cluster_log.csv",
-    "swf": "Standard Workload Format (.swf)",
-})
+FORMATS: Mapping[str, str] = MappingProxyType(
+    {
+        "file": "canonical job table (.csv / .parquet)",
+        "philly": "Microsoft Philly job table (Pollux philly.csv)",
+        "alibaba_openb": "Alibaba GPU-sharing pod lists (cluster-trace-gpu-v2023)",
+        "alibaba_pai2020": "Alibaba PAI job + task tables (cluster-trace-gpu-v2020)",
+        "azure_llm": "Azure LLM inference requests 2023",
+        "gavel": "Gavel .trace files (Philly-derived)",
+        "helios": "SenseTime Helios cluster_log.csv",
+        "swf": "Standard Workload Format (.swf)",
+    }
+)
 """Format name -> description."""
 
 _HEADERS = {
@@ -98,5 +100,6 @@ def detect(path: str | Path) -> str:
         for name, header in _HEADERS.items():
             if first[: len(header)] == header:
                 return name
-    raise ValueError(f"{p}: cannot tell the trace format; give it explicitly "
-                     f"(one of {', '.join(FORMATS)})")
+    raise ValueError(
+        f"{p}: cannot tell the trace format; give it explicitly (one of {', '.join(FORMATS)})"
+    )

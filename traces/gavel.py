@@ -38,12 +38,29 @@ from traces.tables import (
 
 __all__ = ["COLUMNS_7", "COLUMNS_10", "THROUGHPUTS_FILE", "find_throughputs", "load", "read"]
 
-COLUMNS_7 = ("job_type", "command", "num_steps_arg", "needs_data_dir", "total_steps",
-             "arrival_time", "scale_factor")
+COLUMNS_7 = (
+    "job_type",
+    "command",
+    "num_steps_arg",
+    "needs_data_dir",
+    "total_steps",
+    "arrival_time",
+    "scale_factor",
+)
 """Fields of the 7-column (msr, per-VC) traces."""
 
-COLUMNS_10 = ("job_type", "command", "working_directory", "num_steps_arg", "needs_data_dir",
-              "total_steps", "scale_factor", "priority_weight", "SLO", "arrival_time")
+COLUMNS_10 = (
+    "job_type",
+    "command",
+    "working_directory",
+    "num_steps_arg",
+    "needs_data_dir",
+    "total_steps",
+    "scale_factor",
+    "priority_weight",
+    "SLO",
+    "arrival_time",
+)
 """Fields of the 10-column (physical_cluster) traces."""
 
 THROUGHPUTS_FILE = "simulation_throughputs.json"
@@ -77,17 +94,17 @@ def _field_count(p: Path) -> int:
     raise TraceError(f"{p}: file is empty")
 
 
-def _steps_per_second(
-    path: Path, source: Path, worker_type: str
-) -> dict[tuple[str, int], float]:
+def _steps_per_second(path: Path, source: Path, worker_type: str) -> dict[tuple[str, int], float]:
     """Isolated throughput (steps/s) of each (job_type, scale_factor) on one worker type."""
     try:
         table = json.loads(check_file(path).read_text())
     except json.JSONDecodeError as exc:
         raise TraceError(f"{path}: not valid JSON ({exc})") from exc
     if worker_type not in table:
-        raise TraceError(f"{path}: no worker type {worker_type!r} (has {sorted(table)}); "
-                         f"set worker_type for {source}")
+        raise TraceError(
+            f"{path}: no worker type {worker_type!r} (has {sorted(table)}); "
+            f"set worker_type for {source}"
+        )
     rates: dict[tuple[str, int], float] = {}
     for key, entry in table[worker_type].items():
         job_type, _, scale = key.strip("()").rpartition(", ")
@@ -122,47 +139,71 @@ def read(
     if path is None:
         raise ValueError("trace format 'gavel' needs a path: trace.path=<file.trace>")
     if missing_throughput not in _MISSING_RULES:
-        raise ValueError(f"gavel option missing_throughput must be one of {_MISSING_RULES}, "
-                         f"got {missing_throughput!r}")
+        raise ValueError(
+            f"gavel option missing_throughput must be one of {_MISSING_RULES}, "
+            f"got {missing_throughput!r}"
+        )
     p = check_file(path)
     source = str(p)
     fields = _field_count(p)
     if fields not in (7, 10):
-        raise TraceError(f"{p}: line 1: expected 7 or 10 tab-separated fields (a Gavel .trace "
-                         f"file), saw {fields}")
+        raise TraceError(
+            f"{p}: line 1: expected 7 or 10 tab-separated fields (a Gavel .trace "
+            f"file), saw {fields}"
+        )
     names = COLUMNS_7 if fields == 7 else COLUMNS_10
-    table, lines = read_csv_table(p, names=names, sep="\t", quoting=csv.QUOTE_NONE,
-                                  dtype={"job_type": str, "command": str},
-                                  what=f"Gavel .trace ({fields} tab-separated fields)")
+    table, lines = read_csv_table(
+        p,
+        names=names,
+        sep="\t",
+        quoting=csv.QUOTE_NONE,
+        dtype={"job_type": str, "command": str},
+        what=f"Gavel .trace ({fields} tab-separated fields)",
+    )
     tput_path = Path(throughputs) if throughputs else find_throughputs(p)
     if tput_path is None:
-        raise TraceError(f"{p}: cannot find {THROUGHPUTS_FILE} next to the trace or in its "
-                         "parent folders; set throughputs=<path>")
+        raise TraceError(
+            f"{p}: cannot find {THROUGHPUTS_FILE} next to the trace or in its "
+            "parent folders; set throughputs=<path>"
+        )
     rates = _steps_per_second(tput_path, p, worker_type)
     report: dict[str, int] = {}
     steps = numbers(table, "total_steps", source, lines, integer=True)
     check(steps >= 0, table["total_steps"], source, "total_steps", "expected steps >= 0", lines)
+    check(
+        steps < 2**53, table["total_steps"], source, "total_steps", "expected steps < 2**53", lines
+    )
     gpus = numbers(table, "scale_factor", source, lines, integer=True)
     check(gpus >= 1, table["scale_factor"], source, "scale_factor", "expected GPUs >= 1", lines)
     arrival = numbers(table, "arrival_time", source, lines)
-    check(arrival >= 0, table["arrival_time"], source, "arrival_time", "expected a time >= 0 s",
-          lines)
+    check(
+        arrival >= 0, table["arrival_time"], source, "arrival_time", "expected a time >= 0 s", lines
+    )
     job_type = strings(table["job_type"], "")
-    rate, keep = _rates(job_type, gpus, rates, missing_throughput, source, lines, report,
-                        worker_type)
-    duration, ok = duration_rule(np.where(keep, steps / rate, 1.0), source,
-                                 "total_steps / throughput", lines, zero_duration=zero_duration,
-                                 min_duration=min_duration, report=report)
+    rate, keep = _rates(
+        job_type, gpus, rates, missing_throughput, source, lines, report, worker_type
+    )
+    duration, ok = duration_rule(
+        np.where(keep, steps / rate, 1.0),
+        source,
+        "total_steps / throughput",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
     keep &= ok
-    jobs = pd.DataFrame({
-        "job_id": f"{p.stem}-" + pd.Series(np.arange(len(table)).astype(str)),
-        "submit_time": arrival,
-        "duration": duration,
-        "num_gpus": gpus.astype(np.int64),
-        "queue": p.stem,
-        "job_type": job_type,
-        "total_steps": steps.astype(np.int64),
-    })
+    jobs = pd.DataFrame(
+        {
+            "job_id": f"{p.stem}-" + pd.Series(np.arange(len(table)).astype(str)),
+            "submit_time": arrival,
+            "duration": duration,
+            "num_gpus": gpus.astype(np.int64),
+            "queue": p.stem,
+            "job_type": job_type,
+            "total_steps": steps.astype(np.int64),
+        }
+    )
     if fields == 10:
         jobs["priority_weight"] = numbers(table, "priority_weight", source, lines)
         jobs["slo"] = numbers(table, "SLO", source, lines)
@@ -193,10 +234,14 @@ def _rates(
         missing = np.isnan(rate)
     if missing.any() and rule == "error":
         first = int(np.flatnonzero(missing)[0])
-        raise row_error(source, missing, "job_type",
-                        f"no {worker_type} throughput for ({job_type.iloc[first]!r}, "
-                        f"{int(gpus[first])} GPUs) (set missing_throughput=drop or linear)",
-                        lines)
+        raise row_error(
+            source,
+            missing,
+            "job_type",
+            f"no {worker_type} throughput for ({job_type.iloc[first]!r}, "
+            f"{int(gpus[first])} GPUs) (set missing_throughput=drop or linear)",
+            lines,
+        )
     add_count(report, "dropped_no_throughput", missing.sum())
     return np.where(missing, 1.0, rate), ~missing
 
@@ -266,10 +311,24 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    options = {"throughputs": throughputs, "worker_type": worker_type,
-               "missing_throughput": missing_throughput, "zero_duration": zero_duration,
-               "min_duration": min_duration}
+    options = {
+        "throughputs": throughputs,
+        "worker_type": worker_type,
+        "missing_throughput": missing_throughput,
+        "zero_duration": zero_duration,
+        "min_duration": min_duration,
+    }
     trace = cached_read("gavel", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

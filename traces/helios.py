@@ -30,8 +30,20 @@ from traces.tables import (
 
 __all__ = ["COLUMNS", "REQUIRED", "STATES", "TIME_FORMAT", "load", "read"]
 
-COLUMNS = ("job_id", "user", "vc", "gpu_num", "cpu_num", "node_num", "state", "submit_time",
-           "start_time", "end_time", "duration", "queue")
+COLUMNS = (
+    "job_id",
+    "user",
+    "vc",
+    "gpu_num",
+    "cpu_num",
+    "node_num",
+    "state",
+    "submit_time",
+    "start_time",
+    "end_time",
+    "duration",
+    "queue",
+)
 """Header of Helios ``cluster_log.csv``."""
 
 REQUIRED = ("job_id", "gpu_num", "state", "submit_time", "start_time", "end_time")
@@ -66,10 +78,10 @@ def read(
         raise ValueError("trace format 'helios' needs a path: trace.path=<cluster_log.csv>")
     p = Path(path)
     source = str(p)
-    text_cols = {c: str for c in ("user", "vc", "state", "submit_time", "start_time",
-                                  "end_time")}
-    table, lines = read_csv_table(p, required=REQUIRED, dtype=text_cols,
-                                  what="Helios cluster_log.csv")
+    text_cols = {c: str for c in ("user", "vc", "state", "submit_time", "start_time", "end_time")}
+    table, lines = read_csv_table(
+        p, required=REQUIRED, dtype=text_cols, what="Helios cluster_log.csv"
+    )
     report: dict[str, int] = {}
     state = strings(table["state"], "")
     keep = np.ones(len(table), dtype=bool)
@@ -86,21 +98,29 @@ def read(
     add_count(report, "dropped_unfinished", unfinished.sum())
     keep &= ~never & ~unfinished
     duration = _durations(table, started, ended, keep, source, lines, report)
-    duration, ok = duration_rule(np.where(keep, duration, 1.0), source, "duration", lines,
-                                 zero_duration=zero_duration, min_duration=min_duration,
-                                 report=report)
+    duration, ok = duration_rule(
+        np.where(keep, duration, 1.0),
+        source,
+        "duration",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+    )
     keep &= ok
     gpus = numbers(table, "gpu_num", source, lines, integer=True)
     check(gpus >= 0, table["gpu_num"], source, "gpu_num", "expected a GPU count >= 0", lines)
-    jobs = pd.DataFrame({
-        "job_id": table["job_id"],
-        "submit_time": submit,
-        "duration": duration,
-        "num_gpus": gpus.astype(np.int64),
-        "num_cpus": _optional(table, "cpu_num", source, lines),
-        "queue": strings(table["vc"], "default") if "vc" in table else "default",
-        "state": state,
-    })
+    jobs = pd.DataFrame(
+        {
+            "job_id": table["job_id"],
+            "submit_time": submit,
+            "duration": duration,
+            "num_gpus": gpus.astype(np.int64),
+            "num_cpus": _optional(table, "cpu_num", source, lines),
+            "queue": strings(table["vc"], "default") if "vc" in table else "default",
+            "state": state,
+        }
+    )
     if "user" in table:
         jobs["user"] = strings(table["user"], "")
     if "node_num" in table:
@@ -203,6 +223,16 @@ def load(
     wanted = None if states is None else [states] if isinstance(states, str) else list(states)
     options = {"states": wanted, "zero_duration": zero_duration, "min_duration": min_duration}
     trace = cached_read("helios", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

@@ -57,16 +57,22 @@ def convert_openb_nodes(src: str | Path, dst: str | Path | None = None) -> pd.Da
     Returns:
         The node-list table.
     """
-    table, lines = read_csv_table(src, required=("sn", "cpu_milli", "memory_mib", "gpu", "model"),
-                                  dtype={"sn": str, "model": str}, what="openb node list")
+    table, lines = read_csv_table(
+        src,
+        required=("sn", "cpu_milli", "memory_mib", "gpu", "model"),
+        dtype={"sn": str, "model": str},
+        what="openb node list",
+    )
     source = str(src)
-    nodes = pd.DataFrame({
-        "node": strings(table["sn"], ""),
-        "num_gpus": _count(table, "gpu", source, lines),
-        "gpu_type": strings(table["model"], ""),
-        "num_cpus": numbers(table, "cpu_milli", source, lines) / 1000.0,
-        "memory_gb": numbers(table, "memory_mib", source, lines) / 1024.0,
-    })
+    nodes = pd.DataFrame(
+        {
+            "node": strings(table["sn"], ""),
+            "num_gpus": _count(table, "gpu", source, lines),
+            "gpu_type": strings(table["model"], ""),
+            "num_cpus": numbers(table, "cpu_milli", source, lines) / 1000.0,
+            "memory_gb": numbers(table, "memory_mib", source, lines) / 1024.0,
+        }
+    )
     return _write(nodes, dst)
 
 
@@ -86,18 +92,24 @@ def convert_pai_machines(
     Returns:
         The node-list table.
     """
-    table, lines = read_csv_table(src, names=None if header else PAI_MACHINE_COLUMNS,
-                                  required=PAI_MACHINE_COLUMNS, what="PAI machine spec",
-                                  dtype={"machine": str, "gpu_type": str})
+    table, lines = read_csv_table(
+        src,
+        names=None if header else PAI_MACHINE_COLUMNS,
+        required=PAI_MACHINE_COLUMNS,
+        what="PAI machine spec",
+        dtype={"machine": str, "gpu_type": str},
+    )
     source = str(src)
     gpu_type = strings(table["gpu_type"], "")
-    nodes = pd.DataFrame({
-        "node": strings(table["machine"], ""),
-        "num_gpus": _count(table, "cap_gpu", source, lines),
-        "gpu_type": gpu_type.where(gpu_type.str.upper() != "CPU", ""),
-        "num_cpus": numbers(table, "cap_cpu", source, lines),
-        "memory_gb": numbers(table, "cap_mem", source, lines),
-    })
+    nodes = pd.DataFrame(
+        {
+            "node": strings(table["machine"], ""),
+            "num_gpus": _count(table, "cap_gpu", source, lines),
+            "gpu_type": gpu_type.where(gpu_type.str.upper() != "CPU", ""),
+            "num_cpus": numbers(table, "cap_cpu", source, lines),
+            "memory_gb": numbers(table, "cap_mem", source, lines),
+        }
+    )
     return _write(nodes, dst)
 
 
@@ -124,8 +136,9 @@ def alibaba_openb(nodes_per_rack: int = 32) -> ClusterSpec:
     """
     from simulator.cluster import ClusterSpec
 
-    return ClusterSpec.from_node_list(OPENB_NODES, nodes_per_rack=nodes_per_rack,
-                                      name="alibaba_openb")
+    return ClusterSpec.from_node_list(
+        OPENB_NODES, nodes_per_rack=nodes_per_rack, name="alibaba_openb"
+    )
 
 
 def alibaba_pai2020(nodes_per_rack: int = 32) -> ClusterSpec:
@@ -139,5 +152,6 @@ def alibaba_pai2020(nodes_per_rack: int = 32) -> ClusterSpec:
     """
     from simulator.cluster import ClusterSpec
 
-    return ClusterSpec.from_node_list(PAI2020_NODES, nodes_per_rack=nodes_per_rack,
-                                      name="alibaba_pai2020")
+    return ClusterSpec.from_node_list(
+        PAI2020_NODES, nodes_per_rack=nodes_per_rack, name="alibaba_pai2020"
+    )

@@ -54,8 +54,12 @@ def read(
     """
     p = SAMPLE if path is None else Path(path)
     source = str(p)
-    table, lines = read_csv_table(p, required=COLUMNS, dtype={"timestamp": str, "cluster": str},
-                                  what="Philly (Pollux philly.csv)")
+    table, lines = read_csv_table(
+        p,
+        required=COLUMNS,
+        dtype={"timestamp": str, "cluster": str},
+        what="Philly (Pollux philly.csv)",
+    )
     report: dict[str, int] = {}
     row_ids = np.arange(len(table))
     dup = table[list(COLUMNS)].duplicated(keep="first").to_numpy()
@@ -66,16 +70,24 @@ def read(
     gpus = numbers(table, "num_gpus", source, lines, integer=True)
     check(gpus >= 0, table["num_gpus"], source, "num_gpus", "expected a GPU count >= 0", lines)
     duration, keep = duration_rule(
-        numbers(table, "duration", source, lines), source, "duration", lines,
-        zero_duration=zero_duration, min_duration=min_duration, report=report,
-        raw=table["duration"])
-    jobs = pd.DataFrame({
-        "job_id": "philly-" + pd.Series(row_ids.astype(str)),
-        "submit_time": submit,
-        "duration": duration,
-        "num_gpus": gpus.astype(np.int64),
-        "queue": strings(table["cluster"], "default"),
-    })
+        numbers(table, "duration", source, lines),
+        source,
+        "duration",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+        raw=table["duration"],
+    )
+    jobs = pd.DataFrame(
+        {
+            "job_id": "philly-" + pd.Series(row_ids.astype(str)),
+            "submit_time": submit,
+            "duration": duration,
+            "num_gpus": gpus.astype(np.int64),
+            "queue": strings(table["cluster"], "default"),
+        }
+    )
     if not keep.all():
         jobs, lines = jobs.loc[keep].reset_index(drop=True), lines[keep]
     return Trace(jobs=validate(jobs, source, lines=lines), source=source, report=report)
@@ -139,8 +151,23 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    trace = cached_read("philly", read, path,
-                        {"zero_duration": zero_duration, "min_duration": min_duration}, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    trace = cached_read(
+        "philly",
+        read,
+        path,
+        {"zero_duration": zero_duration, "min_duration": min_duration},
+        cache_dir,
+    )
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

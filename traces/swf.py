@@ -25,10 +25,26 @@ from traces.tables import add_count, check, check_file, duration_rule, numbers, 
 
 __all__ = ["FIELDS", "PARTIAL_STATUSES", "header_values", "load", "read"]
 
-FIELDS = ("job_number", "submit_time", "wait_time", "run_time", "allocated_processors",
-          "average_cpu_time", "used_memory", "requested_processors", "requested_time",
-          "requested_memory", "status", "user_id", "group_id", "executable_number",
-          "queue_number", "partition_number", "preceding_job_number", "think_time")
+FIELDS = (
+    "job_number",
+    "submit_time",
+    "wait_time",
+    "run_time",
+    "allocated_processors",
+    "average_cpu_time",
+    "used_memory",
+    "requested_processors",
+    "requested_time",
+    "requested_memory",
+    "status",
+    "user_id",
+    "group_id",
+    "executable_number",
+    "queue_number",
+    "partition_number",
+    "preceding_job_number",
+    "think_time",
+)
 """The 18 SWF fields, in file order."""
 
 PARTIAL_STATUSES = (2, 3, 4)
@@ -95,8 +111,13 @@ def read(
     data_lines, header = _scan(p)
     if len(data_lines) == 0:
         raise TraceError(f"{p}: no job lines (only comments)")
-    table, lines = read_csv_table(p, names=FIELDS, sep=r"\s+", data_lines=data_lines,
-                                  what="SWF (18 whitespace-separated fields)")
+    table, lines = read_csv_table(
+        p,
+        names=FIELDS,
+        sep=r"\s+",
+        data_lines=data_lines,
+        what="SWF (18 whitespace-separated fields)",
+    )
     report: dict[str, int] = {}
     v = {f: numbers(table, f, source, lines) for f in FIELDS}
     status = v["status"].astype(np.int64)
@@ -106,35 +127,60 @@ def read(
         wanted = np.isin(status, [int(s) for s in statuses])
         add_count(report, "filtered_status", (keep & ~wanted).sum())
         keep &= wanted
-    check(v["submit_time"] >= 0, table["submit_time"], source, "submit_time",
-          "expected a submit time >= 0 s (-1 = missing is not allowed)", lines)
+    check(
+        v["submit_time"] >= 0,
+        table["submit_time"],
+        source,
+        "submit_time",
+        "expected a submit time >= 0 s (-1 = missing is not allowed)",
+        lines,
+    )
     no_runtime = keep & (v["run_time"] == -1)
     add_count(report, "dropped_missing_runtime", no_runtime.sum())
     keep &= ~no_runtime
-    procs = np.where(v["allocated_processors"] >= 0, v["allocated_processors"],
-                     v["requested_processors"])
+    for field in ("allocated_processors", "requested_processors"):
+        check(
+            (v[field] >= 0) | (v[field] == -1),
+            table[field],
+            source,
+            field,
+            "expected a processor count >= 0 (or -1 = missing)",
+            lines,
+        )
+    procs = np.where(
+        v["allocated_processors"] >= 0, v["allocated_processors"], v["requested_processors"]
+    )
     no_procs = keep & (procs < 0)
     add_count(report, "dropped_missing_processors", no_procs.sum())
     keep &= ~no_procs
-    duration, ok = duration_rule(np.where(keep, v["run_time"], 1.0), source, "run_time", lines,
-                                 zero_duration=zero_duration, min_duration=min_duration,
-                                 report=report, raw=table["run_time"])
+    duration, ok = duration_rule(
+        np.where(keep, v["run_time"], 1.0),
+        source,
+        "run_time",
+        lines,
+        zero_duration=zero_duration,
+        min_duration=min_duration,
+        report=report,
+        raw=table["run_time"],
+    )
     keep &= ok
     offset = _start_offset(header, source) if wall_clock else 0.0
     queue = v["queue_number"].astype(np.int64)
-    jobs = pd.DataFrame({
-        "job_id": v["job_number"].astype(np.int64),
-        "submit_time": v["submit_time"] + offset,
-        "duration": duration,
-        "num_gpus": np.ceil(np.maximum(procs, 0) / procs_per_gpu - 1e-9).astype(np.int64),
-        "queue": np.where(queue < 0, "default", queue.astype(str)),
-        "processors": procs.astype(np.int64),
-        "status": status,
-        "user_id": v["user_id"].astype(np.int64),
-        "partition": v["partition_number"].astype(np.int64),
-        "wait_time": v["wait_time"],
-        "requested_time": v["requested_time"],
-    })
+    jobs = pd.DataFrame(
+        {
+            "job_id": v["job_number"].astype(np.int64),
+            "submit_time": v["submit_time"] + offset,
+            "duration": duration,
+            "num_gpus": np.ceil(np.maximum(procs, 0) / procs_per_gpu - 1e-9).astype(np.int64),
+            "queue": np.where(queue < 0, "default", queue.astype(str)),
+            "processors": procs.astype(np.int64),
+            "status": status,
+            "user_id": v["user_id"].astype(np.int64),
+            "partition": v["partition_number"].astype(np.int64),
+            "wait_time": v["wait_time"],
+            "requested_time": v["requested_time"],
+        }
+    )
     jobs, lines = jobs.loc[keep].reset_index(drop=True), lines[keep]
     return Trace(jobs=validate(jobs, source, lines=lines), source=source, report=report)
 
@@ -215,11 +261,24 @@ def load(
     Returns:
         The trace with its report of dropped/repaired/filtered rows.
     """
-    options = {"procs_per_gpu": procs_per_gpu,
-               "statuses": None if statuses is None else [int(s) for s in statuses],
-               "wall_clock": wall_clock, "zero_duration": zero_duration,
-               "min_duration": min_duration}
+    options = {
+        "procs_per_gpu": procs_per_gpu,
+        "statuses": None if statuses is None else [int(s) for s in statuses],
+        "wall_clock": wall_clock,
+        "zero_duration": zero_duration,
+        "min_duration": min_duration,
+    }
     trace = cached_read("swf", read, path, options, cache_dir)
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

@@ -47,8 +47,10 @@ def generate(
         seed: seed of the generator.
     """
     if num_jobs < 1 or cluster_gpus < 1 or load <= 0 or median_duration <= 0 or sigma < 0:
-        raise ValueError("synthetic trace: num_jobs, cluster_gpus, load and median_duration "
-                         "must be positive (sigma >= 0)")
+        raise ValueError(
+            "synthetic trace: num_jobs, cluster_gpus, load and median_duration "
+            "must be positive (sigma >= 0)"
+        )
     p = np.asarray(size_probs, dtype=np.float64)
     if len(p) != len(sizes) or (p < 0).any() or p.sum() <= 0:
         raise ValueError("synthetic trace: size_probs must be non-negative, one per size")
@@ -60,8 +62,14 @@ def generate(
     rate = load * cluster_gpus / mean_work
     submit = np.cumsum(rng.exponential(1.0 / rate, num_jobs))
     submit -= submit[0]
-    return pd.DataFrame({"job_id": np.arange(num_jobs, dtype=np.int64), "submit_time": submit,
-                         "duration": duration, "num_gpus": gpus})
+    return pd.DataFrame(
+        {
+            "job_id": np.arange(num_jobs, dtype=np.int64),
+            "submit_time": submit,
+            "duration": duration,
+            "num_gpus": gpus,
+        }
+    )
 
 
 def load(
@@ -93,10 +101,20 @@ def load(
     ignored (there is no file); it exists so every trace config has the same shape.
     """
     del path
-    jobs = generate(num_jobs, cluster_gpus, load, median_duration, sigma, sizes, size_probs,
-                    seed)
-    trace = Trace(jobs=jobs, source=f"synthetic(num_jobs={num_jobs}, load={load}, seed={seed})",
-                  report={})
-    return finish(trace, start=start, end=end, rebase=rebase, sample_frac=sample_frac,
-                  max_jobs=max_jobs, time_scale=time_scale, queues=queues, min_gpus=min_gpus,
-                  max_gpus=max_gpus, seed=seed)
+    jobs = generate(num_jobs, cluster_gpus, load, median_duration, sigma, sizes, size_probs, seed)
+    trace = Trace(
+        jobs=jobs, source=f"synthetic(num_jobs={num_jobs}, load={load}, seed={seed})", report={}
+    )
+    return finish(
+        trace,
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )

@@ -97,29 +97,42 @@ def read_csv_table(
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
             table = pd.read_csv(
-                p, sep=sep, header=header, names=list(names) if names is not None else None,
-                dtype=dtype, skip_blank_lines=data_lines is not None, index_col=False,
-                quoting=quoting, comment=";" if data_lines is not None else None,
+                p,
+                sep=sep,
+                header=header,
+                names=list(names) if names is not None else None,
+                dtype=dtype,
+                skip_blank_lines=data_lines is not None,
+                index_col=False,
+                quoting=quoting,
+                comment=";" if data_lines is not None else None,
             )
     except pd.errors.ParserWarning as exc:  # first data row longer than the header
-        width = len(names) if names is not None else len(
-            pd.read_csv(p, sep=sep, nrows=0).columns)
-        raise TraceError(f"{p}: line {first_line}: expected {width} fields, saw more "
-                         f"(expected format: {what})") from exc
+        width = len(names) if names is not None else len(pd.read_csv(p, sep=sep, nrows=0).columns)
+        raise TraceError(
+            f"{p}: line {first_line}: expected {width} fields, saw more (expected format: {what})"
+        ) from exc
     except pd.errors.EmptyDataError as exc:
         raise TraceError(f"{p}: file is empty (no header line)") from exc
     except pd.errors.ParserError as exc:
         raise TraceError(f"{p}: {_parser_message(exc)} (expected format: {what})") from exc
     except UnicodeDecodeError as exc:
         raise TraceError(f"{p}: not a UTF-8 text file ({exc.reason})") from exc
+    if names is None:
+        _check_header(p, sep)
+    _check_short_rows(p, sep, len(table.columns), data_lines is not None, what)
     missing = [c for c in required if c not in table.columns]
     if missing:
-        raise TraceError(f"{p}: missing column(s) {missing}; found {list(table.columns)} "
-                         f"(expected format: {what})")
+        raise TraceError(
+            f"{p}: missing column(s) {missing}; found {list(table.columns)} "
+            f"(expected format: {what})"
+        )
     if data_lines is not None:
         if len(data_lines) != len(table):
-            raise TraceError(f"{p}: found {len(table)} data rows but {len(data_lines)} data "
-                             f"lines (expected format: {what})")
+            raise TraceError(
+                f"{p}: found {len(table)} data rows but {len(data_lines)} data "
+                f"lines (expected format: {what})"
+            )
         return table, np.column_stack([np.arange(1, len(table) + 1), data_lines])
     lines = np.arange(len(table), dtype=np.int64) + first_line
     blank = table.isna().to_numpy().all(axis=1) if len(table.columns) else np.zeros(0, bool)
@@ -127,6 +140,49 @@ def read_csv_table(
         table = table.loc[~blank].reset_index(drop=True)
         lines = lines[~blank]
     return table, np.column_stack([np.arange(1, len(table) + 1), lines])
+
+
+def _check_header(p: Path, sep: str) -> None:
+    """A column name given twice would be renamed by pandas (``x.1``) and silently lost."""
+    with open(p, encoding="utf-8-sig", errors="replace") as f:
+        names = [n.strip().strip('"') for n in f.readline().rstrip("\r\n").split(sep)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen and name:
+            raise TraceError(f"{p}: column name {name!r} appears twice in the header")
+        seen.add(name)
+
+
+def _check_short_rows(p: Path, sep: str, width: int, comments: bool, what: str) -> None:
+    """Rows with fewer fields than the header: pandas would pad them with empty cells.
+
+    Counted with NumPy over the raw bytes; files with quotes (where a separator may sit inside
+    a field) are left to the CSV parser, and so are whitespace-separated files.
+    """
+    if width < 2 or sep not in (",", "\t", ";", "|"):
+        return
+    raw = np.frombuffer(p.read_bytes(), dtype=np.uint8)
+    if raw.size == 0 or (raw == ord('"')).any():
+        return
+    ends = np.flatnonzero(raw == ord("\n"))
+    if ends.size == 0 or ends[-1] != raw.size - 1:
+        ends = np.append(ends, raw.size)  # last line without a newline
+    seps = np.concatenate([[0], np.cumsum(raw == ord(sep))])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    fields = seps[ends] - seps[starts] + 1
+    length = ends - starts - (raw[np.maximum(ends - 1, 0)] == ord("\r"))
+    content = length > 0
+    if comments:
+        content &= raw[np.minimum(starts, raw.size - 1)] != ord(";")
+    short = np.flatnonzero(content & (fields < width))
+    short = short[short > 0]  # line 1 is the header (or a first row pandas already checked)
+    if short.size:
+        k = int(short[0])
+        row = int(content[1 : k + 1].sum())  # data rows up to this one (line 1 is the header)
+        raise TraceError(
+            f"{p}: row {row} (line {k + 1}): expected {width} fields, saw "
+            f"{int(fields[k])} (truncated row?) (expected format: {what})"
+        )
 
 
 def _parser_message(exc: Exception) -> str:
@@ -201,14 +257,20 @@ def numbers(
     s = table[column]
     name = label or column
     if pd.api.types.is_bool_dtype(s.dtype):
-        raise row_error(source, np.ones(len(s), bool), name,
-                        f"expected a number, got a boolean ({shown(s.iloc[0])})", lines)
+        raise row_error(
+            source,
+            np.ones(len(s), bool),
+            name,
+            f"expected a number, got a boolean ({shown(s.iloc[0])})",
+            lines,
+        )
     missing = blank_cells(s)
     if pd.api.types.is_numeric_dtype(s.dtype):
         vals = s.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         vals = pd.to_numeric(s.where(~missing, np.nan), errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan)
+            dtype=np.float64, na_value=np.nan
+        )
         check(~(np.isnan(vals) & ~missing), s, source, name, "cannot parse as a number", lines)
     if missing.any():
         if fill is None:
@@ -216,8 +278,7 @@ def numbers(
         vals = np.where(missing, fill, vals)
     check(np.isfinite(vals) | missing, s, source, name, "expected a finite number", lines)
     if integer:
-        check((vals == np.round(vals)) | missing, s, source, name, "expected a whole number",
-              lines)
+        check((vals == np.round(vals)) | missing, s, source, name, "expected a whole number", lines)
     return vals
 
 
@@ -301,8 +362,9 @@ def duration_rule(
         ``(duration, keep)``: the repaired durations and the mask of rows to keep.
     """
     if zero_duration not in ZERO_DURATION_RULES:
-        raise ValueError(f"zero_duration must be one of {ZERO_DURATION_RULES}, "
-                         f"got {zero_duration!r}")
+        raise ValueError(
+            f"zero_duration must be one of {ZERO_DURATION_RULES}, got {zero_duration!r}"
+        )
     if not min_duration > 0:
         raise ValueError(f"min_duration must be > 0 seconds, got {min_duration!r}")
     shown_vals = raw if raw is not None else pd.Series(duration)
@@ -311,8 +373,14 @@ def duration_rule(
     keep = np.ones(len(duration), dtype=bool)
     if zero.any():
         if zero_duration == "error":
-            check(~zero, shown_vals, source, column,
-                  "zero duration (set zero_duration=drop or repair to accept)", lines)
+            check(
+                ~zero,
+                shown_vals,
+                source,
+                column,
+                "zero duration (set zero_duration=drop or repair to accept)",
+                lines,
+            )
         elif zero_duration == "drop":
             keep = ~zero
             add_count(report, "dropped_zero_duration", zero.sum())
