@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from simulator import extensions, limits, metrics, plots
 from simulator.engine import Simulation
 from simulator.extensions import EXTENSION_GROUPS
+from simulator.interrupts import GracefulStop
 from simulator.results import ERROR_FILE, SUMMARY_FILE, write_run
 
 __all__ = ["main", "run_config", "available_policies", "config_key"]
@@ -83,8 +84,12 @@ def config_key(cfg: DictConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
-    """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary."""
+def run_config(cfg: DictConfig, out_dir: str | Path, stop: GracefulStop | None = None) -> dict:
+    """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary.
+
+    ``stop``: a held :class:`~simulator.interrupts.GracefulStop`; a signal received while
+    loading makes the run stop at its first event (results marked partial).
+    """
     _check_cluster_size(cfg)
     cluster = instantiate(cfg.cluster, _convert_="all")
     trace, source, report = _trace_parts(instantiate(cfg.trace, _convert_="all"))
@@ -101,7 +106,7 @@ def run_config(cfg: DictConfig, out_dir: str | Path) -> dict:
         fabric=extensions.fabric_of(exts),
         processes=extensions.processes(exts),
         **sim_args,
-    ).run()
+    ).run(stop)
     summary = metrics.summary(sim)
     summary["policy"] = _policy_name(cfg, policy)
     summary["trace"] = source
@@ -235,18 +240,14 @@ def _write_error(out_dir: Path, text: str) -> None:
 def _sigterm_interrupts() -> None:
     """Make SIGTERM (SLURM's cancel/time limit) stop the run like Ctrl-C does.
 
-    The engine then finishes the current event, marks unfinished jobs and the results are
-    written marked ``partial: true``. Left alone when another handler is installed (e.g. by
-    submitit) or outside the main thread.
+    Under :class:`~simulator.interrupts.GracefulStop` the engine then stops between two
+    events, marks unfinished jobs and the results are written marked ``partial: true``. Left
+    alone when another handler is installed (e.g. by submitit) or outside the main thread.
     """
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _clear_stale(out_dir: Path) -> None:
@@ -279,7 +280,12 @@ def main(cfg: DictConfig) -> dict | None:
     _clear_stale(out_dir)
     _sigterm_interrupts()
     try:
-        summary = run_config(cfg, out_dir)
+        with GracefulStop() as stop:
+            summary = run_config(cfg, out_dir, stop)
+    except KeyboardInterrupt:
+        # a second Ctrl-C / SIGTERM: the user wants out now
+        print(f"aborted by a second interrupt: no results written in {out_dir}", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:
         _write_error(out_dir, traceback.format_exc())
         if hydra_cfg.mode != RunMode.MULTIRUN:
@@ -299,6 +305,11 @@ def main(cfg: DictConfig) -> dict | None:
             f"interrupted: partial results (summary.json has partial: true) in {out_dir}",
             file=sys.stderr,
         )
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            sys.exit(130)
+    elif stop.requested:
+        print(
+            f"interrupted after the simulation ended: the results in {out_dir} are complete",
+            file=sys.stderr,
+        )
+    if stop.requested and hydra_cfg.mode != RunMode.MULTIRUN:
+        sys.exit(130)
     return summary

@@ -28,10 +28,12 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import simpy
-from simpy.events import Event
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import URGENT, Event
 
 from policies.base import Migrate, Preempt, Reject, Start
 from simulator.cluster import MILLI, ClusterSpec, ClusterState
+from simulator.interrupts import GracefulStop
 from simulator.jobs import JobTable, Status
 from simulator.kernels import ALLOC_MESSAGES
 from simulator.placement import Placement, Placer
@@ -659,8 +661,17 @@ class Simulation:
         if self._bar is not None and (self._terminal & 1023) == 0:
             self._bar.update(self._terminal - self._bar.n)
 
-    def run(self) -> Simulation:
-        """Run to completion (or to ``until``); returns ``self`` for chaining."""
+    def run(self, stop: GracefulStop | None = None) -> Simulation:
+        """Run to completion (or to ``until``); returns ``self`` for chaining.
+
+        Ctrl-C or SIGTERM (when the entry point maps it like Ctrl-C) stops the run between two
+        events: :attr:`interrupted` is then True and unfinished jobs are marked so. ``stop``: a
+        :class:`~simulator.interrupts.GracefulStop` the caller already holds (so that a
+        signal during loading or writing is also handled); None = one for this call.
+        """
+        if stop is None:
+            with GracefulStop() as own:
+                return self.run(own)
         t0 = _time.perf_counter()
         if hasattr(self.policy, "setup"):
             self.policy.setup(self.view)
@@ -681,18 +692,33 @@ class Simulation:
             self._schedule(self._on_arrival, self._arrival_at, PASS)
         for process in self._processes:
             self.env.process(process(self))
-        try:
-            self.env.run(until=self.until)
-        except KeyboardInterrupt:
-            # Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the entry point: keep what
-            # was simulated so far; jobs not done are marked unfinished.
-            self.interrupted = True
+        self._loop(stop)
         self._finalise()
         if self._bar is not None:
             self._bar.update(self._terminal - self._bar.n)
             self._bar.close()
         self.wall_seconds = _time.perf_counter() - t0
         return self
+
+    def _loop(self, stop: GracefulStop) -> None:
+        """``env.run(until)``, checking for a stop request between events."""
+        env = self.env
+        if self.until is not None:
+            end = Event(env)
+            end._ok = True
+            end._value = None
+            end.callbacks.append(StopSimulation.callback)
+            env.schedule(end, URGENT, self.until - env.now)
+        step = env.step
+        try:
+            while not stop.requested:
+                step()
+        except (StopSimulation, EmptySchedule):
+            return
+        if stop.aborted:
+            raise KeyboardInterrupt("a second interrupt: run abandoned")
+        # a signal: keep what was simulated so far; jobs not done are marked unfinished
+        self.interrupted = True
 
     def _finalise(self) -> None:
         jobs = self.jobs

@@ -1,6 +1,8 @@
 """Engine hooks used by faults, fabrics and controllers: exact logs on tiny scenarios."""
 
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
 from simulator.cluster import ClusterSpec
 from simulator.engine import Simulation
-from simulator.metrics import job_frame, summary
+from simulator.metrics import job_frame, summary, timeline_frame
 
 
 def fail_at(t, node, repair_after=None):
@@ -153,12 +155,52 @@ def test_interrupt_keeps_partial_results():
 
     def ctrl_c(sim):
         yield sim.env.timeout(15)
-        raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered inside this event
 
     sim = Simulation(trace, cluster, FifoPolicy(), processes=(ctrl_c,)).run()
     assert sim.interrupted and summary(sim)["partial"] is True
+    assert sim.env.now == 15
     assert list(job_frame(sim)["status"]) == ["finished", "unfinished", "unfinished"]
     assert np.isnan(job_frame(sim)["end_time"].iloc[1])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+class InterruptedMidPass(FifoPolicy):
+    """Ctrl-C arrives while the policy is half-way through its decisions."""
+
+    def schedule(self, view):
+        for i, decision in enumerate(super().schedule(view)):
+            if i == 1 and view.now == 0:
+                os.kill(os.getpid(), signal.SIGINT)  # between the first and second start
+            yield decision
+
+
+def test_signal_inside_an_event_finishes_the_event_first():
+    # Python runs the handler at the next bytecode, here inside the policy pass: the pass must
+    # still apply every decision and record its timeline row; the run stops after it.
+    cluster = ClusterSpec.homogeneous(1, 2, "H100")
+    trace = make_trace([(1, 0, 10, 1), (2, 0, 10, 1), (3, 5, 10, 1)])
+    sim = simulate(trace, cluster, InterruptedMidPass())
+    assert sim.interrupted
+    assert sim.events == [(0, 1, "arrive"), (0, 2, "arrive"), (0, 1, "start"), (0, 2, "start")]
+    assert sorted(sim.running) == [0, 1]  # the invariant check after the pass passed
+    tl = timeline_frame(sim)
+    assert list(tl["time"]) == [0.0] and list(tl["allocated_gpus"]) == [2.0]
+    assert list(job_frame(sim)["status"]) == ["unfinished"] * 3
+
+
+def test_second_signal_aborts_at_once():
+    cluster = ClusterSpec.homogeneous(1, 1, "H100")
+    trace = make_trace([(1, 0, 10, 1), (2, 0, 10, 1)])
+
+    def twice(sim):
+        yield sim.env.timeout(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        Simulation(trace, cluster, FifoPolicy(), processes=(twice,)).run()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_submitted_dormant_job_is_not_admitted_twice():
