@@ -24,11 +24,12 @@ import math
 import time as _time
 from array import array
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 import numpy as np
 import pandas as pd
 import simpy
-from simpy.core import EmptySchedule, StopSimulation
+from simpy.core import StopSimulation
 from simpy.events import URGENT, Event
 
 from policies.base import Migrate, Preempt, Reject, Start
@@ -207,22 +208,26 @@ class Simulation:
         self._woken = False
         self._terminal = 0
         self._bar = None
-        # timeline columns: time (s), allocated GPUs, queue length, running jobs; typed arrays
-        # keep a million-row timeline at 8 bytes a value
-        self._timeline = (array("d"), array("d"), array("q"), array("q"))
+        # timeline rows, flat: time (s), allocated milli-GPU, queue length, running jobs; a
+        # typed array keeps a million-row timeline at 8 bytes a value (see timeline_rows)
+        self._timeline = array("d")
         self._last_sample = -math.inf
         self.wall_seconds = 0.0
         self.passes = 0
 
     # ------------------------------------------------------------------ event plumbing
     def _schedule(
-        self, callback: Callable[[Event], None], delay: float, priority: int, value: object = None
+        self, callback: Callable[[object], None], delay: float, priority: int, value: object = None
     ) -> None:
-        ev = Event(self.env)
-        ev._ok = True
-        ev._value = value
-        ev.callbacks.append(callback)
-        self.env.schedule(ev, priority, delay)
+        """Call ``callback(value)`` after ``delay`` at ``priority``.
+
+        The engine's own events skip SimPy's Event objects: they go straight onto the
+        environment's event heap as ``(time, priority, id, callback, value)``, sharing SimPy's
+        time arithmetic and id counter, so they interleave with SimPy events (processes,
+        timeouts) exactly as SimPy would order them. :meth:`_loop` runs both kinds.
+        """
+        env = self.env
+        heappush(env._queue, (env._now + delay, priority, next(env._eid), callback, value))
 
     def _log(self, j: int, what: str) -> None:
         if self.record_events:
@@ -245,13 +250,13 @@ class Simulation:
             self._wakeups.add(t)
             self._schedule(self._wake, t - self.env.now, TIMER, t)
 
-    def _wake(self, ev: Event) -> None:
-        self._wakeups.discard(ev._value)
+    def _wake(self, t: float) -> None:
+        self._wakeups.discard(t)
         self._woken = True
         self.request_pass()
 
     # ------------------------------------------------------------------ arrivals + pass
-    def _on_arrival(self, ev: Event) -> None:
+    def _on_arrival(self, _: object) -> None:
         """The PASS-priority event of an arrival instant: admit its jobs, then run the pass."""
         jobs, now = self.jobs, self.env.now
         i = self._next_arrival
@@ -269,7 +274,7 @@ class Simulation:
             self._arrival_at = math.inf
         self._pass()
 
-    def _on_pass(self, ev: Event) -> None:
+    def _on_pass(self, _: object) -> None:
         self._pass_at = None
         self._pass()
 
@@ -316,18 +321,15 @@ class Simulation:
 
     def _sample(self) -> None:
         """Record the cluster state now (one row per instant: a later change replaces it)."""
-        now = self.env.now
-        t, alloc, queued, running = self._timeline
-        if t and t[-1] == now:
-            alloc[-1] = self.state.allocated_milli / MILLI
-            queued[-1] = len(self.queue)
-            running[-1] = len(self.running)
+        now = self.env._now
+        rows = self._timeline
+        if rows and rows[-4] == now:
+            rows[-3] = self.state.allocated_milli
+            rows[-2] = self.queue._size
+            rows[-1] = len(self.running)
         elif now - self._last_sample >= self.timeline_interval:
             self._last_sample = now
-            t.append(now)
-            alloc.append(self.state.allocated_milli / MILLI)
-            queued.append(len(self.queue))
-            running.append(len(self.running))
+            rows.extend((now, self.state.allocated_milli, self.queue._size, len(self.running)))
         else:
             return
         if 1 < len(self._alloc_q) <= self.max_queue_timeline:
@@ -383,11 +385,17 @@ class Simulation:
         delay = float((jobs.duration[j] - jobs.work[j]) / jobs.rate[j])
         if delay == math.inf:
             return  # runs until a controller stops it (e.g. an inference replica)
-        ev = Event(self.env)
-        ev._ok = True
-        ev._value = (j, int(jobs.version[j]))
-        ev.callbacks.append(self._complete)
-        self.env.schedule(ev, RELEASE, delay if delay > 0.0 else 0.0)
+        env = self.env
+        heappush(
+            env._queue,
+            (
+                env._now + (delay if delay > 0.0 else 0.0),
+                RELEASE,
+                next(env._eid),
+                self._complete,
+                (j, int(jobs.version[j])),
+            ),
+        )
 
     def _take(self, j: int, p: Placement) -> None:
         self.state.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
@@ -406,8 +414,8 @@ class Simulation:
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_stop(j, now))
 
-    def _complete(self, ev: Event) -> None:
-        j, version = ev._value
+    def _complete(self, value: tuple[int, int]) -> None:
+        j, version = value
         jobs = self.jobs
         if jobs.version[j] != version or jobs.status[j] != Status.RUNNING:
             return  # superseded by a rate change or preemption
@@ -425,6 +433,16 @@ class Simulation:
             self.request_pass()
         else:
             self._sample()
+
+    def timeline_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The timeline so far: time (s), allocated GPUs, queue length, running jobs."""
+        rows = np.frombuffer(self._timeline, dtype=np.float64).reshape(-1, 4)
+        return (
+            rows[:, 0].copy(),
+            rows[:, 1] / MILLI,
+            rows[:, 2].astype(np.int64),
+            rows[:, 3].astype(np.int64),
+        )
 
     @property
     def alloc_by_queue(self) -> np.ndarray:
@@ -701,7 +719,11 @@ class Simulation:
         return self
 
     def _loop(self, stop: GracefulStop) -> None:
-        """``env.run(until)``, checking for a stop request between events."""
+        """``env.run(until)`` for both kinds of heap entries, checking for a stop request.
+
+        SimPy events (4-tuples) are processed as ``Environment.step`` does; the engine's own
+        entries (5-tuples, see :meth:`_schedule`) are a direct call.
+        """
         env = self.env
         if self.until is not None:
             end = Event(env)
@@ -709,12 +731,27 @@ class Simulation:
             end._value = None
             end.callbacks.append(StopSimulation.callback)
             env.schedule(end, URGENT, self.until - env.now)
-        step = env.step
+        heap = env._queue
         try:
-            while not stop.requested:
-                step()
-        except (StopSimulation, EmptySchedule):
+            while heap and not stop.requested:
+                item = heappop(heap)
+                env._now = item[0]
+                if len(item) == 5:
+                    item[3](item[4])
+                    continue
+                event = item[3]
+                callbacks, event.callbacks = event.callbacks, None
+                for callback in callbacks:
+                    callback(event)
+                if not event._ok and not hasattr(event, "_defused"):
+                    # a process failed and nobody handled it: raise as SimPy does
+                    exc = type(event._value)(*event._value.args)
+                    exc.__cause__ = event._value
+                    raise exc
+        except StopSimulation:
             return
+        if not stop.requested:
+            return  # no events left
         if stop.aborted:
             raise KeyboardInterrupt("a second interrupt: run abandoned")
         # a signal: keep what was simulated so far; jobs not done are marked unfinished

@@ -88,14 +88,9 @@ def timeline_frame(sim: Simulation) -> pd.DataFrame:
     Columns: ``time`` (s), ``allocated_gpus`` (GPUs, fractional shares summed),
     ``queue_length`` (jobs), ``running_jobs``.
     """
-    t, alloc, queued, running = (np.frombuffer(c, dtype=c.typecode) for c in sim._timeline)
+    t, alloc, queued, running = sim.timeline_rows()
     return pd.DataFrame(
-        {
-            "time": t.astype(np.float64),
-            "allocated_gpus": alloc.astype(np.float64),
-            "queue_length": queued.astype(np.int64),
-            "running_jobs": running.astype(np.int64),
-        }
+        {"time": t, "allocated_gpus": alloc, "queue_length": queued, "running_jobs": running}
     )
 
 

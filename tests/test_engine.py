@@ -103,7 +103,7 @@ def test_one_pass_per_instant_and_timeline_rows():
     # instants with events: 0, 5, 6, 10 -> one timeline row each; the policy is consulted
     # only where the queue is not empty (0 and 5)
     assert sim.passes == 2
-    t, alloc, queued, running = (list(c) for c in sim._timeline)
+    t, alloc, queued, running = (c.tolist() for c in sim.timeline_rows())
     assert t == [0, 5, 6, 10]
     assert alloc == [2, 2, 1, 0] and queued == [1, 0, 0, 0] and running == [2, 2, 1, 0]
 
