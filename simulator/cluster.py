@@ -306,6 +306,19 @@ class ClusterState:
         """Tells this state from its what-if copies in placement stamps."""
         self.buckets = kernels.build_buckets(self.free_full, g)
         """Index of nodes by whole free GPUs (see :func:`simulator.kernels.build_buckets`)."""
+        self._zeros: dict[int, np.ndarray] = {}
+
+    def zeros(self, k: int) -> np.ndarray:
+        """A shared read-only float64 array of ``k`` zeros.
+
+        Placements that take no CPU and no memory pass it as both ``cpus`` and ``mem``; then
+        :meth:`allocate` and :meth:`release` skip the CPU/memory books (same result, less work).
+        """
+        z = self._zeros.get(k)
+        if z is None:
+            z = self._zeros[k] = np.zeros(k)
+            z.flags.writeable = False
+        return z
 
     def load_free(
         self,
@@ -383,6 +396,14 @@ class ClusterState:
         self, nodes: np.ndarray, gpus: np.ndarray, milli: int, cpus: np.ndarray, mem: np.ndarray
     ) -> None:
         """Take the resources of a placement already validated by :meth:`check`."""
+        z = self._zeros.get(len(nodes))
+        if cpus is z and mem is z:
+            self.free_gpu_total += kernels._apply_gpus(
+                self.gpu_free, self.free_full, self.buckets, gpus, milli, -1
+            )
+            self.allocated_milli += milli * len(gpus)
+            self.version += 1
+            return
         self.free_gpu_total += kernels._apply(
             self.gpu_free,
             self.free_full,
@@ -403,6 +424,14 @@ class ClusterState:
         self, nodes: np.ndarray, gpus: np.ndarray, milli: int, cpus: np.ndarray, mem: np.ndarray
     ) -> None:
         """Give back what :meth:`allocate` took."""
+        z = self._zeros.get(len(nodes))
+        if cpus is z and mem is z:
+            self.free_gpu_total += kernels._apply_gpus(
+                self.gpu_free, self.free_full, self.buckets, gpus, milli, 1
+            )
+            self.allocated_milli -= milli * len(gpus)
+            self.version += 1
+            return
         self.free_gpu_total += kernels._apply(
             self.gpu_free,
             self.free_full,

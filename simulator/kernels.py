@@ -401,6 +401,89 @@ def _select_full_indexed(
     return -1
 
 
+@jit
+def _take_simple(buckets, gpu_free, node_up, n_gpus, mode, out):
+    """Select a node for a whole-GPU job with no CPU, memory or GPU-type demand, and pick GPUs.
+
+    The same node as :func:`_select_full_indexed` with ``cpus = mem = type_mask = 0`` (then a
+    node is feasible exactly when it is up), and the same GPUs as :func:`_pick_full_gpus`,
+    written into ``out[:n_gpus]``, in one call. Returns the node, or -1 (``out`` untouched).
+    """
+    top = buckets.shape[0] - 1
+    words = buckets.shape[1]
+    if n_gpus > top:
+        return -1
+    rounds = 1 if mode == FIRST_FIT else top - n_gpus + 1
+    for k in range(rounds):
+        v = n_gpus + k if mode == BEST_FIT else top - k
+        for w in range(words):
+            if mode == FIRST_FIT:
+                word = np.uint64(0)
+                for u in range(n_gpus, top + 1):
+                    word |= buckets[u, w]
+            else:
+                word = buckets[v, w]
+            while word:
+                i = w * 64 + _ctz(word)
+                if node_up[i]:
+                    g_max = gpu_free.shape[1]
+                    got = 0
+                    for g in range(g_max):
+                        if got == n_gpus:
+                            break
+                        if gpu_free[i, g] == MILLI:
+                            out[got] = i * g_max + g
+                            got += 1
+                    return i
+                word &= word - np.uint64(1)
+    return -1
+
+
+@jit
+def _place_gang(
+    free_full,
+    gpu_free,
+    cpu_free,
+    mem_free,
+    node_model,
+    node_up,
+    racks,
+    rack_order,
+    rack_start,
+    n,
+    cpu_per_gpu,
+    mem_per_gpu,
+    type_mask,
+    gpus_out,
+    nodes_out,
+    counts_out,
+):
+    """A multi-node gang in one call: usable GPUs per node, :func:`_select_gang`, then GPUs.
+
+    Writes the chosen nodes (ascending) into ``nodes_out``, the GPUs taken on each into
+    ``counts_out`` and the GPUs themselves (lowest free slots of each node, nodes in ascending
+    order) into ``gpus_out[:n]``; returns the number of nodes, or -1 when the gang does not fit.
+    """
+    num = free_full.shape[0]
+    usable = np.empty(num, dtype=np.int64)
+    _usable_gpus(
+        free_full, cpu_free, mem_free, node_model, node_up, cpu_per_gpu, mem_per_gpu, type_mask,
+        usable,
+    )
+    if usable.sum() < n:
+        return -1
+    counts = _select_gang(usable, racks, rack_order, rack_start, n)
+    k = 0
+    at = 0
+    for i in range(num):
+        if counts[i] > 0:
+            nodes_out[k] = i
+            counts_out[k] = counts[i]
+            k += 1
+            at += _pick_full_gpus(gpu_free, i, counts[i], gpus_out, at)
+    return k
+
+
 # ---------------------------------------------------------------------- allocation
 ALLOC_OK = 0
 ALLOC_NO_ROOM = 1
@@ -491,6 +574,32 @@ def _apply(gpu_free, free_full, cpu_free, mem_free, buckets, nodes, gpus, milli,
         i = nodes[m]
         cpu_free[i] += sign * cpus[m]
         mem_free[i] += sign * mem[m]
+        _bucket_set(buckets, i, free_full[i], True)
+    return delta
+
+
+@jit
+def _apply_gpus(gpu_free, free_full, buckets, gpus, milli, sign):
+    """The GPU part of :func:`_apply` (placements without CPU or memory); same result."""
+    g_max = gpu_free.shape[1]
+    for k in range(gpus.shape[0]):
+        i = gpus[k] // g_max
+        _bucket_set(buckets, i, free_full[i], False)
+    delta = 0
+    for k in range(gpus.shape[0]):
+        i = gpus[k] // g_max
+        s = gpus[k] % g_max
+        before = gpu_free[i, s]
+        after = before + sign * milli
+        gpu_free[i, s] = after
+        if before == MILLI:
+            free_full[i] -= 1
+            delta -= 1
+        elif after == MILLI:
+            free_full[i] += 1
+            delta += 1
+    for k in range(gpus.shape[0]):
+        i = gpus[k] // g_max
         _bucket_set(buckets, i, free_full[i], True)
     return delta
 

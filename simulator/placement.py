@@ -95,16 +95,14 @@ class Placer:
 
     def _class_info(self, jobs: JobTable, c: int) -> tuple:
         n, milli, mask, cpus, mem = jobs.demands[c]
-        info = (
-            n,
-            milli,
-            mask,
-            cpus,
-            mem,
-            n <= self.max_node_gpus(mask),
-            _frozen(np.array([cpus])),
-            _frozen(np.array([mem])),
-        )
+        single = n <= self.max_node_gpus(mask)
+        if cpus == 0 and mem == 0:  # the cluster's shared zeros: allocation skips CPU/memory
+            cpu_arr = mem_arr = self.cluster.zeros(1)
+        else:
+            cpu_arr, mem_arr = _frozen(np.array([cpus])), _frozen(np.array([mem]))
+        # whole GPUs on one node, nothing else asked: one kernel call selects and picks
+        simple = single and n >= 1 and milli >= MILLI and cpu_arr is mem_arr and mask == 0
+        info = (n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, simple and self.indexed)
         self._info[c] = info
         return info
 
@@ -118,13 +116,25 @@ class Placer:
         """Placement for job ``j`` on the current free resources, or None if it cannot start."""
         cls = jobs.class_of[j]
         info = self._info.get(cls) or self._class_info(jobs, cls)
-        n, milli, mask, cpus, mem, single, cpu_arr, mem_arr = info
+        n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, simple = info
         c = self.cluster
         if milli >= MILLI:
             if n > c.free_gpu_total:
                 return None
         elif c.allocated_milli + milli > c.total_gpus * MILLI:
             return None
+        if simple:
+            gpus = np.empty(n, dtype=np.int64)
+            node = kernels._take_simple(c.buckets, c.gpu_free, c.node_up, n, self.mode, gpus)
+            if node >= 0:
+                nodes = self._nodes.get(node)
+                if nodes is None:
+                    nodes = self._node_array(node)
+                return Placement(nodes, gpus, milli, cpu_arr, mem_arr, (c.uid, c.version, cls))
+            if not self.allow_split or n <= 1:
+                return None
+            p = self._place_gang(n, cpus, mem, mask)
+            return p and p._replace(stamp=(c.uid, c.version, cls))
         p = None
         if single:
             if n and milli >= MILLI and self.indexed:
@@ -197,28 +207,36 @@ class Placer:
 
     def _place_gang(self, n: int, cpus: float, mem: float, mask: int) -> Placement | None:
         c = self.cluster
-        usable = np.empty(c.free_full.shape[0], dtype=np.int64)
-        kernels._usable_gpus(
+        gpus = np.empty(n, dtype=np.int64)
+        size = min(n, c.free_full.shape[0])
+        nodes = np.empty(size, dtype=np.int64)
+        counts = np.empty(size, dtype=np.int64)
+        k = kernels._place_gang(
             c.free_full,
+            c.gpu_free,
             c.cpu_free,
             c.mem_free,
             c.node_model,
             c.node_up,
+            c.racks,
+            c.rack_order,
+            c.rack_start,
+            n,
             cpus / n,
             mem / n,
             mask,
-            usable,
+            gpus,
+            nodes,
+            counts,
         )
-        if usable.sum() < n:
+        if k < 0:
             return None
-        counts = kernels._select_gang(usable, c.racks, c.rack_order, c.rack_start, n)
-        nodes = np.flatnonzero(counts)
-        gpus = np.empty(n, dtype=np.int64)
-        at = 0
-        for node in nodes:
-            at += kernels._pick_full_gpus(c.gpu_free, node, counts[node], gpus, at)
-        share = counts[nodes] / n
-        return Placement(nodes.astype(np.int64), gpus, MILLI, cpus * share, mem * share)
+        nodes = nodes[:k]
+        if cpus == 0 and mem == 0:
+            zero = c.zeros(k)
+            return Placement(nodes, gpus, MILLI, zero, zero)
+        share = counts[:k] / n
+        return Placement(nodes, gpus, MILLI, cpus * share, mem * share)
 
     def fits_empty(self, jobs: JobTable, j: int) -> bool:
         """Whether job ``j`` could be placed on this cluster with every node up and idle."""

@@ -51,16 +51,17 @@ class ClusterView:
         self.spec = state.spec
         self.models = tuple(state.models)
         self.total_gpus = state.total_gpus
+        self.uid = state.uid
+        """Identity of the live state (see :attr:`Placement.stamp`)."""
+
+    def zeros(self, k: int) -> np.ndarray:
+        """The live state's shared read-only zeros (see :meth:`ClusterState.zeros`)."""
+        return self._state.zeros(k)
 
     @property
     def free_gpu_total(self) -> int:
         """Whole free GPUs in the cluster."""
         return self._state.free_gpu_total
-
-    @property
-    def uid(self) -> int:
-        """Identity of the live state (see :attr:`Placement.stamp`)."""
-        return self._state.uid
 
     @property
     def version(self) -> int:

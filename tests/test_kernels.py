@@ -150,7 +150,8 @@ def test_buckets_follow_allocation():
     for _ in range(300):
         if taken and rng.random() < 0.4:
             nodes, gpus = taken.pop(int(rng.integers(len(taken))))
-            st.release(nodes, gpus, 1000, np.zeros(1), np.zeros(1))
+            res = st.zeros(1) if rng.random() < 0.5 else np.zeros(1)  # fast path or not
+            st.release(nodes, gpus, 1000, res, res)
         else:
             node = int(rng.integers(70))
             free = np.flatnonzero(st.gpu_free[node] == 1000)
@@ -159,7 +160,8 @@ def test_buckets_follow_allocation():
             k = int(rng.integers(1, len(free) + 1))
             nodes, gpus = np.array([node]), (node * 8 + free[:k]).astype(np.int64)
             assert st.check(nodes, gpus, 1000, np.zeros(1), np.zeros(1)) == 0
-            st.allocate(nodes, gpus, 1000, np.zeros(1), np.zeros(1))
+            res = st.zeros(1) if rng.random() < 0.5 else np.zeros(1)
+            st.allocate(nodes, gpus, 1000, res, res)
             taken.append((nodes, gpus))
         expect = kernels.build_buckets(st.free_full, 8)
         np.testing.assert_array_equal(st.buckets, expect)
@@ -235,3 +237,104 @@ def test_wrappers_reject_bad_arguments():
         kernels.feasible_mask(
             ff, gf, np.ones(2), one, np.zeros(1, np.int32), np.ones(1, bool), 1, 1000, 0, 0, 0
         )
+
+
+# ---------------------------------------------------------------------- fused fast paths
+# The engine's hot path calls fused kernels; each must give exactly what the separate
+# kernels (already checked against the references above) give.
+
+
+def naive_pick(gpu_free, node, count):
+    g_max = gpu_free.shape[1]
+    return [node * g_max + g for g in range(g_max) if gpu_free[node, g] == 1000][:count]
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_take_simple_is_select_then_pick(seed):
+    rng = np.random.default_rng(7000 + seed)
+    free_full, gpu_free, cpu, mem, model, up = random_state(rng, int(rng.integers(1, 150)))
+    buckets = kernels.build_buckets(free_full, gpu_free.shape[1])
+    n = int(rng.integers(1, 10))
+    for mode in (kernels.BEST_FIT, kernels.SPREAD, kernels.FIRST_FIT):
+        node, _ = naive.select_node(
+            free_full, gpu_free, cpu, mem, model, up, n, 1000, 0.0, 0.0, 0, mode
+        )
+        out = np.full(n, -7, dtype=np.int64)
+        got = kernels._take_simple(buckets, gpu_free, up, n, mode, out)
+        assert got == node
+        if node >= 0:
+            assert list(out) == naive_pick(gpu_free, node, n)
+        else:
+            assert (out == -7).all()
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_place_gang_is_usable_select_then_pick(seed):
+    rng = np.random.default_rng(8000 + seed)
+    num = int(rng.integers(1, 40))
+    free_full, gpu_free, cpu, mem, model, up = random_state(rng, num)
+    racks = (np.arange(num) * int(rng.integers(1, 4)) // num).astype(np.int32)
+    order, start = kernels.rack_index(racks)
+    n = int(rng.integers(2, 40))
+    cpu_per, mem_per = float(rng.choice([0, 1, 4])), float(rng.choice([0, 8, 64]))
+    mask = int(rng.choice([0, 0, 1, 3]))
+    usable = np.empty(num, dtype=np.int64)
+    kernels._usable_gpus(free_full, cpu, mem, model, up, cpu_per, mem_per, mask, usable)
+    gpus = np.empty(n, dtype=np.int64)
+    nodes = np.empty(min(n, num), dtype=np.int64)
+    counts = np.empty(min(n, num), dtype=np.int64)
+    k = kernels._place_gang(
+        free_full,
+        gpu_free,
+        cpu,
+        mem,
+        model,
+        up,
+        racks,
+        order,
+        start,
+        n,
+        cpu_per,
+        mem_per,
+        mask,
+        gpus,
+        nodes,
+        counts,
+    )
+    if usable.sum() < n:
+        assert k == -1
+        return
+    expect = kernels._select_gang(usable, racks, order, start, n)
+    chosen = np.flatnonzero(expect)
+    assert k == len(chosen)
+    assert list(nodes[:k]) == list(chosen) and list(counts[:k]) == list(expect[chosen])
+    want = [g for i in chosen for g in naive_pick(gpu_free, i, int(expect[i]))]
+    assert list(gpus) == want
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_apply_gpus_is_apply_without_cpu_and_memory(seed):
+    rng = np.random.default_rng(9000 + seed)
+    free_full, gpu_free, cpu, mem, model, up = random_state(rng, int(rng.integers(1, 100)))
+    g_max = gpu_free.shape[1]
+    buckets = kernels.build_buckets(free_full, g_max)
+    twin = [a.copy() for a in (gpu_free, free_full, cpu, mem, buckets)]
+    for _ in range(30):
+        milli = int(rng.choice([250, 1000]))
+        nodes = np.flatnonzero((gpu_free >= milli).any(axis=1))
+        if len(nodes) == 0:
+            break
+        picked = rng.choice(nodes, size=min(len(nodes), int(rng.integers(1, 4))), replace=False)
+        picked = np.sort(picked).astype(np.int64)
+        gpus = np.array(
+            [i * g_max + int(np.flatnonzero(gpu_free[i] >= milli)[0]) for i in picked],
+            dtype=np.int64,
+        )
+        zeros = np.zeros(len(picked))
+        for sign in (-1, 1) if rng.random() < 0.3 else (-1,):
+            d1 = kernels._apply_gpus(gpu_free, free_full, buckets, gpus, milli, sign)
+            d2 = kernels._apply(*twin, picked, gpus, milli, zeros, zeros, sign)
+            assert d1 == d2
+            for a, b in zip((gpu_free, free_full, cpu, mem, buckets), twin, strict=True):
+                np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(buckets, kernels.build_buckets(free_full, g_max))
