@@ -64,12 +64,14 @@ class GangPolicy(Policy):
             return
         limit = self.starvation_timeout
         now = view.now
-        starving = limit is not None and self._starving(head, now)
+        if head != self._head:  # _starving's bookkeeping, inline for the common case below
+            self._head, self._head_since = head, now
         if len(queue) == 1:  # common case: nothing to skip or order
             p = place(jobs, head)
             if p is not None:
                 yield Start(head, p)
             return
+        starving = limit is not None and now - self._head_since >= limit
         heads = queue.class_heads()
         while heads:
             j, c = heapq.heappop(heads)

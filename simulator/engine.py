@@ -51,6 +51,11 @@ PASS = 2
 """SimPy priority of arrivals + scheduling pass: last at an instant."""
 
 
+_FUTURE = Status.FUTURE
+_QUEUED = Status.QUEUED
+_RUNNING = Status.RUNNING
+_FINISHED = Status.FINISHED
+
 _I64 = np.dtype(np.int64)
 _F64 = np.dtype(np.float64)
 
@@ -198,11 +203,21 @@ class Simulation:
         self.max_queue_timeline = 64
         self.view = SchedulerView(self)
         self._placer = Placer(self.state)
-        self._class_fits = np.full(self.jobs.num_classes, -1, dtype=np.int8)
+        self._class_fits = [-1] * self.jobs.num_classes
         self._next_arrival = 0
-        self._arrivals = self.jobs.submit.copy()
+        # engine-private Python lists: scalar access in the hot path is several times cheaper
+        # than on NumPy arrays (the public columns in ``jobs`` stay the source of truth)
+        self._arrivals: list[float] = self.jobs.submit.tolist()
         """Submit times as in the trace (``jobs.submit`` of a dormant job changes on submit)."""
+        self._duration: list[float] = self.jobs.duration.tolist()
+        self._version: list[int] = [0] * self.jobs.n
+        """Completion-event versions (``jobs.version`` is filled in at the end of the run)."""
+        self._first_start = [True] * self.jobs.n
+        self._fresh = [True] * self.jobs.n
+        """Not started yet with work 0 at rate 1 (its completion delay is its duration)."""
         self._arrival_at = math.inf
+        self._arrival_key: tuple[float, int, int] | None = None
+        """Heap key of the next arrival event (kept off the heap; see :meth:`_loop`)."""
         self._pass_at: float | None = None
         self._wakeups: set[float] = set()
         self._woken = False
@@ -258,18 +273,20 @@ class Simulation:
     # ------------------------------------------------------------------ arrivals + pass
     def _on_arrival(self, _: object) -> None:
         """The PASS-priority event of an arrival instant: admit its jobs, then run the pass."""
-        jobs, now = self.jobs, self.env.now
+        env = self.env
+        now = env._now
+        n = self.jobs.n
         i = self._next_arrival
         submit = self._arrivals  # trace order; dormant rows (inf) last, never scanned past
-        status = jobs.status
-        while i < jobs.n and submit[i] <= now:
-            if status[i] == Status.FUTURE:
+        status = self.jobs.status
+        while i < n and submit[i] <= now:
+            if status[i] == _FUTURE:
                 self._admit(i)
             i += 1
         self._next_arrival = i
-        if i < jobs.n and submit[i] < math.inf:
-            self._arrival_at = float(submit[i])
-            self._schedule(self._on_arrival, self._arrival_at - now, PASS)
+        if i < n and submit[i] < math.inf:
+            at = self._arrival_at = submit[i]
+            self._arrival_key = (now + (at - now), PASS, next(env._eid))
         else:
             self._arrival_at = math.inf
         self._pass()
@@ -282,7 +299,7 @@ class Simulation:
         jobs = self.jobs
         if self.record_events:
             self._log(j, "arrive")
-        c = jobs.demand_class[j]
+        c = jobs.class_of[j]
         fits = self._class_fits[c]
         if fits < 0:
             fits = self._class_fits[c] = int(self._placer.fits_empty(jobs, j))
@@ -292,7 +309,7 @@ class Simulation:
                 self._log(j, "unschedulable")
             self._count_terminal()
             return
-        jobs.status[j] = Status.QUEUED
+        jobs.status[j] = _QUEUED
         self.queue.push(j)
         self._queued_q[self._queue_of[j]] += 1
 
@@ -300,13 +317,14 @@ class Simulation:
         """One scheduling pass: ask the policy, apply its decisions, record the timeline."""
         # An empty queue needs no decisions, unless the policy asked to be woken (it may
         # want to preempt or rebalance running jobs).
-        if len(self.queue) or self._woken:
+        if self.queue._size or self._woken:
             self._woken = False
             self.passes += 1
+            start = self._start
             for decision in self.policy.schedule(self.view):
                 kind = type(decision)
                 if kind is Start:
-                    self._start(decision.job, decision.placement)
+                    start(decision[0], decision[1])
                 elif kind is Preempt:
                     self.preempt(decision.job)
                 elif kind is Migrate:
@@ -329,7 +347,7 @@ class Simulation:
             rows[-1] = len(self.running)
         elif now - self._last_sample >= self.timeline_interval:
             self._last_sample = now
-            rows.extend((now, self.state.allocated_milli, self.queue._size, len(self.running)))
+            rows.fromlist([now, self.state.allocated_milli, self.queue._size, len(self.running)])
         else:
             return
         if 1 < len(self._alloc_q) <= self.max_queue_timeline:
@@ -356,18 +374,25 @@ class Simulation:
         return p
 
     def _start(self, j: int, p: Placement) -> None:
-        jobs, now = self.jobs, self.env.now
-        if jobs.status[j] != Status.QUEUED:
-            raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {jobs.status[j]})")
+        # the hottest path with _complete: written for speed (locals, no helper calls)
+        jobs = self.jobs
+        env = self.env
+        now = env._now
+        status = jobs.status
+        if status[j] != _QUEUED:
+            raise PolicyError(f"job {jobs.job_ids[j]!r} is not queued (status {status[j]})")
         st = self.state
         if p.stamp is None or p.stamp != (st.uid, st.version, jobs.class_of[j]):
             p = self._check_placement(j, p)
-        self._take(j, p)
-        jobs.status[j] = Status.RUNNING
-        self.queue.discard(j)
-        self._queued_q[self._queue_of[j]] -= 1
+        st.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        q = self._queue_of[j]
+        self._alloc_q[q] += self._share_of[j]
+        status[j] = _RUNNING
+        self.queue._size -= 1  # PendingQueue.discard
+        self._queued_q[q] -= 1
         self.running.add(j)
-        if jobs.start[j] != jobs.start[j]:  # NaN: first start
+        if self._first_start[j]:
+            self._first_start[j] = False
             jobs.start[j] = now
         jobs.run_start[j] = now
         jobs.last_update[j] = now
@@ -378,6 +403,22 @@ class Simulation:
             self.placement_log.append((now, j, p))
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_start(j, p, now), started=j)
+        elif self._fresh[j]:  # work 0 at rate 1: the delay is the duration
+            self._fresh[j] = False
+            delay = self._duration[j]
+            if delay < math.inf:
+                heappush(
+                    env._queue,
+                    (
+                        now + (delay if delay > 0.0 else 0.0),
+                        RELEASE,
+                        next(env._eid),
+                        self._complete,
+                        (j, self._version[j]),
+                    ),
+                )
+            return
+        self._fresh[j] = False
         self._schedule_completion(j)
 
     def _schedule_completion(self, j: int) -> None:
@@ -393,7 +434,7 @@ class Simulation:
                 RELEASE,
                 next(env._eid),
                 self._complete,
-                (j, int(jobs.version[j])),
+                (j, self._version[j]),
             ),
         )
 
@@ -402,13 +443,14 @@ class Simulation:
         self._alloc_q[self._queue_of[j]] += self._share_of[j]
 
     def _release(self, j: int) -> None:
-        jobs, now = self.jobs, self.env.now
+        jobs, now = self.jobs, self.env._now
         p = jobs.placements[j]
         self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
         share = self._share_of[j]
         self._alloc_q[self._queue_of[j]] -= share
-        jobs.gpu_seconds[j] += share * (now - jobs.run_start[j])
-        jobs.run_seconds[j] += now - jobs.run_start[j]
+        ran = now - jobs.run_start[j]
+        jobs.gpu_seconds[j] += share * ran
+        jobs.run_seconds[j] += ran
         self.running.discard(j)
         self.stops.append(j)
         if self.fabric is not None:
@@ -417,8 +459,37 @@ class Simulation:
     def _complete(self, value: tuple[int, int]) -> None:
         j, version = value
         jobs = self.jobs
-        if jobs.version[j] != version or jobs.status[j] != Status.RUNNING:
+        status = jobs.status
+        if self._version[j] != version or status[j] != _RUNNING:
             return  # superseded by a rate change or preemption
+        if self.fabric is not None or self.record_events or self.check_invariants:
+            self._complete_slow(j)
+            return
+        # _release and the bookkeeping of _complete_slow, inlined
+        now = self.env._now
+        p = jobs.placements[j]
+        self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        share = self._share_of[j]
+        self._alloc_q[self._queue_of[j]] -= share
+        ran = now - jobs.run_start[j]
+        jobs.gpu_seconds[j] += share * ran
+        jobs.run_seconds[j] += ran
+        self.running.discard(j)
+        self.stops.append(j)
+        jobs.placements[j] = None  # only the node list is kept (jobs.nodes_used)
+        jobs.work[j] = self._duration[j]
+        status[j] = _FINISHED
+        jobs.end[j] = now
+        self._terminal += 1
+        if self._bar is not None and (self._terminal & 1023) == 0:
+            self._bar.update(self._terminal - self._bar.n)
+        if self.queue._size or self._woken:
+            self.request_pass()
+        else:
+            self._sample()
+
+    def _complete_slow(self, j: int) -> None:
+        jobs = self.jobs
         self._release(j)
         jobs.placements[j] = None  # only the node list is kept (jobs.nodes_used)
         jobs.work[j] = jobs.duration[j]
@@ -478,7 +549,8 @@ class Simulation:
             raise ValueError("rate must be > 0")
         self._progress(j)
         self.jobs.rate[j] = rate
-        self.jobs.version[j] += 1
+        self._fresh[j] = False
+        self._version[j] += 1
         self._schedule_completion(j)
 
     def _stop_running(self, j: int) -> None:
@@ -500,7 +572,7 @@ class Simulation:
         self.lost_seconds[j] += wasted + self.restart_overhead
         jobs.kept[j] = kept
         jobs.work[j] = kept - self.restart_overhead
-        jobs.version[j] += 1
+        self._version[j] += 1
         self._release(j)
         jobs.placements[j] = None
 
@@ -577,7 +649,7 @@ class Simulation:
             self._progress(j)
             self._release(j)
             jobs.placements[j] = None
-            jobs.version[j] += 1
+            self._version[j] += 1
         elif jobs.status[j] == Status.QUEUED:
             self.queue.discard(j)
             self._queued_q[self._queue_of[j]] -= 1
@@ -616,7 +688,7 @@ class Simulation:
         jobs.work[j] -= self.migration_overhead
         self.lost_seconds[j] += self.migration_overhead
         jobs.migrations[j] += 1
-        jobs.version[j] += 1
+        self._version[j] += 1
         self._log(j, "migrate")
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_start(j, p, self.env.now), started=j)
@@ -706,8 +778,9 @@ class Simulation:
                 mininterval=0.5,
             )
         if self.jobs.n and self.jobs.submit[0] < math.inf:
-            self._arrival_at = float(self.jobs.submit[0])
-            self._schedule(self._on_arrival, self._arrival_at, PASS)
+            env = self.env
+            self._arrival_at = at = float(self.jobs.submit[0])
+            self._arrival_key = (env._now + at, PASS, next(env._eid))
         for process in self._processes:
             self.env.process(process(self))
         self._loop(stop)
@@ -722,7 +795,10 @@ class Simulation:
         """``env.run(until)`` for both kinds of heap entries, checking for a stop request.
 
         SimPy events (4-tuples) are processed as ``Environment.step`` does; the engine's own
-        entries (5-tuples, see :meth:`_schedule`) are a direct call.
+        entries (5-tuples, see :meth:`_schedule`) are a direct call. The next arrival is not
+        on the heap: its key ``(time, PASS, id)`` (id drawn from SimPy's counter when it is
+        scheduled, as for any event) is compared with the heap's top, so it takes its place in
+        SimPy's order without a push and a pop per job.
         """
         env = self.env
         if self.until is not None:
@@ -732,8 +808,17 @@ class Simulation:
             end.callbacks.append(StopSimulation.callback)
             env.schedule(end, URGENT, self.until - env.now)
         heap = env._queue
+        on_arrival = self._on_arrival
         try:
-            while heap and not stop.requested:
+            while not stop.requested:
+                arrival = self._arrival_key
+                if arrival is not None and (not heap or arrival < heap[0]):
+                    self._arrival_key = None
+                    env._now = arrival[0]
+                    on_arrival(None)
+                    continue
+                if not heap:
+                    break
                 item = heappop(heap)
                 env._now = item[0]
                 if len(item) == 5:
@@ -760,6 +845,7 @@ class Simulation:
     def _finalise(self) -> None:
         jobs = self.jobs
         now = self.env.now
+        jobs.version[:] = self._version
         for j in list(self.running):
             jobs.gpu_seconds[j] += jobs.gpu_share[j] * (now - jobs.run_start[j])
             jobs.run_seconds[j] += now - jobs.run_start[j]

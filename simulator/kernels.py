@@ -467,7 +467,14 @@ def _place_gang(
     num = free_full.shape[0]
     usable = np.empty(num, dtype=np.int64)
     _usable_gpus(
-        free_full, cpu_free, mem_free, node_model, node_up, cpu_per_gpu, mem_per_gpu, type_mask,
+        free_full,
+        cpu_free,
+        mem_free,
+        node_model,
+        node_up,
+        cpu_per_gpu,
+        mem_per_gpu,
+        type_mask,
         usable,
     )
     if usable.sum() < n:

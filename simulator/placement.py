@@ -23,6 +23,8 @@ from simulator.jobs import JobTable
 
 __all__ = ["Placement", "Placer"]
 
+_new = tuple.__new__
+
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     """Mark an array read-only: cached arrays are shared by many placements."""
@@ -130,7 +132,10 @@ class Placer:
                 nodes = self._nodes.get(node)
                 if nodes is None:
                     nodes = self._node_array(node)
-                return Placement(nodes, gpus, milli, cpu_arr, mem_arr, (c.uid, c.version, cls))
+                # tuple.__new__: a NamedTuple's own constructor is a slower Python function
+                return _new(
+                    Placement, (nodes, gpus, milli, cpu_arr, mem_arr, (c.uid, c.version, cls))
+                )
             if not self.allow_split or n <= 1:
                 return None
             p = self._place_gang(n, cpus, mem, mask)

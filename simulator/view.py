@@ -125,7 +125,7 @@ class SchedulerView:
     @property
     def now(self) -> float:
         """Current simulated time in seconds."""
-        return self._sim.env.now
+        return self._sim.env._now
 
     def placer(
         self, scoring: str = "bestfit", allow_split: bool = False, indexed: bool = True
