@@ -48,7 +48,10 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s).
     """
     jobs = sim.jobs
-    f = jobs.frame.copy()
+    # with copy-on-write (always on from pandas 3) a shallow copy is safe: an edit of the
+    # returned frame copies that column first; without it, copy every trace column
+    cow = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+    f = jobs.frame.copy(deep=not cow)
     ran = ~np.isnan(jobs.start)
     f["start_time"] = jobs.start
     f["end_time"] = jobs.end

@@ -9,6 +9,7 @@ from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
 from simulator.cluster import ClusterSpec
 from simulator.engine import PolicyError, Simulation
+from simulator.metrics import job_frame
 from simulator.placement import Placement
 
 
@@ -309,3 +310,16 @@ def test_per_queue_accounting(small_cluster):
     assert set(frame["queue"]) == {"a", "b"}
     qs = queue_summary(sim)
     assert qs["a"]["jobs"] == 2 and qs["a"]["gpu_seconds"] == pytest.approx(120)
+
+
+def test_editing_the_job_frame_leaves_the_trace_alone():
+    # job_frame shares the trace columns when pandas copies on write; an in-place edit of the
+    # returned frame must not reach the simulation's own copy of the trace
+    cluster = ClusterSpec.homogeneous(1, 2, "H100")
+    sim = simulate(make_trace([(1, 0, 5, 1), (2, 0, 7, 1)]), cluster, FifoPolicy())
+    f = job_frame(sim)
+    f.loc[0, "duration"] = 99.0
+    f["num_gpus"] *= 3
+    assert sim.jobs.frame["duration"].tolist() == [5, 7]
+    assert sim.jobs.frame["num_gpus"].tolist() == [1, 1]
+    assert job_frame(sim)["duration"].tolist() == [5, 7]
