@@ -384,7 +384,8 @@ class Simulation:
         st = self.state
         if p.stamp is None or p.stamp != (st.uid, st.version, jobs.class_of[j]):
             p = self._check_placement(j, p)
-        st.allocate(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        nodes, gpus, milli, cpus, mem, _ = p
+        st.allocate(nodes, gpus, milli, cpus, mem)
         q = self._queue_of[j]
         self._alloc_q[q] += self._share_of[j]
         status[j] = _RUNNING
@@ -467,8 +468,8 @@ class Simulation:
             return
         # _release and the bookkeeping of _complete_slow, inlined
         now = self.env._now
-        p = jobs.placements[j]
-        self.state.release(p.nodes, p.gpus, p.milli, p.cpus, p.mem)
+        nodes, gpus, milli, cpus, mem, _ = jobs.placements[j]
+        self.state.release(nodes, gpus, milli, cpus, mem)
         share = self._share_of[j]
         self._alloc_q[self._queue_of[j]] -= share
         ran = now - jobs.run_start[j]
