@@ -402,41 +402,31 @@ def _select_full_indexed(
 
 
 @jit
-def _take_simple(buckets, gpu_free, node_up, n_gpus, mode, out):
-    """Select a node for a whole-GPU job with no CPU, memory or GPU-type demand, and pick GPUs.
+def _take_full(
+    buckets,
+    gpu_free,
+    cpu_free,
+    mem_free,
+    node_model,
+    node_up,
+    n_gpus,
+    cpus,
+    mem,
+    type_mask,
+    mode,
+    out,
+):
+    """:func:`_select_full_indexed` then :func:`_pick_full_gpus` in one call.
 
-    The same node as :func:`_select_full_indexed` with ``cpus = mem = type_mask = 0`` (then a
-    node is feasible exactly when it is up), and the same GPUs as :func:`_pick_full_gpus`,
-    written into ``out[:n_gpus]``, in one call. Returns the node, or -1 (``out`` untouched).
+    Writes the chosen node's GPUs into ``out[:n_gpus]``; returns the node, or -1 (``out``
+    untouched).
     """
-    top = buckets.shape[0] - 1
-    words = buckets.shape[1]
-    if n_gpus > top:
-        return -1
-    rounds = 1 if mode == FIRST_FIT else top - n_gpus + 1
-    for k in range(rounds):
-        v = n_gpus + k if mode == BEST_FIT else top - k
-        for w in range(words):
-            if mode == FIRST_FIT:
-                word = np.uint64(0)
-                for u in range(n_gpus, top + 1):
-                    word |= buckets[u, w]
-            else:
-                word = buckets[v, w]
-            while word:
-                i = w * 64 + _ctz(word)
-                if node_up[i]:
-                    g_max = gpu_free.shape[1]
-                    got = 0
-                    for g in range(g_max):
-                        if got == n_gpus:
-                            break
-                        if gpu_free[i, g] == MILLI:
-                            out[got] = i * g_max + g
-                            got += 1
-                    return i
-                word &= word - np.uint64(1)
-    return -1
+    i = _select_full_indexed(
+        buckets, cpu_free, mem_free, node_model, node_up, n_gpus, cpus, mem, type_mask, mode
+    )
+    if i >= 0:
+        _pick_full_gpus(gpu_free, i, n_gpus, out, 0)
+    return i
 
 
 @jit

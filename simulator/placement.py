@@ -102,9 +102,9 @@ class Placer:
             cpu_arr = mem_arr = self.cluster.zeros(1)
         else:
             cpu_arr, mem_arr = _frozen(np.array([cpus])), _frozen(np.array([mem]))
-        # whole GPUs on one node, nothing else asked: one kernel call selects and picks
-        simple = single and n >= 1 and milli >= MILLI and cpu_arr is mem_arr and mask == 0
-        info = (n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, simple and self.indexed)
+        # whole GPUs on one node: one kernel call searches the bucket index and picks GPUs
+        indexed = self.indexed and single and n >= 1 and milli >= MILLI
+        info = (n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, indexed)
         self._info[c] = info
         return info
 
@@ -118,16 +118,30 @@ class Placer:
         """Placement for job ``j`` on the current free resources, or None if it cannot start."""
         cls = jobs.class_of[j]
         info = self._info.get(cls) or self._class_info(jobs, cls)
-        n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, simple = info
+        n, milli, mask, cpus, mem, single, cpu_arr, mem_arr, indexed = info
         c = self.cluster
         if milli >= MILLI:
             if n > c.free_gpu_total:
                 return None
         elif c.allocated_milli + milli > c.total_gpus * MILLI:
             return None
-        if simple:
+        p = None
+        if indexed:
             gpus = np.empty(n, dtype=np.int64)
-            node = kernels._take_simple(c.buckets, c.gpu_free, c.node_up, n, self.mode, gpus)
+            node = kernels._take_full(
+                c.buckets,
+                c.gpu_free,
+                c.cpu_free,
+                c.mem_free,
+                c.node_model,
+                c.node_up,
+                n,
+                cpus,
+                mem,
+                mask,
+                self.mode,
+                gpus,
+            )
             if node >= 0:
                 nodes = self._nodes.get(node)
                 if nodes is None:
@@ -136,40 +150,10 @@ class Placer:
                 return _new(
                     Placement, (nodes, gpus, milli, cpu_arr, mem_arr, (c.uid, c.version, cls))
                 )
-            if not self.allow_split or n <= 1:
-                return None
-            p = self._place_gang(n, cpus, mem, mask)
+        elif single:
+            p = self._place_single(n, milli, cpus, mem, mask, cpu_arr, mem_arr)
+        if single and (p is not None or not self.allow_split or n <= 1):
             return p and p._replace(stamp=(c.uid, c.version, cls))
-        p = None
-        if single:
-            if n and milli >= MILLI and self.indexed:
-                node = kernels._select_full_indexed(
-                    c.buckets,
-                    c.cpu_free,
-                    c.mem_free,
-                    c.node_model,
-                    c.node_up,
-                    n,
-                    cpus,
-                    mem,
-                    mask,
-                    self.mode,
-                )
-                if node >= 0:
-                    gpus = np.empty(n, dtype=np.int64)
-                    kernels._pick_full_gpus(c.gpu_free, node, n, gpus, 0)
-                    return Placement(
-                        self._node_array(node),
-                        gpus,
-                        milli,
-                        cpu_arr,
-                        mem_arr,
-                        (c.uid, c.version, cls),
-                    )
-            else:
-                p = self._place_single(n, milli, cpus, mem, mask, cpu_arr, mem_arr)
-            if p is not None or not self.allow_split or n <= 1:
-                return p and p._replace(stamp=(c.uid, c.version, cls))
         p = self._place_gang(n, cpus, mem, mask)
         return p and p._replace(stamp=(c.uid, c.version, cls))
 

@@ -250,17 +250,21 @@ def naive_pick(gpu_free, node, count):
 
 
 @pytest.mark.parametrize("seed", range(200))
-def test_take_simple_is_select_then_pick(seed):
+def test_take_full_is_select_then_pick(seed):
     rng = np.random.default_rng(7000 + seed)
     free_full, gpu_free, cpu, mem, model, up = random_state(rng, int(rng.integers(1, 150)))
     buckets = kernels.build_buckets(free_full, gpu_free.shape[1])
     n = int(rng.integers(1, 10))
+    cpus, mem_need = float(rng.choice([0, 2, 8])), float(rng.choice([0, 16, 128]))
+    mask = int(rng.choice([0, 0, 1, 2, 3, -1]))
     for mode in (kernels.BEST_FIT, kernels.SPREAD, kernels.FIRST_FIT):
         node, _ = naive.select_node(
-            free_full, gpu_free, cpu, mem, model, up, n, 1000, 0.0, 0.0, 0, mode
+            free_full, gpu_free, cpu, mem, model, up, n, 1000, cpus, mem_need, mask, mode
         )
         out = np.full(n, -7, dtype=np.int64)
-        got = kernels._take_simple(buckets, gpu_free, up, n, mode, out)
+        got = kernels._take_full(
+            buckets, gpu_free, cpu, mem, model, up, n, cpus, mem_need, mask, mode, out
+        )
         assert got == node
         if node >= 0:
             assert list(out) == naive_pick(gpu_free, node, n)
