@@ -212,9 +212,7 @@ class Simulation:
         self._duration: list[float] = self.jobs.duration.tolist()
         self._version: list[int] = [0] * self.jobs.n
         """Completion-event versions (``jobs.version`` is filled in at the end of the run)."""
-        self._first_start = [True] * self.jobs.n
-        self._fresh = [True] * self.jobs.n
-        """Not started yet with work 0 at rate 1 (its completion delay is its duration)."""
+        self._unstarted = [True] * self.jobs.n
         self._arrival_at = math.inf
         self._arrival_key: tuple[float, int, int] | None = None
         """Heap key of the next arrival event (kept off the heap; see :meth:`_loop`)."""
@@ -392,8 +390,9 @@ class Simulation:
         self.queue._size -= 1  # PendingQueue.discard
         self._queued_q[q] -= 1
         self.running.add(j)
-        if self._first_start[j]:
-            self._first_start[j] = False
+        first = self._unstarted[j]
+        if first:
+            self._unstarted[j] = False
             jobs.start[j] = now
         jobs.run_start[j] = now
         jobs.last_update[j] = now
@@ -404,12 +403,12 @@ class Simulation:
             self.placement_log.append((now, j, p))
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_start(j, p, now), started=j)
-            self._fresh[j] = False
-        self._schedule_completion(j)
+            first = False  # the fabric may have set a rate
+        self._schedule_completion(j, first)
 
-    def _schedule_completion(self, j: int) -> None:
-        if self._fresh[j]:  # never started, work 0 at rate 1: the delay is the duration
-            self._fresh[j] = False
+    def _schedule_completion(self, j: int, first: bool = False) -> None:
+        """Schedule job ``j``'s completion; ``first``: its first start, work 0 at rate 1."""
+        if first:  # the delay is the duration
             delay = self._duration[j]
         else:
             jobs = self.jobs
@@ -525,7 +524,6 @@ class Simulation:
             raise ValueError("rate must be > 0")
         self._progress(j)
         self.jobs.rate[j] = rate
-        self._fresh[j] = False
         self._version[j] += 1
         self._schedule_completion(j)
 
