@@ -264,3 +264,57 @@ def test_sigterm_leaves_complete_files_marked_partial(tmp_path):
     status = run.jobs["status"].value_counts()
     assert status.get("finished", 0) > 0 and status.get("unfinished", 0) > 0
     assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+# A signal outside the simulation: the entry point is run with one step patched to deliver
+# SIGTERM to its own process at that point (loading the trace, or writing the results).
+SIGNAL_AT = """
+import os, signal, sys
+import simulator.app as app
+
+def wrap(module, name):
+    real = getattr(module, name)
+    def patched(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+    setattr(module, name, patched)
+
+wrap(app.limits, "check_cluster") if sys.argv[1] == "loading" else wrap(app, "write_run")
+sys.argv = ["simulator"] + sys.argv[2:]
+app.main()
+"""
+
+
+@pytest.mark.parametrize("phase", ["loading", "writing"])
+def test_sigterm_outside_the_simulation(tmp_path, phase):
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SIGNAL_AT,
+            phase,
+            "+policy=gang",
+            "trace.max_jobs=300",
+            f"hydra.run.dir={out}",
+            "print_summary=false",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 130, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    run = load_run(out)
+    assert len(run.jobs) == 300
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    if phase == "loading":  # stopped at its first event: nothing ran, all marked
+        assert run.summary["partial"] is True
+        assert "interrupted: partial results" in res.stderr
+        assert (run.jobs["status"] == "unfinished").all()
+    else:  # the simulation had ended: complete results
+        assert run.summary["partial"] is False
+        assert "results in" in res.stderr and "are complete" in res.stderr
+        assert (run.jobs["status"] == "finished").sum() > 0
+        assert not (run.jobs["status"] == "unfinished").any()
