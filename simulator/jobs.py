@@ -69,8 +69,10 @@ class JobTable:
     """
 
     def __init__(self, frame: pd.DataFrame, cluster: ClusterState) -> None:
-        order = np.argsort(frame["submit_time"].to_numpy(), kind="stable")
-        f = frame.iloc[order].reset_index(drop=True)
+        submit = frame["submit_time"].to_numpy()
+        if len(submit) > 1 and not (submit[1:] >= submit[:-1]).all():
+            frame = frame.iloc[np.argsort(submit, kind="stable")]
+        f = frame.reset_index(drop=True)
         self.frame = f
         """The trace rows in arrival order (extra columns are passed through to results)."""
         self.n = n = len(f)
@@ -86,23 +88,16 @@ class JobTable:
         self.queue_names, self.queue = _codes(f, "queue", "default")
         self.kind_names, self.kind = _codes(f, "kind", "train")
         types = f["gpu_type"].fillna("").astype(str) if "gpu_type" in f else pd.Series([""] * n)
-        uniq, inv = np.unique(types.to_numpy(dtype=str), return_inverse=True)
-        masks = np.array([cluster.type_mask(t) for t in uniq], dtype=np.int64)
+        inv, uniq = pd.factorize(types)
+        masks = np.array([cluster.type_mask(str(t)) for t in uniq], dtype=np.int64)
         self.type_mask = masks[inv] if n else np.zeros(0, dtype=np.int64)
-        demand = pd.DataFrame(
-            {
-                "g": self.num_gpus,
-                "m": self.milli,
-                "t": self.type_mask,
-                "c": self.cpus,
-                "r": self.mem,
-            }
-        )
-        self.demand_class = (
-            demand.groupby(list(demand.columns), sort=False).ngroup().to_numpy(np.int32)
-            if n
-            else np.zeros(0, np.int32)
-        )
+        # class ids in order of first appearance: a mixed-radix key of per-column codes
+        key = np.zeros(n, dtype=np.int64)
+        for col in (self.num_gpus, self.milli, self.type_mask, self.cpus, self.mem):
+            codes, uniq = pd.factorize(col)
+            key = key * len(uniq) + codes
+            key = pd.factorize(key)[0]  # back to 0..k-1, so the product cannot overflow
+        self.demand_class = key.astype(np.int32)
         self.num_classes = int(self.demand_class.max()) + 1 if n else 0
         self.class_of: list[int] = self.demand_class.tolist()
         """Demand class of each job, as a Python list (fast scalar access in hot paths)."""

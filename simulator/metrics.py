@@ -31,10 +31,8 @@ __all__ = [
 def _nodes_column(sim: Simulation) -> pa.Array:
     """List column of node ids per job (empty list for jobs that never ran)."""
     used = sim.jobs.nodes_used
-    lengths = np.fromiter(
-        (0 if u is None else len(u) for u in used), dtype=np.int64, count=len(used)
-    )
     parts = [u for u in used if u is not None]
+    lengths = np.array([0 if u is None else len(u) for u in used], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
     values = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
