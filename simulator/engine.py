@@ -191,7 +191,7 @@ class Simulation:
         """True when the run was stopped early by Ctrl-C / SIGTERM (results are partial)."""
         self.progress = progress
         self.lost_seconds = np.zeros(self.jobs.n)
-        nq = len(self.jobs.queue_names)
+        self._num_queues = nq = len(self.jobs.queue_names)
         # per-queue counters as Python lists: scalar updates on lists are several times cheaper
         # than on NumPy arrays, and they happen on every start and end
         self._alloc_q: list[float] = [0.0] * nq
@@ -277,9 +277,16 @@ class Simulation:
         i = self._next_arrival
         submit = self._arrivals  # trace order; dormant rows (inf) last, never scanned past
         status = self.jobs.status
+        fits = self._class_fits
+        class_of = self.jobs.class_of
         while i < n and submit[i] <= now:
             if status[i] == _FUTURE:
-                self._admit(i)
+                if self.record_events or fits[class_of[i]] != 1:
+                    self._admit(i)
+                else:  # _admit for a job of a class known to fit, inlined
+                    status[i] = _QUEUED
+                    self.queue.push(i)
+                    self._queued_q[self._queue_of[i]] += 1
             i += 1
         self._next_arrival = i
         if i < n and submit[i] < math.inf:
@@ -348,7 +355,7 @@ class Simulation:
             rows.fromlist([now, self.state.allocated_milli, self.queue._size, len(self.running)])
         else:
             return
-        if 1 < len(self._alloc_q) <= self.max_queue_timeline:
+        if self._num_queues > 1 and self._num_queues <= self.max_queue_timeline:
             qrow = (now, np.array(self._alloc_q), np.array(self._queued_q))
             qrows = self._queue_timeline
             if qrows and qrows[-1][0] == now:
@@ -404,15 +411,25 @@ class Simulation:
         if self.fabric is not None:
             self._apply_rates(self.fabric.on_start(j, p, now), started=j)
             first = False  # the fabric may have set a rate
-        self._schedule_completion(j, first)
-
-    def _schedule_completion(self, j: int, first: bool = False) -> None:
-        """Schedule job ``j``'s completion; ``first``: its first start, work 0 at rate 1."""
-        if first:  # the delay is the duration
-            delay = self._duration[j]
+        d = self._duration[j]
+        if first and d < math.inf:  # _schedule_completion's first case, inlined
+            heappush(
+                env._queue,
+                (
+                    now + (d if d > 0.0 else 0.0),
+                    RELEASE,
+                    next(env._eid),
+                    self._complete,
+                    (j, self._version[j]),
+                ),
+            )
         else:
-            jobs = self.jobs
-            delay = float((jobs.duration[j] - jobs.work[j]) / jobs.rate[j])
+            self._schedule_completion(j)
+
+    def _schedule_completion(self, j: int) -> None:
+        """Schedule job ``j``'s completion at its current rate (none if it never ends)."""
+        jobs = self.jobs
+        delay = float((jobs.duration[j] - jobs.work[j]) / jobs.rate[j])
         if delay == math.inf:
             return  # runs until a controller stops it (e.g. an inference replica)
         env = self.env

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import heapq
 from array import array
+from heapq import heappush
 
 import numpy as np
 
 from simulator.jobs import Status
 
 __all__ = ["PendingQueue"]
+
+_QUEUED = Status.QUEUED
 
 
 class PendingQueue:
@@ -30,7 +33,7 @@ class PendingQueue:
 
     def __init__(self, status: np.ndarray, demand_class: np.ndarray, num_classes: int) -> None:
         self._status = status
-        self._class = demand_class
+        self._class: list[int] = demand_class.tolist()  # Python ints: cheap scalar access
         self._all: list[int] = []
         self._by_class: list[list[int]] = [[] for _ in range(num_classes)]
         self._active: set[int] = set()
@@ -43,9 +46,9 @@ class PendingQueue:
 
     def push(self, j: int) -> None:
         """Add job ``j`` (its status must already be QUEUED)."""
-        c = int(self._class[j])
-        heapq.heappush(self._all, j)
-        heapq.heappush(self._by_class[c], j)
+        c = self._class[j]
+        heappush(self._all, j)
+        heappush(self._by_class[c], j)
         self._active.add(c)
         self._size += 1
         self._log.append(j)
@@ -71,14 +74,14 @@ class PendingQueue:
     def first(self) -> int:
         """Earliest-arrived queued job, or -1 if the queue is empty."""
         heap, status = self._all, self._status
-        while heap and status[heap[0]] != Status.QUEUED:
+        while heap and status[heap[0]] != _QUEUED:
             heapq.heappop(heap)
         return heap[0] if heap else -1
 
     def class_head(self, c: int) -> int:
         """Earliest-arrived queued job of class ``c``, or -1."""
         heap, status = self._by_class[c], self._status
-        while heap and status[heap[0]] != Status.QUEUED:
+        while heap and status[heap[0]] != _QUEUED:
             heapq.heappop(heap)
         if not heap:
             self._active.discard(c)
