@@ -47,3 +47,12 @@ class FifoPolicy(Policy):
             if p is None:
                 return
             yield Start(j, p)
+
+    def replay_spec(self) -> dict | None:
+        """What the engine's compiled loop needs to run this policy (None = it cannot)."""
+        if (
+            type(self).schedule is not FifoPolicy.schedule
+            or type(self).setup is not FifoPolicy.setup
+        ):
+            return None
+        return {"kind": "fifo", "placer": self.placer}

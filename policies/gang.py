@@ -92,3 +92,24 @@ class GangPolicy(Policy):
         if head != self._head:
             self._head, self._head_since = head, now
         return now - self._head_since >= self.starvation_timeout
+
+    def replay_spec(self) -> dict | None:
+        """What the engine's compiled loop needs to run this policy (None = it cannot)."""
+        cls = type(self)
+        if (
+            cls.schedule is not GangPolicy.schedule
+            or cls.setup is not GangPolicy.setup
+            or cls._starving is not GangPolicy._starving
+        ):
+            return None
+        return {
+            "kind": "gang",
+            "placer": self.placer,
+            "starvation_timeout": self.starvation_timeout,
+            "head": self._head,
+            "head_since": self._head_since,
+            "finish": self._replayed,
+        }
+
+    def _replayed(self, head: int, head_since: float) -> None:
+        self._head, self._head_since = head, head_since

@@ -71,8 +71,8 @@ def config_key(cfg: DictConfig) -> str:
 
     Stored in ``summary.json`` as ``config_key``; ``skip_existing=true`` skips a run only when
     its directory holds results with the same key. Output options (``print_summary``,
-    ``plots``, ``skip_existing``, ``sim.progress``) are left out. Changes to the code or to a
-    trace file's contents are not seen.
+    ``plots``, ``skip_existing``, ``sim.progress``) and ``sim.compiled`` (same results either
+    way) are left out. Changes to the code or to a trace file's contents are not seen.
     """
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("hydra", None)
@@ -80,6 +80,7 @@ def config_key(cfg: DictConfig) -> str:
         data.pop(key, None)
     if isinstance(data.get("sim"), dict):
         data["sim"].pop("progress", None)
+        data["sim"].pop("compiled", None)  # same results either way (tests/test_replay.py)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -165,7 +166,11 @@ def format_summary(summary: dict) -> str:
         ("makespan", num(summary["makespan"], " s")),
         ("GPU utilization", num(summary["gpu_utilization"])),
         *_failure_rows(summary, num),
-        ("wall time", num(summary["wall_seconds"], " s")),
+        (
+            "wall time",
+            num(summary["wall_seconds"], " s")
+            + (f" ({summary['engine']} loop)" if summary.get("engine") else ""),
+        ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -131,6 +131,8 @@ class Simulation:
         processes: generator functions ``f(sim)`` started as SimPy processes before the run
             (failure injectors, autoscalers, ...).
         progress: show a progress bar (None = only on an interactive terminal).
+        compiled: run in the compiled event loop (:mod:`simulator.replay`, same results) when
+            the policy offers one and the run needs no Python during the simulation.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class Simulation:
         fabric: object | None = None,
         processes: tuple = (),
         progress: bool | None = False,
+        compiled: bool = True,
     ) -> None:
         _check_args(
             seed=seed,
@@ -190,6 +193,9 @@ class Simulation:
         self.interrupted = False
         """True when the run was stopped early by Ctrl-C / SIGTERM (results are partial)."""
         self.progress = progress
+        self.compiled = compiled
+        self.engine = ""
+        """Which loop ran: ``compiled`` (simulator.replay) or ``simpy``."""
         self.lost_seconds = np.zeros(self.jobs.n)
         self._num_queues = nq = len(self.jobs.queue_names)
         # per-queue counters as Python lists: scalar updates on lists are several times cheaper
@@ -201,6 +207,8 @@ class Simulation:
         self.reject_reasons: dict[str, int] = {}
         self._queue_timeline: list[tuple[float, np.ndarray, np.ndarray]] = []
         self.max_queue_timeline = 64
+        self._queue_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        """The per-queue rows as arrays, when the compiled replay recorded them."""
         self.view = SchedulerView(self)
         self._placer = Placer(self.state)
         self._class_fits = [-1] * self.jobs.num_classes
@@ -404,7 +412,7 @@ class Simulation:
         jobs.run_start[j] = now
         jobs.last_update[j] = now
         jobs.placements[j] = p
-        jobs.nodes_used[j] = p.nodes
+        jobs._nodes_used[j] = p.nodes  # the list behind jobs.nodes_used (no property call)
         if self.record_events:
             self._log(j, "start")
             self.placement_log.append((now, j, p))
@@ -505,6 +513,22 @@ class Simulation:
             rows[:, 1] / MILLI,
             rows[:, 2].astype(np.int64),
             rows[:, 3].astype(np.int64),
+        )
+
+    def queue_timeline_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Per-queue rows so far: times, GPUs held (rows x queues), queued jobs (rows x queues).
+
+        None when they are not recorded (one queue, or more than ``max_queue_timeline``).
+        """
+        if self._queue_arrays is not None:
+            return self._queue_arrays
+        rows = self._queue_timeline
+        if not rows:
+            return None
+        return (
+            np.array([r[0] for r in rows]),
+            np.stack([r[1] for r in rows]),
+            np.stack([r[2] for r in rows]),
         )
 
     @property
@@ -774,7 +798,16 @@ class Simulation:
             self._arrival_key = (env._now + at, PASS, next(env._eid))
         for process in self._processes:
             self.env.process(process(self))
-        self._loop(stop)
+        spec = self._replay_spec()
+        self.engine = "simpy"
+        if spec is not None:
+            from simulator.replay import replay
+
+            if replay(self, spec, stop):
+                self.engine = "compiled"
+                self._stopped(stop)
+        if self.engine == "simpy":
+            self._loop(stop)
         self._finalise()
         if self._bar is not None:
             self._bar.update(self._terminal - self._bar.n)
@@ -826,12 +859,38 @@ class Simulation:
                     raise exc
         except StopSimulation:
             return
+        self._stopped(stop)
+
+    def _stopped(self, stop: GracefulStop) -> None:
+        """After the loop: note an interrupted run (or give up on a second interrupt)."""
         if not stop.requested:
             return  # no events left
         if stop.aborted:
             raise KeyboardInterrupt("a second interrupt: run abandoned")
         # a signal: keep what was simulated so far; jobs not done are marked unfinished
         self.interrupted = True
+
+    def _replay_spec(self) -> dict | None:
+        """The policy's compiled-replay spec if this run can use it (see simulator.replay)."""
+        describe = getattr(self.policy, "replay_spec", None)
+        if (
+            not self.compiled
+            or describe is None
+            or self.fabric is not None
+            or self._processes
+            or self.record_events
+            or self.check_invariants
+            or self._wakeups
+            or self.env._queue
+            or self.state.gpu_free.shape[1] > 64  # a node's GPU slots are one bitmask there
+            or not np.isfinite(self.jobs.submit).all()  # dormant rows wait for controllers
+            or (self.jobs.status != _FUTURE).any()
+        ):
+            return None
+        spec = describe()
+        if spec is None or spec["placer"].cluster.uid != self.state.uid:
+            return None
+        return spec
 
     def _finalise(self) -> None:
         jobs = self.jobs

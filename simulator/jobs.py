@@ -135,8 +135,40 @@ class JobTable:
         """Wall seconds the job held resources (all runs, including work later lost)."""
         self.placements: list = [None] * n
         """Current :class:`~simulator.placement.Placement` of each running job (else None)."""
-        self.nodes_used: list = [None] * n
+        self._nodes_used: list = [None] * n
+        self._flat_nodes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def nodes_used(self) -> list:
         """Node ids (int64 array) of each job's last placement; None if it never ran."""
+        if self._flat_nodes is not None:
+            starts, counts, values = self._flat_nodes
+            self._flat_nodes = None
+            used = self._nodes_used
+            for j in np.flatnonzero(counts).tolist():
+                used[j] = values[starts[j] : starts[j] + counts[j]]
+        return self._nodes_used
+
+    def set_flat_nodes(self, starts: np.ndarray, counts: np.ndarray, values: np.ndarray) -> None:
+        """Record every job's last nodes as ``values[starts[j] : starts[j] + counts[j]]``.
+
+        Used by the compiled replay: the per-job arrays of :attr:`nodes_used` are only made
+        when someone reads it (a million small arrays cost about a second).
+        """
+        self._flat_nodes = (starts, counts, values)
+
+    def node_lists(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every job's last nodes, flat: (node count per job, node ids concatenated in order)."""
+        if self._flat_nodes is not None:
+            starts, counts, values = self._flat_nodes
+            owner = np.repeat(np.arange(self.n), np.diff(np.append(starts, len(values))))
+            keep = np.arange(len(values)) - starts[owner] < counts[owner]
+            return counts.astype(np.int64), values[keep]
+        used = self._nodes_used
+        parts = [u for u in used if u is not None]
+        lengths = np.array([0 if u is None else len(u) for u in used], dtype=np.int64)
+        values = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return lengths, values
 
     def remaining(self, j: int, now: float) -> float:
         """Seconds of full-speed work job ``j`` still needs at time ``now``."""

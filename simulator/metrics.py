@@ -30,11 +30,9 @@ __all__ = [
 
 def _nodes_column(sim: Simulation) -> pa.Array:
     """List column of node ids per job (empty list for jobs that never ran)."""
-    used = sim.jobs.nodes_used
-    parts = [u for u in used if u is not None]
-    lengths = np.array([0 if u is None else len(u) for u in used], dtype=np.int64)
+    lengths, values = sim.jobs.node_lists()
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    values = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+    values = values.astype(np.int32)
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
 
 
@@ -101,9 +99,9 @@ def queue_timeline_frame(sim: Simulation) -> pd.DataFrame:
     Columns: ``time`` (s), ``queue``, ``allocated_gpus`` (GPUs held by the queue's running
     jobs), ``queued_jobs``.
     """
-    rows = sim._queue_timeline
+    rows = sim.queue_timeline_rows()
     names = sim.jobs.queue_names
-    if not rows:
+    if rows is None:
         return pd.DataFrame(
             {
                 "time": pd.Series(dtype=float),
@@ -112,14 +110,13 @@ def queue_timeline_frame(sim: Simulation) -> pd.DataFrame:
                 "queued_jobs": pd.Series(dtype=np.int64),
             }
         )
-    nq = len(names)
-    times = np.repeat([r[0] for r in rows], nq)
+    times, alloc, queued = rows
     return pd.DataFrame(
         {
-            "time": times,
-            "queue": np.tile(np.array(names, dtype=object), len(rows)),
-            "allocated_gpus": np.concatenate([r[1] for r in rows]),
-            "queued_jobs": np.concatenate([r[2] for r in rows]),
+            "time": np.repeat(times, len(names)),
+            "queue": np.tile(np.array(names, dtype=object), len(times)),
+            "allocated_gpus": alloc.reshape(-1),
+            "queued_jobs": queued.reshape(-1),
         }
     )
 
@@ -226,4 +223,5 @@ def summary(sim: Simulation) -> dict:
         "scheduling_passes": int(sim.passes),
         "seed": int(sim.seed),
         "wall_seconds": float(sim.wall_seconds),
+        "engine": sim.engine,
     }
