@@ -11,6 +11,9 @@ from start to exit: Python start-up, Hydra, loading the Parquet trace, simulatin
 ``jobs.parquet``/``timeline.parquet``/``summary.json``. Peak memory is the child's max RSS.
 The workload (``traces.synthetic``): Poisson arrivals, lognormal durations (median 30 min,
 sigma 1.5), gang sizes 1-64 GPUs (70 % 1 GPU, 5 % >= 16), offered load 90 % of the cluster.
+``gang`` and ``fifo`` run in the compiled event loop (``simulator.replay``), as they do for a
+user; the ``-simpy`` rows run the same policies with ``sim.compiled=false``, in the SimPy loop
+every other policy uses.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ def write_trace(folder: Path, num_jobs: int, nodes: int, seed: int = 0, load: fl
     return path
 
 
-def run_simulator(trace: Path, nodes: int, policy: str, out: Path) -> dict:
-    """Run ``python -m simulator`` on a trace; returns wall seconds, peak RSS and the summary."""
+def run_simulator(
+    trace: Path, nodes: int, policy: str, out: Path, extra: tuple[str, ...] = ()
+) -> dict:
+    """Run ``python -m simulator`` on a trace; returns wall seconds, peak RSS and the summary.
+
+    ``extra``: further Hydra overrides (e.g. ``sim.compiled=false``).
+    """
     args = [
         sys.executable,
         "-m",
@@ -53,6 +61,7 @@ def run_simulator(trace: Path, nodes: int, policy: str, out: Path) -> dict:
         f"hydra.run.dir={out}",
         "sim.progress=false",
         "print_summary=false",
+        *extra,
     ]
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -124,8 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rows",
         nargs="*",
-        default=["gang", "fifo", "load", "floor", "scaling"],
-        help="which parts to run",
+        default=["gang", "fifo", "gang-simpy", "fifo-simpy", "load", "floor", "scaling"],
+        help="which parts to run (NAME-simpy: the policy with sim.compiled=false)",
     )
     parser.add_argument("--workdir", default=None, help="where traces and runs go (temp dir)")
     args = parser.parse_args(argv)
@@ -142,10 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     # warm the Numba cache so the first timed run does not pay compilation
     run_simulator(write_trace(work, 2_000, 16), 16, "gang", work / "warm")
     lines = []
-    for policy in ("gang", "fifo"):
-        if policy in args.rows:
-            res = run_simulator(trace, 1024, policy, work / f"run_{policy}")
-            lines.append(row(policy, big, 1024, res))
+    for name in ("gang", "fifo", "gang-simpy", "fifo-simpy"):
+        if name in args.rows:
+            policy, _, loop = name.partition("-")
+            extra = ("sim.compiled=false",) if loop else ()
+            res = run_simulator(trace, 1024, policy, work / f"run_{name}", extra)
+            label = f"{policy} ({res['summary']['engine']} loop)"
+            lines.append(row(label, big, 1024, res))
             print(lines[-1], flush=True)
     if lines:
         print("\n" + header + "\n" + "\n".join(lines))
