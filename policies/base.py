@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 from simulator.placement import Placement
 
-__all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy"]
+__all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy", "overrides"]
 
 
 class Start(NamedTuple):
@@ -70,3 +70,13 @@ class Policy:
     def schedule(self, view: SchedulerView) -> Iterable[Decision]:
         """Decide what to start (or preempt) now. Called once per scheduling pass."""
         raise NotImplementedError
+
+
+def overrides(policy: object, base: type, *methods: str) -> bool:
+    """Whether ``policy`` replaces any of ``base``'s ``methods`` (in a subclass or on itself).
+
+    A policy that offers the engine a compiled twin of itself (``replay_spec``) checks this:
+    the twin only knows the base class's code.
+    """
+    own = vars(policy)
+    return any(getattr(type(policy), m) is not getattr(base, m) or m in own for m in methods)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from policies.base import Policy, Start
+from policies.base import Policy, Start, overrides
 from simulator.view import SchedulerView
 
 __all__ = ["FifoPolicy"]
@@ -50,9 +50,6 @@ class FifoPolicy(Policy):
 
     def replay_spec(self) -> dict | None:
         """What the engine's compiled loop needs to run this policy (None = it cannot)."""
-        if (
-            type(self).schedule is not FifoPolicy.schedule
-            or type(self).setup is not FifoPolicy.setup
-        ):
+        if overrides(self, FifoPolicy, "schedule", "setup"):
             return None
         return {"kind": "fifo", "placer": self.placer}

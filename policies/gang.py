@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from policies.base import Policy, Start
+from policies.base import Policy, Start, overrides
 from simulator.view import SchedulerView
 
 __all__ = ["GangPolicy"]
@@ -95,12 +95,7 @@ class GangPolicy(Policy):
 
     def replay_spec(self) -> dict | None:
         """What the engine's compiled loop needs to run this policy (None = it cannot)."""
-        cls = type(self)
-        if (
-            cls.schedule is not GangPolicy.schedule
-            or cls.setup is not GangPolicy.setup
-            or cls._starving is not GangPolicy._starving
-        ):
+        if overrides(self, GangPolicy, "schedule", "setup", "_starving"):
             return None
         return {
             "kind": "gang",

@@ -82,6 +82,13 @@ class JobTable:
         self.num_gpus = f["num_gpus"].to_numpy(np.int64).copy()
         self.milli = _col(f, "gpu_milli", MILLI).astype(np.int32)
         self.milli[self.num_gpus == 0] = 0
+        shared = (self.milli < MILLI) & (self.num_gpus > 1)
+        if shared.any():  # traces.canonical rejects these rows too; a frame built by hand may not
+            k = int(np.flatnonzero(shared)[0])
+            raise ValueError(
+                f"job {self.job_ids[k]!r}: a GPU share below {MILLI} milli-GPU "
+                f"(gpu_milli={self.milli[k]}) needs num_gpus == 1, got {self.num_gpus[k]}"
+            )
         self.cpus = _col(f, "num_cpus", 0.0).astype(np.float64)
         self.mem = _col(f, "memory_gb", 0.0).astype(np.float64)
         self.priority = _col(f, "priority", 0).astype(np.int64)

@@ -1,8 +1,8 @@
 """Compiled replay: the engine's event loop for in-order policies, in one Numba function.
 
 For the built-in ``fifo`` and ``gang`` policies on a run that needs no Python during the
-simulation (no network model, no controller processes, no failures, no event log, no timers,
-one queue or more than ``max_queue_timeline`` queues), :meth:`Simulation.run
+simulation (no network model, no controller processes, no failures, no event log, no
+timers), :meth:`Simulation.run
 <simulator.engine.Simulation.run>` replays the trace here instead of in the SimPy loop. It is
 the same simulation, event for event:
 
@@ -736,7 +736,7 @@ def _replay(
                 run_start[j] = now
                 last_update[j] = now
                 d = duration[j]
-                if d < math.inf:
+                if d != math.inf:  # as Simulation._start (a NaN duration ends at once)
                     reg[R_HEAP] = _heap_push(
                         h_time,
                         h_prio,
@@ -883,6 +883,7 @@ def replay(sim, spec: dict, stop) -> bool:
     q_queued = np.zeros((q_alloc.shape[0], nq), dtype=np.int64)
     stops = np.zeros(n, dtype=np.int64)
     until = math.inf if sim.until is None else float(sim.until)
+    end_time = None if sim.until is None else env._now + (sim.until - env._now)  # as SimPy's
     interval = sim.timeline_interval
 
     code = CHUNK
@@ -911,7 +912,10 @@ def replay(sim, spec: dict, stop) -> bool:
 
     # hand the state back to the Simulation, as its own loop would have left it
     # SimPy's loop ends on its `until` event even when the jobs ran out before it
-    env._now = until if code != CHUNK and sim.until is not None else float(freg[F_NOW])
+    if code != CHUNK and sim.until is not None:
+        env._now = end_time
+    elif reg[R_EVENTS] > 0:
+        env._now = float(freg[F_NOW])
     env._eid = itertools.count(int(reg[R_EID]))
     st.free_gpu_total = int(reg[R_FREE])
     st.allocated_milli = int(reg[R_ALLOC])
@@ -928,7 +932,7 @@ def replay(sim, spec: dict, stop) -> bool:
     sim._queued_q = queued_q.tolist()
     sim.stops.frombytes(stops[: reg[R_STOPS]].tobytes())
     sim._timeline.frombytes(timeline[: 4 * reg[R_ROWS]].tobytes())
-    if with_q:
+    if with_q and reg[R_ROWS] > 0:
         rows = int(reg[R_ROWS])
         sim._queue_arrays = (timeline[0 : 4 * rows : 4].copy(), q_alloc[:rows], q_queued[:rows])
     if "finish" in spec:

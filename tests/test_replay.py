@@ -7,6 +7,7 @@ stop log and the policy's own state.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -73,7 +74,9 @@ def assert_same(a: Simulation, b: Simulation) -> None:
     for s in (sa, sb):
         s.pop("wall_seconds", None)
         s.pop("engine", None)
-    assert sa == sb
+    assert json.dumps(sa, sort_keys=True, default=str) == json.dumps(
+        sb, sort_keys=True, default=str
+    )
     for name in ("gpu_free", "free_full", "cpu_free", "mem_free", "buckets"):
         np.testing.assert_array_equal(getattr(a.state, name), getattr(b.state, name))
     for name in ("free_gpu_total", "allocated_milli", "version"):
@@ -195,6 +198,8 @@ def test_interrupt_between_chunks(monkeypatch):
         "subclass",
         "dormant",
         "72_gpu_node",
+        "instance_schedule",
+        "simulation_subclass",
     ],
 )
 def test_runs_that_need_python_use_the_simpy_loop(change):
@@ -217,7 +222,17 @@ def test_runs_that_need_python_use_the_simpy_loop(change):
         trace.loc[3, "submit_time"] = math.inf
     elif change == "72_gpu_node":  # GPU slots of a node no longer fit one 64-bit mask
         cluster = ClusterSpec.homogeneous(1, 72, "B200")
-    sim = Simulation(trace, cluster, policy, **kw).run()
+    elif change == "instance_schedule":
+        policy.schedule = lambda view: GangPolicy.schedule(policy, view)
+    sim_class = Simulation
+    if change == "simulation_subclass":
+
+        class Traced(Simulation):
+            def _start(self, j, p):
+                super()._start(j, p)
+
+        sim_class = Traced
+    sim = sim_class(trace, cluster, policy, **kw).run()
     assert sim.engine == "simpy"
 
 
@@ -263,3 +278,37 @@ def test_benchmark_rows_run_both_loops_with_identical_files(tmp_path):
     assert (fast["summary"]["engine"], slow["summary"]["engine"]) == ("compiled", "simpy")
     for name in ("jobs.parquet", "timeline.parquet"):
         assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes()
+
+
+@pytest.mark.parametrize("until", [50, 50.0, None])
+def test_edge_runs_match(until):
+    """Nothing sampled before `until` with two queues; an integer `until`; a NaN duration."""
+    trace = pd.DataFrame(
+        {
+            "job_id": [1, 2, 3],
+            "submit_time": [100.0, 101.0, 102.0],
+            "duration": [math.nan, 10.0, 5.0],
+            "num_gpus": [8, 8, 2],
+            "queue": ["a", "b", "a"],
+        }
+    )
+    cluster = ClusterSpec.homogeneous(1, 8, "A100")
+    for policy in (FifoPolicy, GangPolicy):
+        a = run(trace, cluster, policy(), True, until=until)
+        b = run(trace, cluster, policy(), False, until=until)
+        assert_same(a, b)
+        assert type(a.env.now) is type(b.env.now)
+
+
+def test_a_shared_gpu_share_on_several_gpus_is_refused():
+    trace = pd.DataFrame(
+        {
+            "job_id": ["x"],
+            "submit_time": [0.0],
+            "duration": [1.0],
+            "num_gpus": [2],
+            "gpu_milli": [500],
+        }
+    )
+    with pytest.raises(ValueError, match=r"job 'x'.*gpu_milli=500.*num_gpus == 1, got 2"):
+        Simulation(trace, ClusterSpec.homogeneous(1, 8, "A100"), FifoPolicy())
