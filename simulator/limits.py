@@ -10,26 +10,28 @@ peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) from just
 =============================  ==========================  ===================================
 jobs x nodes x GPUs per node    peak rise (measured)        estimate (:func:`estimate_bytes`)
 =============================  ==========================  ===================================
-400,000 x 64 x 8                302 MB                      347 MB
-800,000 x 64 x 8                502 MB                      627 MB
-1,600,000 x 64 x 8              1,000 MB                    1,187 MB
-3,200,000 x 64 x 8              2,021 MB                    2,307 MB
-10,000,000 x 64 x 8             6,509 MB                    7,074 MB
-20,000 x 32,000 x 8             38 MB                       100 MB
-20,000 x 64,000 x 2             47 MB                       106 MB
+400,000 x 64 x 8                297 MB                      347 MB
+800,000 x 64 x 8                538 MB                      627 MB
+1,600,000 x 64 x 8              1,077 MB                    1,187 MB
+3,200,000 x 64 x 8              2,129 MB                    2,307 MB
+10,000,000 x 64 x 8             6,739 MB                    7,074 MB
+20,000 x 32,000 x 8             40 MB                       100 MB
+20,000 x 64,000 x 2             37 MB                       106 MB
 =============================  ==========================  ===================================
 
-The slope is 620-660 bytes per job (620 from 800k to 1.6M jobs, 637 to 3.2M, 660 to 10M); per
-node about 320 bytes plus 32 per GPU (cluster arrays, placement index, node names);
+FIFO runs in the compiled loop (:mod:`simulator.replay`) here; the slope is 670-675 bytes per
+job (673 from 800k to 1.6M jobs, 660 to 3.2M, 674 to 10M; in the SimPy loop it was 620-660);
+per node about 320 bytes plus 32 per GPU (cluster arrays, placement index, node names);
 ``record_events=True``
 adds about 800 bytes per job (the event log and placement log). The trace itself, already in
 memory when the check runs, takes about 120 bytes per job for a canonical table with integer
 ids (more with text ids and extra columns, which are copied into the job table and the results).
 
-A 10M-job run took 7.7 GB peak resident memory for the whole process (trace included) and
-3 min 18 s; it fits in 24 GiB, where the check lets about 33M jobs through (28M counting the
-trace); a cluster of 100k GPUs (12,500 x 8) adds 7 MB: cluster size is never the
-memory limit (it is a time limit: every scheduling pass scans node arrays).
+A 10M-job run took 8.0 GB peak resident memory for the whole process (trace included) and
+36 s including generating the trace (3 min 18 s in the SimPy loop); it fits in 24 GiB, where
+the check lets about 33M jobs through (28M counting the trace); a cluster of 100k GPUs
+(12,500 x 8) adds 7 MB: cluster size is never the memory limit (it is a time limit: every
+scheduling pass scans node arrays).
 """
 
 from __future__ import annotations

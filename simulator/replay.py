@@ -33,6 +33,8 @@ import math
 import numpy as np
 
 from simulator.cluster import MILLI
+from simulator.engine import PASS as _PASS
+from simulator.engine import RELEASE as _RELEASE
 from simulator.jobs import Status
 from simulator.kernels import (
     _apply,
@@ -60,8 +62,6 @@ _RUNNING = Status.RUNNING
 _FINISHED = Status.FINISHED
 _UNSCHEDULABLE = Status.UNSCHEDULABLE
 
-_RELEASE = 0  # engine.RELEASE
-_PASS = 2  # engine.PASS
 _COMPLETE = 0  # heap entry kinds
 _PASS_EVENT = 1
 
