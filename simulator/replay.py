@@ -938,6 +938,7 @@ def replay(sim, spec: dict, stop) -> bool:
     if "finish" in spec:
         spec["finish"](int(reg[R_HEAD]), float(freg[F_HEAD_SINCE]))
     jobs.set_flat_nodes(n_off[:-1], p_nodes, nodes_flat)
+    sim._unstarted = np.isnan(jobs.start).tolist()
     queue = sim.queue
     queue._size = 0
     for j in np.flatnonzero(jobs.status == Status.QUEUED).tolist():

@@ -87,6 +87,7 @@ def assert_same(a: Simulation, b: Simulation) -> None:
     assert len(a.queue) == len(b.queue) and a.queue.jobs() == b.queue.jobs()
     assert a.env.now == b.env.now
     assert a._alloc_q == b._alloc_q and a._queued_q == b._queued_q
+    assert a._unstarted == b._unstarted
     for j in a.running:
         pa_, pb = a.jobs.placements[j], b.jobs.placements[j]
         for x, y in zip(pa_[:5], pb[:5], strict=True):
