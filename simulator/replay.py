@@ -953,15 +953,11 @@ def replay(sim, spec: dict, stop) -> bool:
             cpus = mem = st.zeros(k)
         else:
             cpus, mem = cpu_flat[a : a + k].copy(), mem_flat[a : a + k].copy()
-        gpus = [
-            int(node) * g_max + slot
-            for node, mask in zip(nodes_flat[a : a + k], masks_flat[a : a + k], strict=True)
-            for slot in range(g_max)
-            if int(mask) >> slot & 1
-        ]
+        gpus = np.zeros(int(jobs.num_gpus[j]), dtype=np.int64)
+        _from_masks(nodes_flat[a : a + k], masks_flat[a : a + k], g_max, gpus)
         jobs.placements[j] = Placement(
             nodes_flat[a : a + k].copy(),
-            np.array(gpus, dtype=np.int64),
+            gpus,
             int(p_milli[j]),
             cpus,
             mem,
