@@ -65,6 +65,14 @@ _UNSCHEDULABLE = Status.UNSCHEDULABLE
 _COMPLETE = 0  # heap entry kinds
 _PASS_EVENT = 1
 
+# columns of cls_int (per demand class)
+C_GPUS = 0
+C_MILLI = 1
+C_MASK = 2
+C_SINGLE = 3  # fits one node by capacity
+C_INDEXED = 4  # the placer searches the bucket index
+C_NO_CPU = 5  # takes no CPU and no memory (allocation skips those books)
+
 # integer registers
 R_NEXT = 0  # next trace row to arrive
 R_EID = 1  # SimPy's insertion counter (next id to draw)
@@ -281,11 +289,11 @@ def _place(
     Returns -1 when the job does not fit now. ``cls_int[c]`` = (num_gpus, milli, type mask,
     single-node, indexed, no CPU/memory); ``cls_float[c]`` = (cpus, mem).
     """
-    n = cls_int[c, 0]
-    milli = cls_int[c, 1]
-    mask = cls_int[c, 2]
-    single = cls_int[c, 3] != 0
-    indexed = cls_int[c, 4] != 0
+    n = cls_int[c, C_GPUS]
+    milli = cls_int[c, C_MILLI]
+    mask = cls_int[c, C_MASK]
+    single = cls_int[c, C_SINGLE] != 0
+    indexed = cls_int[c, C_INDEXED] != 0
     cpus = cls_float[c, 0]
     mem = cls_float[c, 1]
     if milli >= MILLI:
@@ -367,7 +375,7 @@ def _place(
     p_milli[j] = MILLI  # Placer._place_gang: whole GPUs
     for i in range(k):
         nodes_out[i] = tmp_nodes[i]
-        if cls_int[c, 5] != 0:
+        if cls_int[c, C_NO_CPU] != 0:
             cpu_out[i] = 0.0
             mem_out[i] = 0.0
         else:
@@ -583,7 +591,7 @@ def _replay(
                     mem_flat[a:b],
                     p_milli[j],
                     1,
-                    cls_int[c, 5] != 0,
+                    cls_int[c, C_NO_CPU] != 0,
                     gpu_free,
                     free_full,
                     cpu_free,
@@ -693,7 +701,7 @@ def _replay(
                     total_milli,
                     mode,
                     allow_split,
-                    tmp_gpus[: cls_int[c, 0]],
+                    tmp_gpus[: cls_int[c, C_GPUS]],
                     nodes_flat[n_off[j] : n_off[j + 1]],
                     cpu_flat[n_off[j] : n_off[j + 1]],
                     mem_flat[n_off[j] : n_off[j + 1]],
@@ -710,7 +718,7 @@ def _replay(
                 p_nodes[j] = k
                 a = n_off[j]
                 b = a + k
-                gpus = tmp_gpus[: cls_int[c, 0]]
+                gpus = tmp_gpus[: cls_int[c, C_GPUS]]
                 _set_masks(gpus, nodes_flat[a:b], masks_flat[a:b], g_max)
                 _take(
                     gpus,
@@ -719,7 +727,7 @@ def _replay(
                     mem_flat[a:b],
                     p_milli[j],
                     -1,
-                    cls_int[c, 5] != 0,
+                    cls_int[c, C_NO_CPU] != 0,
                     gpu_free,
                     free_full,
                     cpu_free,
@@ -822,9 +830,9 @@ def replay(sim, spec: dict, stop) -> bool:
     slots = np.where(
         cls_fits,
         np.where(
-            (cls_int[:, 3] != 0) & ~(split & (cls_int[:, 0] > 1)),
+            (cls_int[:, C_SINGLE] != 0) & ~(split & (cls_int[:, C_GPUS] > 1)),
             1,
-            np.minimum(cls_int[:, 0], num_nodes),
+            np.minimum(cls_int[:, C_GPUS], num_nodes),
         ),
         0,
     )
@@ -838,7 +846,7 @@ def replay(sim, spec: dict, stop) -> bool:
     masks_flat = np.zeros(entries, dtype=np.uint64)
     cpu_flat = np.zeros(entries)
     mem_flat = np.zeros(entries)
-    tmp_gpus = np.zeros(max(int(cls_int[cls_fits, 0].max(initial=0)), 1), dtype=np.int64)
+    tmp_gpus = np.zeros(max(int(cls_int[cls_fits, C_GPUS].max(initial=0)), 1), dtype=np.int64)
     p_milli = np.zeros(n, dtype=np.int64)
     p_nodes = np.zeros(n, dtype=np.int64)
     tmp_nodes = np.zeros(num_nodes, dtype=np.int64)
@@ -949,7 +957,7 @@ def replay(sim, spec: dict, stop) -> bool:
         k = int(p_nodes[j])
         a = int(n_off[j])
         c = jobs.class_of[j]
-        if cls_int[c, 5]:
+        if cls_int[c, C_NO_CPU]:
             cpus = mem = st.zeros(k)
         else:
             cpus, mem = cpu_flat[a : a + k].copy(), mem_flat[a : a + k].copy()
