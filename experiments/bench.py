@@ -11,7 +11,7 @@ from start to exit: Python start-up, Hydra, loading the Parquet trace, simulatin
 ``jobs.parquet``/``timeline.parquet``/``summary.json``. Peak memory is the child's max RSS.
 The workload (``traces.synthetic``): Poisson arrivals, lognormal durations (median 30 min,
 sigma 1.5), gang sizes 1-64 GPUs (70 % 1 GPU, 5 % >= 16), offered load 90 % of the cluster.
-``gang`` and ``fifo`` run in the compiled event loop (``simulator.replay``), as they do for a
+``gang`` and ``fifo`` run in the compiled event loop (``simulator.core.replay``), as they do for a
 user; the ``-simpy`` rows run the same policies with ``sim.compiled=false``, in the SimPy loop
 every other policy uses.
 """

@@ -2,12 +2,12 @@
 
 Writes ``DIR/report/report.md`` and ``report.html`` with a summary table per policy (mean ±
 95 % confidence interval across seeds) and PNG plots: JCT and wait-time CDFs, GPU allocation
-and queue length over time, per-queue share of the cluster. See :mod:`simulator.report`.
+and queue length over time, per-queue share of the cluster. See :mod:`simulator.output.report`.
 """
 
 import sys
 
-from simulator.report import main
+from simulator.output.report import main
 
 if __name__ == "__main__":
     sys.exit(main())

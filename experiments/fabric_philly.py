@@ -41,10 +41,10 @@ from omegaconf import OmegaConf
 
 from policies.gang import GangPolicy
 from policies.topology import TopologyPolicy
-from simulator import metrics
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.extensions import collect_outputs
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.core.extensions import collect_outputs
+from simulator.output import metrics
 from traces import philly
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ killed job restarts on its node the instant it is repaired. A kill loses the pro
 the last checkpoint plus the restart overhead R = 10 s. For each checkpoint interval C the
 table gives the measured mean loss per kill with its standard error, the first-order rule
 ``C/2 + R`` and the exact expectation ``E[T] - C sum_k S(kC) + R`` (``T`` the time from restart to
-kill, ``S`` its survival function; :func:`simulator.failures.expected_lost_per_kill`), and
+kill, ``S`` its survival function; :func:`simulator.models.failures.expected_lost_per_kill`), and
 ``z`` = (measured - exact) / standard error. The last column is the share of all allocated
 GPU time lost to kills. Rows of one failure model share the same failure schedule (same seed:
 common random numbers), so only the checkpoint interval differs between them.
@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from policies.fifo import FifoPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.failures import HOUR, RandomFailures, expected_lost_per_kill
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.models.failures import HOUR, RandomFailures, expected_lost_per_kill
 
 NODES = 64
 MTBF_HOURS = 10.0

@@ -16,10 +16,10 @@ import sys
 import pandas as pd
 
 from policies.fair import FairPolicy
-from simulator import fairness
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.metrics import queue_timeline_frame
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.output import fairness
+from simulator.output.metrics import queue_timeline_frame
 
 HOUR = 3600.0
 QUEUES = [{"name": "a", "deserved": 32}, {"name": "b", "deserved": 32}]

@@ -19,7 +19,7 @@ or as a Hydra sweep (60 runs, one per scoring and seed) and then summarise it::
 
 ``--shuffle`` shuffles the trace's pods per seed before inflating (the paper's artifact runs
 with shuffled pods); ``--exact-scores`` ranks nodes by exact score values instead of the
-artifact's integer 0-100 Kubernetes scores (see :mod:`simulator.fragmentation`).
+artifact's integer 0-100 Kubernetes scores (see :mod:`policies.fragmentation`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from policies.fgd import FgdPolicy
-from simulator.engine import Simulation
+from simulator.core.engine import Simulation
 from traces.alibaba_openb import load as load_openb
 from traces.inventories import alibaba_openb
 
@@ -157,7 +157,7 @@ def run_all(
 
 def curves_from_runs(root: Path) -> pd.DataFrame:
     """Curves of a finished Hydra sweep (``+experiment=fgd_openb``)."""
-    from simulator.results import load_jobs
+    from simulator.output.results import load_jobs
 
     cols = ["submit_time", "num_gpus", "gpu_milli", "start_time"]
     jobs = load_jobs(root, columns=cols)

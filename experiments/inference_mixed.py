@@ -26,16 +26,16 @@ import numpy as np
 import pandas as pd
 
 from policies.priority import PriorityPolicy
-from simulator import metrics
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.serving import (
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.models.serving import (
     Autoscaler,
     AzureRequests,
     Service,
     SyntheticRequests,
     TokenDist,
 )
+from simulator.output import metrics
 from traces import philly
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"

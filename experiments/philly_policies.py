@@ -29,9 +29,9 @@ from policies.gang import GangPolicy
 from policies.sjf import SjfPolicy
 from policies.srtf import SrtfPolicy
 from policies.tiresias import TiresiasPolicy
-from simulator import metrics
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.output import metrics
 from traces.philly import load as load_philly
 
 TRACE = Path(__file__).resolve().parents[2] / "shared/traces/philly-pollux/philly.csv"

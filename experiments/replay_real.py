@@ -24,9 +24,9 @@ import pandas as pd
 
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator import metrics
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.output import metrics
 from traces import alibaba_openb, philly
 from traces.inventories import alibaba_openb as openb_cluster
 

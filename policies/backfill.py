@@ -11,10 +11,10 @@ import numpy as np
 from policies.base import Policy, Start
 from policies.ordered import job_estimates
 from policies.whatif import Scratch
-from simulator.cluster import MILLI
-from simulator.jobs import JobTable
-from simulator.placement import Placement
-from simulator.view import SchedulerView
+from simulator.core.cluster import MILLI
+from simulator.core.jobs import JobTable
+from simulator.core.placement import Placement
+from simulator.core.view import SchedulerView
 
 __all__ = ["BackfillPolicy"]
 

@@ -11,47 +11,14 @@ calls. ``setup(view)`` is called once before the run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from simulator.view import SchedulerView
+    from simulator.core.view import SchedulerView
 
-from simulator.placement import Placement
+from simulator.core.decisions import Decision, Migrate, Preempt, Reject, Start
 
 __all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy", "overrides"]
-
-
-class Start(NamedTuple):
-    """Start queued job ``job`` (index in the job table) on ``placement``."""
-
-    job: int
-    placement: Placement
-
-
-class Preempt(NamedTuple):
-    """Stop running job ``job``; it returns to the queue (preemption model of the engine)."""
-
-    job: int
-
-
-class Migrate(NamedTuple):
-    """Move running job ``job`` to ``placement``.
-
-    The job keeps its progress, minus the engine's ``migration_overhead`` seconds.
-    """
-
-    job: int
-    placement: Placement
-
-
-class Reject(NamedTuple):
-    """Turn queued job ``job`` away for good (terminal status ``rejected``)."""
-
-    job: int
-    reason: str = ""
-
-
-Decision = Start | Preempt | Migrate | Reject
 
 
 class Policy:

@@ -10,9 +10,9 @@ import numpy as np
 
 from policies.base import Decision, Migrate, Policy, Start
 from policies.whatif import Scratch
-from simulator.jobs import Status
-from simulator.placement import Placement
-from simulator.view import SchedulerView
+from simulator.core.jobs import Status
+from simulator.core.placement import Placement
+from simulator.core.view import SchedulerView
 
 __all__ = ["ConsolidatePolicy"]
 

@@ -12,7 +12,7 @@ import numpy as np
 from policies.base import Decision, Policy, Preempt, Start
 from policies.keyed_queue import KeyedQueue
 from policies.whatif import Scratch, find_victims
-from simulator.view import SchedulerView
+from simulator.core.view import SchedulerView
 
 __all__ = ["FairPolicy", "QueueNode", "build_tree", "fair_shares"]
 

@@ -7,18 +7,18 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from policies import fragmentation as frag
 from policies.base import Decision, Policy, Reject, Start
-from simulator import fragmentation as frag
-from simulator import kernels
-from simulator.cluster import MILLI
-from simulator.jobs import Status
-from simulator.placement import Placement
-from simulator.view import SchedulerView
+from simulator.core import kernels
+from simulator.core.cluster import MILLI
+from simulator.core.jobs import Status
+from simulator.core.placement import Placement
+from simulator.core.view import SchedulerView
 
 __all__ = ["FgdPolicy", "SCORINGS"]
 
 SCORINGS = ("fgd", *frag.BASELINE_SCORES)
-"""Values of ``scoring``: ``fgd`` and the baselines of :mod:`simulator.fragmentation`."""
+"""Values of ``scoring``: ``fgd`` and the baselines of :mod:`policies.fragmentation`."""
 
 
 class FgdPolicy(Policy):
@@ -26,7 +26,7 @@ class FgdPolicy(Policy):
 
     Tasks are taken in arrival order, each placed at once or not at all. ``scoring="fgd"``
     puts a task on the node, and for a shared-GPU task on the GPU, where the node's expected
-    fragmentation for the workload (:mod:`simulator.fragmentation`) grows least. The workload
+    fragmentation for the workload (:mod:`policies.fragmentation`) grows least. The workload
     is the distribution of task types over the whole trace (GPUs, milli-GPU, CPU cores, GPU
     models); ``popularity_threshold < 1`` keeps only the most popular types covering that share
     of tasks, added ``type_step`` at a time (the artifact's experiments use 0.95 in steps of 1,

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
 
 from policies.base import Policy, Start, overrides
-from simulator.view import SchedulerView
+from simulator.core.bits import bit_next
+from simulator.core.hooks import PASS_DONE
+from simulator.core.jit import jit
+from simulator.core.ops import first_queued, place_job, start
+from simulator.core.view import SchedulerView
 
-__all__ = ["GangPolicy"]
+__all__ = ["GangPolicy", "GangPass"]
 
 
 class GangPolicy(Policy):
@@ -25,6 +32,10 @@ class GangPolicy(Policy):
 
     Jobs with identical demand form a class; once a job of a class fails in a pass, the rest of
     that class is skipped for the pass (same result as trying each, without the quadratic scan).
+
+    Cost per pass: O(classes with queued jobs tried x placement); the class heads are a
+    bitset in arrival order, kept up to date at every queue change, so a pass never sorts the
+    queue. Compiled pass: :class:`GangPass`; :meth:`schedule` is its Python reference.
 
     Args:
         scoring: node scoring (``bestfit``, ``spread``, ``firstfit``).
@@ -93,18 +104,74 @@ class GangPolicy(Policy):
             self._head, self._head_since = head, now
         return now - self._head_since >= self.starvation_timeout
 
-    def replay_spec(self) -> dict | None:
-        """What the engine's compiled loop needs to run this policy (None = it cannot)."""
+    def compiled_pass(self, view: SchedulerView) -> GangPass | None:
+        """The compiled pass's state (None if a subclass changes the pass)."""
         if overrides(self, GangPolicy, "schedule", "setup", "_starving"):
             return None
-        return {
-            "kind": "gang",
-            "placer": self.placer,
-            "starvation_timeout": self.starvation_timeout,
-            "head": self._head,
-            "head_since": self._head_since,
-            "finish": self._replayed,
-        }
+        p = self.placer
+        limit = -1.0 if self.starvation_timeout is None else float(self.starvation_timeout)
+        return GangPass(
+            p.mode,
+            p.allow_split,
+            p.indexed,
+            limit,
+            np.array([self._head], dtype=np.int64),
+            np.array([self._head_since]),
+        )
 
-    def _replayed(self, head: int, head_since: float) -> None:
-        self._head, self._head_since = head, head_since
+    def compiled_finish(self, state: GangPass) -> None:
+        """Copy the starvation clock back (the head and since when it is the head)."""
+        self._head, self._head_since = int(state.head[0]), float(state.head_since[0])
+
+
+@jit
+def _gang_pass(es, fs, ps):
+    """:meth:`GangPolicy.schedule`, compiled: class heads in arrival order, as they change."""
+    now = es.c[0].now
+    head = first_queued(es)
+    if head < 0:
+        return PASS_DONE
+    if head != ps.head[0]:
+        ps.head[0] = head
+        ps.head_since[0] = now
+    limit = ps.limit
+    if es.c[0].queued == 1:  # nothing to skip or order
+        k = place_job(es, head, ps.mode, ps.allow_split, ps.indexed)
+        if k >= 0:
+            return start(es, fs, head, k)
+        return PASS_DONE
+    starving = limit >= 0 and now - ps.head_since[0] >= limit
+    heads = es.q.heads
+    j = bit_next(heads, 0)
+    while j >= 0:
+        k = place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+        if k < 0:
+            if starving and j == head:
+                return PASS_DONE
+        else:
+            code = start(es, fs, j, k)  # the class's next job becomes its head (later bit)
+            if code != 0:
+                return code
+            if j == head:
+                head = first_queued(es)
+                starving = False
+                if limit >= 0 and head >= 0:
+                    if head != ps.head[0]:
+                        ps.head[0] = head
+                        ps.head_since[0] = now
+                    starving = now - ps.head_since[0] >= limit
+        j = bit_next(heads, j + 1)
+    return PASS_DONE
+
+
+class GangPass(NamedTuple):
+    """Compiled state of :class:`GangPolicy`: placer settings and the starvation clock."""
+
+    mode: int
+    allow_split: bool
+    indexed: bool
+    limit: float  # starvation_timeout, s (< 0 = none)
+    head: np.ndarray  # int64[1]: the head the clock runs for
+    head_since: np.ndarray  # float64[1]: since when it is the head
+
+    kernel = _gang_pass

@@ -1,6 +1,6 @@
 """A policy-side view of the queue ordered by any key, kept as one heap per demand class.
 
-The engine's :class:`~simulator.queue.PendingQueue` orders jobs by arrival. Policies that order
+The engine's :class:`~simulator.core.view.PendingQueue` orders jobs by arrival. Policies that order
 by something else (shortest job, remaining time, priority, LAS level) keep a
 :class:`KeyedQueue`: it follows the engine queue's push log (every arrival, every job a
 controller submits, every job requeued after a preemption or a node failure), keeps one heap of
@@ -14,8 +14,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Hashable
 
-from simulator.jobs import JobTable, Status
-from simulator.queue import PendingQueue
+from simulator.core.jobs import JobTable, Status
+from simulator.core.view import PendingQueue
 
 __all__ = ["KeyedQueue"]
 

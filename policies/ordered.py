@@ -24,8 +24,8 @@ import numpy as np
 from policies.base import Decision, Policy, Preempt, Start
 from policies.keyed_queue import KeyedQueue
 from policies.whatif import Scratch, find_victims
-from simulator.cluster import MILLI
-from simulator.view import SchedulerView
+from simulator.core.cluster import MILLI
+from simulator.core.view import SchedulerView
 
 __all__ = ["OrderedPolicy", "job_estimates"]
 

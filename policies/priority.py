@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policies.ordered import OrderedPolicy
-from simulator.view import SchedulerView
+from simulator.core.view import SchedulerView
 
 __all__ = ["PriorityPolicy"]
 
@@ -16,10 +16,10 @@ class PriorityPolicy(OrderedPolicy):
     Each pass starts queued jobs by priority (highest first, ties by arrival), skipping jobs
     that do not fit. A queued job that does not fit preempts running jobs of strictly lower
     priority, lowest priority first and, within a priority, the most recently started first
-    (least work lost), if and only if that makes room for it on real placements (unneeded
-    victims are spared). Jobs whose priority is at or above ``non_preemptible_threshold`` are
-    never preempted (e.g. inference above training); ``preemption=False`` turns preemption off
-    (priority ordering only).
+    (least work lost; then the latest arrival), if and only if that makes room for it on real
+    placements (unneeded victims are spared). Jobs whose priority is at or above
+    ``non_preemptible_threshold`` are never preempted (e.g. inference above training);
+    ``preemption=False`` turns preemption off (priority ordering only).
 
     Args:
         non_preemptible_threshold: priorities >= this are never preempted (None = all may be).
@@ -56,4 +56,4 @@ class PriorityPolicy(OrderedPolicy):
         if self.non_preemptible_threshold is not None:
             ok &= prio < self.non_preemptible_threshold
         run, prio = run[ok], prio[ok]
-        return run[np.lexsort((-jobs.run_start[run], prio))].tolist()
+        return run[np.lexsort((-run, -jobs.run_start[run], prio))].tolist()

@@ -8,7 +8,7 @@ import numpy as np
 
 from policies.base import Start
 from policies.ordered import OrderedPolicy, job_estimates
-from simulator.view import SchedulerView
+from simulator.core.view import SchedulerView
 
 __all__ = ["SjfPolicy"]
 

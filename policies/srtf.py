@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from policies.ordered import OrderedPolicy, job_estimates
-from simulator.jobs import Status
-from simulator.view import SchedulerView
+from simulator.core.jobs import Status
+from simulator.core.view import SchedulerView
 
 __all__ = ["SrtfPolicy"]
 
@@ -55,7 +55,7 @@ class SrtfPolicy(OrderedPolicy):
         return (self.remaining(view, j), j)
 
     def victims(self, view: SchedulerView, j: int) -> list[int]:
-        """Running jobs with strictly longer remaining time, longest first (latest start first)."""
+        """Running jobs with longer remaining time: longest, then latest start/arrival, first."""
         if not view.running:
             return []
         run = np.fromiter(view.running, dtype=np.int64, count=len(view.running))
@@ -63,7 +63,7 @@ class SrtfPolicy(OrderedPolicy):
         mine = self.remaining(view, j)
         ok = rem > mine
         run, rem = run[ok], rem[ok]
-        order = np.lexsort((-view.jobs.run_start[run], -rem))
+        order = np.lexsort((-run, -view.jobs.run_start[run], -rem))
         return run[order].tolist()
 
     @staticmethod

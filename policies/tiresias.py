@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from policies.ordered import OrderedPolicy
-from simulator.jobs import Status
-from simulator.view import SchedulerView
+from simulator.core.jobs import Status
+from simulator.core.view import SchedulerView
 
 __all__ = ["TiresiasPolicy"]
 
@@ -101,14 +101,14 @@ class TiresiasPolicy(OrderedPolicy):
         return (int(self.level(view, np.array([j]))[0]), j)
 
     def victims(self, view: SchedulerView, j: int) -> list[int]:
-        """Running jobs of strictly lower queues: lowest queue first, latest start first."""
+        """Running jobs of strictly lower queues: lowest queue, then latest start/arrival, first."""
         if not self.preemption or not view.running:
             return []
         run = np.fromiter(view.running, dtype=np.int64, count=len(view.running))
         lvl = self.level(view, run)
         ok = lvl > self.level(view, np.array([j]))[0]
         run, lvl = run[ok], lvl[ok]
-        return run[np.lexsort((-view.jobs.run_start[run], -lvl))].tolist()
+        return run[np.lexsort((-run, -view.jobs.run_start[run], -lvl))].tolist()
 
     # ------------------------------------------------------------------ promotion and timers
     def on_preempted(self, view: SchedulerView, j: int) -> None:

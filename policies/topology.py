@@ -37,11 +37,11 @@ import pandas as pd
 
 from policies.base import Reject, Start
 from policies.gang import GangPolicy
-from simulator import kernels
-from simulator.cluster import MILLI
-from simulator.jobs import Status
-from simulator.placement import Placement
-from simulator.view import SchedulerView
+from simulator.core import kernels
+from simulator.core.cluster import MILLI
+from simulator.core.jobs import Status
+from simulator.core.placement import Placement
+from simulator.core.view import SchedulerView
 
 __all__ = ["TopologyPolicy", "LEVELS", "parse_level"]
 
@@ -123,7 +123,7 @@ def _fewest_racks(usable, racks, rack_order, rack_start, n: int, counts: np.ndar
 
 
 class _DomainPlacer:
-    """Placer with the :class:`~simulator.placement.Placer` interface used by the gang loop.
+    """Placer with the :class:`~simulator.core.placement.Placer` interface used by the gang loop.
 
     ``place`` returns None both when nothing fits and when the job should wait for a smaller
     domain; waiting jobs get a wake-up at the end of their ``max_wait``.

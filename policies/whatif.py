@@ -2,9 +2,9 @@
 
 Policies may not change the simulator's state, but preemption, backfilling and consolidation
 need to ask "would job J fit if these jobs were gone / once those jobs end?". A
-:class:`Scratch` holds its own :class:`~simulator.cluster.ClusterState` of the same cluster,
+:class:`Scratch` holds its own :class:`~simulator.core.cluster.ClusterState` of the same cluster,
 reset from the live view on demand, and places jobs on it with the shared
-:class:`~simulator.placement.Placer`, so answers are computed against placement reality
+:class:`~simulator.core.placement.Placer`, so answers are computed against placement reality
 (nodes, GPU slots, CPU, memory, GPU models), never against GPU counts.
 """
 
@@ -14,12 +14,15 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from simulator.cluster import ClusterState
-from simulator.jobs import JobTable
-from simulator.placement import Placement, Placer
-from simulator.view import SchedulerView
+from simulator.core.cluster import ClusterState
+from simulator.core.jit import jit
+from simulator.core.jobs import JobTable
+from simulator.core.kernels import copy_free, new_buf, place_into, take
+from simulator.core.placement import Placement, Placer
+from simulator.core.refs import buf_ref
+from simulator.core.view import SchedulerView
 
-__all__ = ["Scratch", "find_victims"]
+__all__ = ["Scratch", "find_victims", "find_victims_compiled"]
 
 
 class Scratch:
@@ -28,13 +31,18 @@ class Scratch:
     Args:
         view: the scheduler view (its cluster's spec gives the shape).
         scoring: scoring of the scratch placer (use the policy's own).
-        allow_split: as in :class:`~simulator.placement.Placer`.
+        allow_split: as in :class:`~simulator.core.placement.Placer`.
     """
 
     def __init__(self, view: SchedulerView, scoring: str = "bestfit", allow_split: bool = False):
         self._view = view
         self.state = ClusterState(view.cluster.spec)
         self.placer = Placer(self.state, scoring=scoring, allow_split=allow_split)
+        self.ref = self.state.ref
+        """The scratch state for compiled passes (see :func:`find_victims_compiled`)."""
+        num, g = self.state.gpu_free.shape
+        self.buf = buf_ref(new_buf(num, num * g))
+        """A placement buffer of its own for compiled passes."""
 
     def reset(self) -> Scratch:
         """Copy the live free resources into the scratch state; returns ``self``."""
@@ -119,3 +127,66 @@ def _prune(scratch: Scratch, jobs: JobTable, j: int, chosen: Sequence[int]) -> l
         else:
             scratch.release(jobs.placements[v])
     return keep
+
+
+@jit
+def find_victims_compiled(es, sc, sbuf, j, cands, ncand, mode, allow_split, out):
+    """:func:`find_victims`, compiled, on scratch cluster ``sc`` with buffer ``sbuf``.
+
+    Candidates are ``cands[:ncand]`` (running jobs, most preferred victim first). Writes the
+    victims into ``out`` and returns their number: 0 if ``j`` fits as things are, -1 if even
+    all candidates together do not make room. Cost: one placement attempt per candidate taken
+    (stopping at the first prefix that makes room) plus one per victim to prune.
+    """
+    copy_free(sc, es.cl)
+    cls = es.cls
+    k = es.jobs.cls[j]
+    gpus, milli, mask = cls.gpus[k], cls.milli[k], cls.mask[k]
+    cpus, mem, single = cls.cpus[k], cls.mem[k], cls.single[k]
+    if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+        return 0
+    chosen = 0
+    fits = False
+    for i in range(ncand):
+        v = cands[i]
+        _give(es, sc, v, 1)
+        out[chosen] = v
+        chosen += 1
+        if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+            fits = True
+            break
+    if not fits:
+        return -1
+    # spare every victim but the last that j does not need, latest-preferred first
+    keep = np.ones(chosen, dtype=np.bool_)
+    for i in range(chosen - 2, -1, -1):
+        v = out[i]
+        _give(es, sc, v, -1)
+        if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+            keep[i] = False
+        else:
+            _give(es, sc, v, 1)
+    m = 0
+    for i in range(chosen):
+        if keep[i]:
+            out[m] = out[i]
+            m += 1
+    return m
+
+
+@jit
+def _give(es, sc, v, sign):
+    """Release (``sign=1``) or take back (-1) running job ``v``'s placement on ``sc``."""
+    ja = es.jobs
+    a, g = ja.node_off[v], ja.gpu_off[v]
+    b = a + ja.p_nodes[v]
+    n = ja.num_gpus[v]
+    take(
+        sc,
+        ja.p_node[a:b],
+        ja.p_gpu[g : g + n],
+        ja.milli[v] if n > 0 else 0,
+        ja.p_cpu[a:b],
+        ja.p_mem[a:b],
+        sign,
+    )

@@ -20,11 +20,13 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from simulator import extensions, limits, metrics, plots
-from simulator.engine import Simulation
-from simulator.extensions import EXTENSION_GROUPS
-from simulator.interrupts import GracefulStop
-from simulator.results import ERROR_FILE, SUMMARY_FILE, write_run
+from simulator import limits
+from simulator.core import extensions
+from simulator.core.engine import Simulation
+from simulator.core.extensions import EXTENSION_GROUPS
+from simulator.core.interrupts import GracefulStop
+from simulator.output import metrics, plots
+from simulator.output.results import ERROR_FILE, SUMMARY_FILE, write_run
 
 __all__ = ["main", "run_config", "available_policies", "config_key"]
 
@@ -71,8 +73,8 @@ def config_key(cfg: DictConfig) -> str:
 
     Stored in ``summary.json`` as ``config_key``; ``skip_existing=true`` skips a run only when
     its directory holds results with the same key. Output options (``print_summary``,
-    ``plots``, ``skip_existing``, ``sim.progress``) and ``sim.compiled`` (same results either
-    way) are left out. Changes to the code or to a trace file's contents are not seen.
+    ``plots``, ``skip_existing``, ``sim.progress``) and ``sim.reference_passes`` (same results
+    either way) are left out. Changes to the code or to a trace file's contents are not seen.
     """
     data = OmegaConf.to_container(cfg, resolve=True)
     data.pop("hydra", None)
@@ -80,7 +82,7 @@ def config_key(cfg: DictConfig) -> str:
         data.pop(key, None)
     if isinstance(data.get("sim"), dict):
         data["sim"].pop("progress", None)
-        data["sim"].pop("compiled", None)  # same results either way (tests/test_replay.py)
+        data["sim"].pop("reference_passes", None)  # same results (tests/test_compiled_passes.py)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -88,7 +90,7 @@ def config_key(cfg: DictConfig) -> str:
 def run_config(cfg: DictConfig, out_dir: str | Path, stop: GracefulStop | None = None) -> dict:
     """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary.
 
-    ``stop``: a held :class:`~simulator.interrupts.GracefulStop`; a signal received while
+    ``stop``: a held :class:`~simulator.core.interrupts.GracefulStop`; a signal received while
     loading makes the run stop at its first event (results marked partial).
     """
     _check_cluster_size(cfg)
@@ -245,7 +247,7 @@ def _write_error(out_dir: Path, text: str) -> None:
 def _sigterm_interrupts() -> None:
     """Make SIGTERM (SLURM's cancel/time limit) stop the run like Ctrl-C does.
 
-    Under :class:`~simulator.interrupts.GracefulStop` the engine then stops between two
+    Under :class:`~simulator.core.interrupts.GracefulStop` the engine then stops between two
     events, marks unfinished jobs and the results are written marked ``partial: true``. Left
     alone when another handler is installed (e.g. by submitit) or outside the main thread.
     """

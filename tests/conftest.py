@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.jobs import TERMINAL, Status
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.core.jobs import TERMINAL, Status
 
 
 def make_trace(

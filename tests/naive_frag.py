@@ -1,4 +1,4 @@
-"""Slow, obviously-correct Python twins of the fragmentation kernels (simulator.fragmentation)."""
+"""Slow, obviously-correct Python twins of the fragmentation kernels (policies.fragmentation)."""
 
 from __future__ import annotations
 

@@ -6,9 +6,9 @@ import pytest
 
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.metrics import job_frame
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.output.metrics import job_frame
 from traces.synthetic import generate
 
 

@@ -7,10 +7,10 @@ from conftest import make_trace, simulate
 from policies.base import Start
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import PolicyError, Simulation
-from simulator.metrics import job_frame
-from simulator.placement import Placement
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import PolicyError, Simulation
+from simulator.core.placement import Placement
+from simulator.output.metrics import job_frame
 
 
 def test_fifo_head_of_line_blocking(small_cluster):
@@ -302,9 +302,9 @@ def test_reject_is_terminal_and_counted(small_cluster):
 def test_per_queue_accounting(small_cluster):
     trace = make_trace([(1, 0, 10, 8), (2, 0, 10, 8), (3, 0, 10, 4)], queue=["a", "b", "a"])
     sim = simulate(trace, small_cluster, FifoPolicy())
-    t, alloc, queued = sim._queue_timeline[0]
-    assert t == 0 and list(alloc) == [8, 8] and list(queued) == [1, 0]
-    from simulator.metrics import queue_summary, queue_timeline_frame
+    times, alloc, queued = sim.queue_timeline_rows()
+    assert times[0] == 0 and list(alloc[0]) == [8, 8] and list(queued[0]) == [1, 0]
+    from simulator.output.metrics import queue_summary, queue_timeline_frame
 
     frame = queue_timeline_frame(sim)
     assert set(frame["queue"]) == {"a", "b"}

@@ -11,12 +11,12 @@ from omegaconf import OmegaConf
 
 from policies.base import Start
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.extensions import collect_outputs, fabric_of
-from simulator.fabric import Fabric, NoFabric, allreduce_time, iteration_time
-from simulator.metrics import job_frame, summary
-from simulator.placement import Placement
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.core.extensions import collect_outputs, fabric_of
+from simulator.core.placement import Placement
+from simulator.models.fabric import Fabric, NoFabric, allreduce_time, iteration_time
+from simulator.output.metrics import job_frame, summary
 from traces import philly
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "fabric"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.fabric_kernels import max_min_fair, placement_profile
+from simulator.models.fabric_kernels import max_min_fair, placement_profile
 
 # ---------------------------------------------------------------------- max-min fairness
 

@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 
 from policies.gang import GangPolicy
 from policies.topology import TopologyPolicy, parse_level
-from simulator.cluster import ClusterSpec
-from simulator.metrics import job_frame
+from simulator.core.cluster import ClusterSpec
+from simulator.output.metrics import job_frame
 
 
 def cluster_with_racks(racks: list[str], gpus: int = 4) -> ClusterSpec:

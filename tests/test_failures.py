@@ -17,10 +17,11 @@ from omegaconf import OmegaConf
 from policies.fgd import FgdPolicy
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator import extensions
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.failures import (
+from simulator.core import extensions
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.limits import time_limit
+from simulator.models.failures import (
     HOUR,
     NoFailures,
     RandomFailures,
@@ -28,9 +29,8 @@ from simulator.failures import (
     expected_lost_per_kill,
     weibull_scale,
 )
-from simulator.limits import time_limit
-from simulator.metrics import job_frame, summary, timeline_frame
-from simulator.results import load_run
+from simulator.output.metrics import job_frame, summary, timeline_frame
+from simulator.output.results import load_run
 from traces import TraceError
 
 ROOT = Path(__file__).resolve().parents[1]

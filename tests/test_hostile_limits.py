@@ -10,10 +10,11 @@ import time
 import pandas as pd
 import pytest
 
+from experiments.memory_limits import measure_peak
 from policies.gang import GangPolicy
 from simulator import limits
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
 from simulator.limits import (
     BASE_BYTES,
     BYTES_PER_EVENT_JOB,
@@ -25,7 +26,6 @@ from simulator.limits import (
     check,
     check_cluster,
     estimate_bytes,
-    measure_peak,
     memory_available,
     time_limit,
 )

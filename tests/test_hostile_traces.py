@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.failures import TraceFailures
 from simulator.limits import TimeLimitError, time_limit
+from simulator.models.failures import TraceFailures
 from traces import FORMATS, load, validate
 
 DATA = Path(__file__).resolve().parents[1] / "traces" / "data"
@@ -169,6 +169,36 @@ FORMATS_UNDER_TEST = {
             extra={"simulation_throughputs.json": json.dumps(GAVEL_TPUT)},
         ),
         Format(
+            "acmetrace",
+            "converted_kalos_trace.csv",
+            sample("acmetrace_kalos_converted_sample.csv", 8),
+            numbers={
+                "arrival_time": 1,
+                "num_iteration": 2,
+                "gpu_workers": 5,
+                "gpu_per_worker": 7,
+                "cpu_per_gpu_worker": 8,
+                "tensorsizes": 10,
+            },
+            text_field=0,
+        ),
+        Format(
+            "tiresias",
+            "60_job.csv",
+            sample("tiresias_60_job.csv", 8).replace("\r\n", "\n"),
+            numbers={"num_gpu": 1, "submit_time": 2, "iterations": 3, "duration": 5},
+            text_field=4,
+        ),
+        Format(
+            # JSON Lines: the comma-split fields below are pieces of a JSON object, so every
+            # case that edits one breaks the JSON (tests/test_traces_mooncake.py edits values)
+            "mooncake",
+            "conversation_trace.jsonl",
+            sample("mooncake_conversation_sample.jsonl", 7),
+            header=False,
+            text_field=4,
+        ),
+        Format(
             "swf",
             "log.swf",
             SWF_HEADER
@@ -302,7 +332,7 @@ NUMBER_CASES = {
 NOT_APPLICABLE = {
     # formats without a header line have no header to repeat or duplicate
     (name, case)
-    for name in ("alibaba_pai2020", "gavel", "swf")
+    for name in ("alibaba_pai2020", "gavel", "swf", "mooncake")
     for case in ("duplicated_column_name", "repeated_header_line")
 }
 
@@ -416,7 +446,7 @@ FAILURE_TRACE = "node,down_time,up_time\nnode-0,10,20\n1,30,\n"
     ],
 )
 def test_hostile_failure_trace(tmp_path, raw, rule):
-    from simulator.cluster import ClusterSpec
+    from simulator.core.cluster import ClusterSpec
 
     path = tmp_path / "failures.csv"
     path.write_bytes(raw)

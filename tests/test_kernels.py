@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import kernels
+from simulator.core import kernels
 
 
 def random_state(rng, n_nodes, g_max=8, n_models=3):
@@ -142,7 +142,7 @@ def test_indexed_selection_matches_linear_scan(seed):
 
 
 def test_buckets_follow_allocation():
-    from simulator.cluster import ClusterSpec, ClusterState
+    from simulator.core.cluster import ClusterSpec, ClusterState
 
     st = ClusterState(ClusterSpec.homogeneous(70, 8, "V100"))
     rng = np.random.default_rng(5)
@@ -169,7 +169,7 @@ def test_buckets_follow_allocation():
 
 
 def test_allocation_check_codes():
-    from simulator.cluster import ClusterSpec, ClusterState
+    from simulator.core.cluster import ClusterSpec, ClusterState
 
     spec = ClusterSpec.from_groups(
         [

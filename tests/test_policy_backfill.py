@@ -5,7 +5,7 @@ import pytest
 from conftest import make_trace, simulate
 
 from policies.backfill import BackfillPolicy
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 TWO_NODES = ClusterSpec.homogeneous(2, 4, "V100", nodes_per_rack=1)
 ONE_NODE = ClusterSpec.homogeneous(1, 4, "V100")

@@ -9,7 +9,7 @@ from conftest import make_trace, simulate
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 NEW = [
@@ -93,7 +93,7 @@ def _fail_and_repair(sim, node, down, up):
 def test_jobs_killed_by_a_node_failure_are_rescheduled(name):
     # node 0 fails at t=5 (its jobs are killed and requeued by the engine, not by the policy)
     # and comes back at t=30: every job must still finish, none may start on the dead node.
-    from simulator.engine import Simulation
+    from simulator.core.engine import Simulation
 
     policy = compose_policy(name)
     cluster = ClusterSpec.homogeneous(2, 4, "V100", cpus_per_node=32, nodes_per_rack=1)

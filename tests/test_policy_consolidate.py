@@ -6,7 +6,7 @@ from conftest import make_trace, simulate
 
 from policies.consolidate import ConsolidatePolicy
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 TWO_NODES = ClusterSpec.homogeneous(2, 4, "V100", nodes_per_rack=1)
 

@@ -9,9 +9,9 @@ from conftest import make_trace, simulate
 from test_policy_sjf import assert_no_thrash
 
 from policies.fair import FairPolicy, QueueNode, build_tree, fair_shares
-from simulator import fairness
-from simulator.cluster import ClusterSpec
-from simulator.metrics import queue_timeline_frame
+from simulator.core.cluster import ClusterSpec
+from simulator.output import fairness
+from simulator.output.metrics import queue_timeline_frame
 
 EIGHT = ClusterSpec.homogeneous(1, 8, "V100")
 

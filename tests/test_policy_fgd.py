@@ -9,10 +9,10 @@ from conftest import make_trace, simulate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policies import fragmentation as frag
 from policies.base import Start
 from policies.fgd import SCORINGS, FgdPolicy
-from simulator import fragmentation as frag
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 MILLI = 1000
 

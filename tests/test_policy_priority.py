@@ -5,7 +5,7 @@ from conftest import make_trace, simulate
 from test_policy_sjf import assert_no_thrash
 
 from policies.priority import PriorityPolicy
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 ONE_GPU = ClusterSpec.homogeneous(1, 1, "V100")
 

@@ -6,7 +6,7 @@ from conftest import make_trace, simulate
 
 from policies.sjf import SjfPolicy
 from policies.srtf import SrtfPolicy
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 ONE_GPU = ClusterSpec.homogeneous(1, 1, "V100")
 

@@ -6,7 +6,7 @@ from conftest import make_trace, simulate
 from test_policy_sjf import assert_no_thrash
 
 from policies.tiresias import TiresiasPolicy
-from simulator.cluster import ClusterSpec
+from simulator.core.cluster import ClusterSpec
 
 ONE_GPU = ClusterSpec.homogeneous(1, 1, "V100")
 TRACE = make_trace([(1, 0, 100, 1), (2, 20, 30, 1), (3, 25, 5, 1)])

@@ -31,12 +31,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.failures import RandomFailures
-from simulator.jobs import STATUS_NAMES, Status
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.core.jobs import STATUS_NAMES, Status
 from simulator.limits import time_limit
-from simulator.metrics import job_frame
+from simulator.models.failures import RandomFailures
+from simulator.output.metrics import job_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_CONFIGS = sorted((ROOT / "configs" / "policy").glob("*.yaml"))

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from simulator.plots import png_size, step_resample
-from simulator.report import build_report, group_keys
-from simulator.results import (
+from simulator.output.plots import png_size, step_resample
+from simulator.output.report import build_report, group_keys
+from simulator.output.results import (
     ci_halfwidth,
     error_message,
     load_jobs,

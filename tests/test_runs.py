@@ -12,9 +12,9 @@ from conftest import check_outcome
 
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.results import load_run, load_runs
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.output.results import load_run, load_runs
 from traces.philly import load as load_philly
 
 ROOT = Path(__file__).resolve().parents[1]

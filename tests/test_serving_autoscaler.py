@@ -8,8 +8,8 @@ import pytest
 from conftest import simulate
 
 from policies.fifo import FifoPolicy
-from simulator.cluster import ClusterSpec
-from simulator.serving import Autoscaler, Observation, RequestStream, Service, TableStepTime
+from simulator.core.cluster import ClusterSpec
+from simulator.models.serving import Autoscaler, Observation, RequestStream, Service, TableStepTime
 
 
 def obs(now=0.0, provisioned=2, ready=2, out=0.0, queued=0.0, met=0, count=0, batch=8):

@@ -11,10 +11,9 @@ from omegaconf import OmegaConf
 
 from policies.fifo import FifoPolicy
 from policies.priority import PriorityPolicy
-from simulator import extensions
-from simulator.cluster import ClusterSpec
-from simulator.metrics import job_frame
-from simulator.serving import (
+from simulator.core import extensions
+from simulator.core.cluster import ClusterSpec
+from simulator.models.serving import (
     Autoscaler,
     NoServing,
     RequestStream,
@@ -22,6 +21,7 @@ from simulator.serving import (
     ServingGroup,
     TableStepTime,
 )
+from simulator.output.metrics import job_frame
 
 TICK = TableStepTime([1], [0.1])
 Priority = PriorityPolicy  # replicas at priority 100 with non_preemptible_threshold=100
@@ -72,10 +72,10 @@ def test_replica_preempts_training_under_priority_and_training_resumes():
 
 def test_node_failure_loses_the_replica_and_requests_start_over():
     # 2 nodes x 4 GPUs, one 4-GPU replica on node 0 (load 5 s, warm at t=0). Node 0 fails at
-    # 1.05 s: the engine restarts the replica job on node 1 at once; the service notices at
-    # its next liveness check (every poll_interval_s = 1 s: at 2 s), the new placement loads
-    # for 5 s from its start (ready 6.05 s) and serves the request again from scratch (3 s of
-    # iterations: prefill + 29 decodes).
+    # 1.05 s: the engine restarts the replica job on node 1 at once; the service hears of the
+    # stop and the new start in the same instant (engine notices, no polling), the new
+    # placement loads for 5 s from its start (ready 6.05 s) and serves the request again from
+    # scratch (3 s of iterations: prefill + 29 decodes).
     cluster = ClusterSpec.homogeneous(2, 4, "H100", nodes_per_rack=1)
     svc = Service(
         requests=RequestStream([0.0], [8], [30]),
@@ -101,8 +101,8 @@ def test_node_failure_loses_the_replica_and_requests_start_over():
         (0, "submit"),
         (0, "placed"),
         (0, "ready"),
-        (2.0, "lost"),
-        (2.0, "placed"),
+        (1.05, "lost"),
+        (1.05, "placed"),
         (6.05, "ready"),
         (9.05, "stop"),
     ]

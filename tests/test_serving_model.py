@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator.gpus import gpu_spec
-from simulator.serving import (
+from simulator.core.gpus import gpu_spec
+from simulator.models.serving import (
     MODELS,
     ModelSpec,
     RooflineStepTime,

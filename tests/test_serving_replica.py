@@ -8,9 +8,9 @@ import pytest
 from conftest import simulate
 
 from policies.fifo import FifoPolicy
-from simulator.cluster import ClusterSpec
-from simulator.gpus import gpu_spec
-from simulator.serving import (
+from simulator.core.cluster import ClusterSpec
+from simulator.core.gpus import gpu_spec
+from simulator.models.serving import (
     MODELS,
     ModelSpec,
     RequestStream,

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from policies.fifo import FifoPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
-from simulator.serving import Service, SyntheticRequests, TableStepTime, TokenDist
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
+from simulator.models.serving import Service, SyntheticRequests, TableStepTime, TokenDist
 
 TAU = 0.01  # seconds per iteration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simulator.results import load_runs
+from simulator.output.results import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS_3X2 = sorted((p, s) for p in ("fifo", "gang") for s in (0, 1, 2))

@@ -8,8 +8,8 @@ import pytest
 
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
-from simulator.cluster import ClusterSpec
-from simulator.engine import Simulation
+from simulator.core.cluster import ClusterSpec
+from simulator.core.engine import Simulation
 
 
 def erlang_c_wait(c: int, lam: float, mu: float) -> float:
@@ -39,17 +39,17 @@ def batch_means(x: np.ndarray, batches: int = 40) -> tuple[float, float]:
     return float(means.mean()), float(means.std(ddof=1) / math.sqrt(batches))
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["compiled_loop", "simpy_loop"])
-def test_fifo_matches_erlang_c(compiled):
+@pytest.mark.parametrize("reference", [False, True], ids=["compiled_pass", "python_pass"])
+def test_fifo_matches_erlang_c(reference):
     # c = 8 GPUs, utilisation 0.8, mean service 1 s: Wq = 0.2860 s (P(wait) = 0.458).
     c, lam, mu, n = 8, 6.4, 1.0, 200_000
     sim = Simulation(
         mmc_trace(n, lam, mu, seed=7),
         ClusterSpec.homogeneous(1, c, "V100"),
         FifoPolicy(),
-        compiled=compiled,
+        reference_passes=reference,
     ).run()
-    assert sim.engine == ("compiled" if compiled else "simpy")
+    assert sim.engine == ("python" if reference else "compiled")
     wait = (sim.jobs.start - sim.jobs.submit)[n // 20 :]  # drop warm-up (5 %)
     mean, se = batch_means(wait)
     expected = erlang_c_wait(c, lam, mu)

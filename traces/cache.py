@@ -26,10 +26,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as parquet
 
 from traces.canonical import Trace
 
-__all__ = ["CACHE_VERSION", "cache_paths", "cached_read"]
+__all__ = ["CACHE_VERSION", "cache_paths", "cached_read", "read_parquet", "write_parquet"]
 
 CACHE_VERSION = 1
 """Bump when loaders change what they produce, to invalidate old cache entries."""
@@ -96,7 +98,7 @@ def cached_read(
         try:
             info = json.loads(meta.read_text())
             return Trace(
-                jobs=pd.read_parquet(pq),
+                jobs=read_parquet(pq),
                 source=info["source"],
                 report={k: int(v) for k, v in info["report"].items()},
             )
@@ -105,8 +107,8 @@ def cached_read(
     trace = read(path, **options)
     pq.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _atomic_write(pq, lambda tmp: trace.jobs.to_parquet(tmp, index=False))
-    except (ValueError, TypeError):
+        _atomic_write(pq, lambda tmp: write_parquet(trace.jobs, tmp))
+    except (ValueError, TypeError, pa.ArrowException):
         return trace  # a column Parquet cannot store (e.g. mixed-type ids): no cache entry
     _atomic_write(
         meta,
@@ -115,6 +117,40 @@ def cached_read(
         ),
     )
     return trace
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a job table as Parquet that ``pandas.read_parquet`` reads back.
+
+    Like ``frame.to_parquet(path, index=False)`` (``frame.attrs`` are kept in the pandas
+    metadata), except that Arrow list columns (e.g. Mooncake's ``hash_ids``) are declared as
+    object columns in that metadata: pandas cannot parse the name of a nested Arrow dtype
+    (``large_list<item: int32>[pyarrow]``) and would fail to read the file. Such a column
+    reads back as one NumPy array per row.
+    """
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    nested = {f.name for f in table.schema if pa.types.is_nested(f.type)}
+    if nested and b"pandas" in meta:
+        info = json.loads(meta[b"pandas"])
+        for col in info.get("columns", []):
+            if col.get("name") in nested:
+                col["numpy_type"], col["pandas_type"] = "object", "object"
+        meta[b"pandas"] = json.dumps(info).encode()
+        table = table.replace_schema_metadata(meta)
+    parquet.write_table(table, path)
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """Read a job table written by :func:`write_parquet`; list columns come back Arrow-backed.
+
+    Same as ``pandas.read_parquet`` except that a list column is a ``pandas.ArrowDtype`` column
+    (one flat buffer) instead of one NumPy array per row.
+    """
+    table = parquet.read_table(path)
+    return table.to_pandas(
+        types_mapper=lambda t: pd.ArrowDtype(t) if pa.types.is_nested(t) else None
+    )
 
 
 def _atomic_write(target: Path, write: Callable[[Path], object]) -> None:

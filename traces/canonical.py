@@ -77,6 +77,15 @@ CANONICAL_COLUMNS: Mapping[str, ColumnSpec] = MappingProxyType(
         "kind": ColumnSpec("str", False, "train", "'train' or 'infer'"),
         "queue": ColumnSpec("str", False, "default", "tenant / queue / virtual cluster"),
         "priority": ColumnSpec("int64", False, 0, "larger = more important"),
+        "pods": ColumnSpec(
+            "int64",
+            False,
+            0,
+            "pods of the job, each placed on one node; 0 = no pod shape (today's placement)",
+        ),
+        "gpus_per_pod": ColumnSpec(
+            "int64", False, 0, "GPUs of each pod; pods * gpus_per_pod == num_gpus when pods > 0"
+        ),
     }
 )
 """Canonical columns: name -> (dtype after :func:`validate`, required, default, meaning)."""
@@ -176,6 +185,7 @@ def validate(df: pd.DataFrame, source: str, *, lines: np.ndarray | None = None) 
         if "priority" in t
         else np.zeros(len(t), np.int64)
     )
+    out["pods"], out["gpus_per_pod"] = _pod_shape(t, gpus, out["gpu_milli"], source, lines)
     jobs = pd.DataFrame(out)
     extras = [c for c in t.columns if c not in CANONICAL_COLUMNS]
     if extras:
@@ -234,6 +244,75 @@ def _gpu_milli(
         lines,
     )
     return milli.astype(np.int64)
+
+
+def _pod_shape(
+    t: pd.DataFrame, gpus: np.ndarray, milli: np.ndarray, source: str, lines: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``pods`` and ``gpus_per_pod``: both 0 (no shape) unless given; one may be derived.
+
+    With ``pods`` given and ``gpus_per_pod`` empty, ``gpus_per_pod = num_gpus / pods``; with
+    ``gpus_per_pod`` given and ``pods`` empty, ``pods = num_gpus / gpus_per_pod``; either way
+    ``pods * gpus_per_pod`` must equal ``num_gpus``. A shared GPU (``gpu_milli < 1000``) is one
+    pod on one GPU.
+    """
+    n = len(t)
+    if "pods" not in t and "gpus_per_pod" not in t:
+        return np.zeros(n, np.int64), np.zeros(n, np.int64)
+    pods = _shape_column(t, "pods", source, lines)
+    per = _shape_column(t, "gpus_per_pod", source, lines)
+    raw = t["pods"] if "pods" in t else t["gpus_per_pod"]
+    check(
+        ~(np.isnan(pods) & (per == 0)),
+        t["gpus_per_pod"] if "gpus_per_pod" in t else raw,
+        source,
+        "gpus_per_pod",
+        "gpus_per_pod = 0 needs the pod count (pods)",
+        lines,
+    )
+    derive_per = ~np.isnan(pods) & (pods > 0) & np.isnan(per)
+    per = np.where(derive_per, gpus / np.where(pods > 0, pods, 1), per)
+    derive_pods = np.isnan(pods) & (per > 0)
+    pods = np.where(derive_pods, gpus / np.where(per > 0, per, 1), pods)
+    pods, per = np.nan_to_num(pods), np.nan_to_num(per)
+    shaped = pods > 0
+    check(
+        ~shaped | ((pods == np.round(pods)) & (per == np.round(per)) & (pods * per == gpus)),
+        raw,
+        source,
+        "pods",
+        "pods * gpus_per_pod must equal num_gpus (a whole number of GPUs per pod)",
+        lines,
+    )
+    check(
+        (pods > 0) | (per == 0),
+        raw,
+        source,
+        "gpus_per_pod",
+        "gpus_per_pod > 0 needs pods > 0",
+        lines,
+    )
+    check(
+        ~shaped | (milli == 1000) | (gpus == 0) | (pods == 1),
+        raw,
+        source,
+        "pods",
+        "a shared GPU (gpu_milli < 1000) is a single pod",
+        lines,
+    )
+    return pods.astype(np.int64), per.astype(np.int64)
+
+
+def _shape_column(t: pd.DataFrame, col: str, source: str, lines: np.ndarray | None) -> np.ndarray:
+    """The column as float64 with NaN for empty cells (absent column = all empty)."""
+    if col not in t:
+        return np.full(len(t), np.nan)
+    vals = numbers(t, col, source, lines, fill=np.nan, integer=True)
+    check(np.isnan(vals) | (vals >= 0), t[col], source, col, "expected a count >= 0", lines)
+    check(
+        np.isnan(vals) | (vals < 2**31), t[col], source, col, "expected a count below 2**31", lines
+    )
+    return vals
 
 
 def _text(t: pd.DataFrame, col: str) -> pd.Series:

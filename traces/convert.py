@@ -15,12 +15,16 @@ repaired, by reason) is printed.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import yaml
 
+from traces.cache import write_parquet
 from traces.canonical import Trace, TraceError
 from traces.file import REPORT_ATTR, SOURCE_ATTR
 from traces.formats import FORMATS, load
@@ -118,12 +122,28 @@ def write_trace(trace: Trace, out: str | Path) -> Path:
     if suffix in (".parquet", ".pq"):
         jobs = trace.jobs.copy(deep=False)
         jobs.attrs = {REPORT_ATTR: dict(trace.report), SOURCE_ATTR: trace.source}
-        jobs.to_parquet(p, index=False)
+        write_parquet(jobs, p)
     elif suffix == ".csv" or p.name.lower().endswith(".csv.gz"):
-        trace.jobs.to_csv(p, index=False)
+        _lists_as_json(trace.jobs).to_csv(p, index=False)
     else:
         raise ValueError(f"{p}: output must end in .parquet or .csv")
     return p
+
+
+def _lists_as_json(jobs: pd.DataFrame) -> pd.DataFrame:
+    """List columns (Mooncake ``hash_ids``) as JSON text, e.g. ``[0, 14, 15]``, for CSV."""
+    nested = [
+        c
+        for c in jobs.columns
+        if isinstance(jobs[c].dtype, pd.ArrowDtype)
+        and pa.types.is_nested(jobs[c].dtype.pyarrow_dtype)
+    ]
+    if not nested:
+        return jobs
+    out = jobs.copy(deep=False)
+    for c in nested:
+        out[c] = [json.dumps(v) for v in pa.array(out[c]).to_pylist()]
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,16 +18,18 @@ import numpy as np
 import pandas as pd
 
 from traces.canonical import Trace
-from traces.convert import add_trace_arguments, load_from_args
+from traces.convert import _format_options, add_trace_arguments, load_from_args
+from traces.mooncake import BLOCK_TOKENS, hash_arrays, prefix_reuse
 
 __all__ = ["format_summary", "main", "summarize"]
 
 
-def summarize(trace: Trace) -> dict[str, object]:
+def summarize(trace: Trace, block_tokens: int = 512) -> dict[str, object]:
     """Key figures of a trace.
 
     Args:
         trace: a loaded trace.
+        block_tokens: tokens per prefix block of a ``hash_ids`` column (Mooncake traces).
 
     Returns:
         A dict with ``jobs``, ``first_submit``/``last_submit``/``span`` (seconds),
@@ -35,7 +37,10 @@ def summarize(trace: Trace) -> dict[str, object]:
         ``gpu_seconds`` (sum of GPUs x milli/1000 x duration), ``offered_load`` (GPU-seconds
         per second of span, i.e. the average number of busy GPUs if every job ran on arrival;
         NaN for a zero span), ``duration_percentiles`` (p10/p50/p90/p99/max, seconds),
-        ``queues`` (jobs per queue) and ``kinds`` (jobs per kind), and the ``report``.
+        ``queues`` (jobs per queue) and ``kinds`` (jobs per kind), and the ``report``; for a
+        trace with block hashes (``hash_ids``, e.g. Mooncake) also ``prefix_reuse``: the
+        ``token_share`` and ``block_share`` of prompts that are reusable prefix with one
+        unbounded cache (requests in submit order; see :func:`traces.mooncake.prefix_reuse`).
     """
     jobs = trace.jobs
     submit = jobs["submit_time"].to_numpy(dtype=np.float64)
@@ -45,7 +50,7 @@ def summarize(trace: Trace) -> dict[str, object]:
     span = last - first
     gpu_seconds = float((gpus * duration).sum())
     pct = np.percentile(duration, [10, 50, 90, 99, 100])
-    return {
+    out = {
         "source": trace.source,
         "jobs": len(jobs),
         "first_submit": first,
@@ -65,6 +70,13 @@ def summarize(trace: Trace) -> dict[str, object]:
         "kinds": {str(k): int(v) for k, v in jobs["kind"].value_counts().items()},
         "report": dict(trace.report),
     }
+    if "hash_ids" in jobs and "prompt_tokens" in jobs:
+        order = np.argsort(submit, kind="stable")
+        hashes, offsets = hash_arrays(jobs["hash_ids"].iloc[order])
+        tokens = jobs["prompt_tokens"].to_numpy(dtype=np.int64)[order]
+        reuse = prefix_reuse(hashes, offsets, tokens, block_tokens)
+        out["prefix_reuse"] = {"token_share": reuse.token_share, "block_share": reuse.block_share}
+    return out
 
 
 def format_summary(s: dict[str, object]) -> str:
@@ -92,6 +104,12 @@ def format_summary(s: dict[str, object]) -> str:
         + (" ..." if len(queues) > 10 else "")
     )
     lines.append("kinds         " + ", ".join(f"{k} {v}" for k, v in s["kinds"].items()))
+    if "prefix_reuse" in s:
+        r = s["prefix_reuse"]
+        lines.append(
+            f"prefix reuse  {100 * r['token_share']:.1f} % of prompt tokens "
+            f"({100 * r['block_share']:.1f} % of blocks) reusable, one unbounded cache"
+        )
     report = s["report"]
     lines.append(
         "report        "
@@ -119,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # TraceError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_summary(summarize(trace)))
+    block = _format_options(args.option).get("block_tokens", BLOCK_TOKENS)
+    print(format_summary(summarize(trace, block_tokens=block)))
     return 0
 
 

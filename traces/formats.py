@@ -24,16 +24,23 @@ FORMATS: Mapping[str, str] = MappingProxyType(
         "gavel": "Gavel .trace files (Philly-derived)",
         "helios": "SenseTime Helios cluster_log.csv",
         "swf": "Standard Workload Format (.swf)",
+        "mooncake": "Mooncake (Kimi) request traces with prefix-block hashes (.jsonl)",
+        "acmetrace": "AcmeTrace Kalos/Seren job logs (NSDI'24), official or converted",
+        "tiresias": "Tiresias simulator job traces (*_job.csv)",
     }
 )
 """Format name -> description."""
 
-_HEADERS = {
-    "philly": ("timestamp", "duration", "num_gpus", "gpu_time", "cluster"),
-    "alibaba_openb": ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli"),
-    "azure_llm": ("TIMESTAMP", "ContextTokens", "GeneratedTokens"),
-    "helios": ("job_id", "user", "vc", "gpu_num"),
-}
+_HEADERS = (
+    ("philly", ("timestamp", "duration", "num_gpus", "gpu_time", "cluster")),
+    ("alibaba_openb", ("name", "cpu_milli", "memory_mib", "num_gpu", "gpu_milli")),
+    ("azure_llm", ("TIMESTAMP", "ContextTokens", "GeneratedTokens")),
+    ("helios", ("job_id", "user", "vc", "gpu_num")),
+    ("acmetrace", ("job_id", "user", "node_num", "gpu_num")),
+    ("acmetrace", ("job_id", "arrival_time", "num_iteration")),
+    ("tiresias", ("job_id", "num_gpu", "submit_time")),
+)
+"""(format, first header fields) pairs, tried in order."""
 
 
 def loader(name: str) -> Callable[..., Trace]:
@@ -90,6 +97,8 @@ def detect(path: str | Path) -> str:
         return "swf"
     if suffixes and suffixes[-1] == ".trace":
         return "gavel"
+    if suffixes and suffixes[-1] == ".jsonl":
+        return "mooncake"
     if p.name.startswith("pai_job_table"):
         return "alibaba_pai2020"
     if p.is_file():
@@ -97,7 +106,7 @@ def detect(path: str | Path) -> str:
             first = tuple(c.strip() for c in f.readline().strip().split(","))
         if {"job_id", "submit_time", "duration", "num_gpus"} <= set(first):
             return "file"
-        for name, header in _HEADERS.items():
+        for name, header in _HEADERS:
             if first[: len(header)] == header:
                 return name
     raise ValueError(

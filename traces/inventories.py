@@ -1,7 +1,7 @@
 """Real cluster inventories shipped with the traces, as node lists and ready-made cluster specs.
 
 The shipped CSV files (in ``traces/data/``) use the node-list format of
-:meth:`simulator.cluster.ClusterSpec.from_node_list` (``node,num_gpus,gpu_type,num_cpus,
+:meth:`simulator.core.cluster.ClusterSpec.from_node_list` (``node,num_gpus,gpu_type,num_cpus,
 memory_gb``). They were produced from the upstream files by :func:`convert_openb_nodes` and
 :func:`convert_pai_machines`; the functions are kept so that the conversion can be checked and
 repeated. :func:`alibaba_openb` and :func:`alibaba_pai2020` build the clusters (used by
@@ -19,7 +19,7 @@ import pandas as pd
 from traces.tables import check, numbers, read_csv_table, strings
 
 if TYPE_CHECKING:
-    from simulator.cluster import ClusterSpec
+    from simulator.core.cluster import ClusterSpec
 
 __all__ = [
     "NODE_LIST_HEADER",
@@ -134,7 +134,7 @@ def alibaba_openb(nodes_per_rack: int = 32) -> ClusterSpec:
     Returns:
         The cluster spec, named ``alibaba_openb``.
     """
-    from simulator.cluster import ClusterSpec
+    from simulator.core.cluster import ClusterSpec
 
     return ClusterSpec.from_node_list(
         OPENB_NODES, nodes_per_rack=nodes_per_rack, name="alibaba_openb"
@@ -150,7 +150,7 @@ def alibaba_pai2020(nodes_per_rack: int = 32) -> ClusterSpec:
     Returns:
         The cluster spec, named ``alibaba_pai2020``.
     """
-    from simulator.cluster import ClusterSpec
+    from simulator.core.cluster import ClusterSpec
 
     return ClusterSpec.from_node_list(
         PAI2020_NODES, nodes_per_rack=nodes_per_rack, name="alibaba_pai2020"

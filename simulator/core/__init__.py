@@ -1,0 +1,1 @@
+"""The simulation core: time, state, the event loop, placement, and the policy interface."""

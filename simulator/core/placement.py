@@ -1,0 +1,129 @@
+"""Placement: turn a job's demand into concrete nodes and GPUs, by one rule for every policy.
+
+The rule (:func:`simulator.core.kernels.place_into`, compiled; compiled policy passes call it
+directly and Python policies through :class:`Placer`):
+
+* A job whose GPUs fit on one node of the cluster (by capacity) is placed on a single node,
+  chosen by the scoring mode (best-fit / spread / first-fit).
+* A job larger than any eligible node is a multi-node gang: whole GPUs on the fewest nodes,
+  then tightest fit, then fewest racks (see :func:`simulator.core.kernels.select_gang`). CPU
+  and memory are split over its nodes in proportion to the GPUs taken on each.
+* With ``allow_split=True``, a job that could fit one node may also be spread when no single
+  node has room now.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from simulator.core import kernels
+from simulator.core.cluster import ClusterState
+from simulator.core.jobs import JobTable
+from simulator.core.refs import buf_ref
+
+__all__ = ["Placement", "Placer"]
+
+
+class Placement(NamedTuple):
+    """Where a job runs.
+
+    Attributes:
+        nodes: node ids used (int64[k], ascending).
+        gpus: flat GPU ids ``node * G + slot`` (int64[num_gpus]); empty for CPU-only jobs.
+        milli: milli-GPU taken on each of those GPUs.
+        cpus: CPU cores taken on each node in ``nodes``.
+        mem: memory (GB) taken on each node in ``nodes``.
+    """
+
+    nodes: np.ndarray
+    gpus: np.ndarray
+    milli: int
+    cpus: np.ndarray
+    mem: np.ndarray
+
+
+class Placer:
+    """Finds placements on a cluster state (or a read-only view of one) without changing it.
+
+    Args:
+        cluster: the state to read (a :class:`~simulator.core.cluster.ClusterState` or the
+            policy's :class:`~simulator.core.view.ClusterView`): anything with ``arrays``.
+        scoring: ``bestfit`` (alias ``binpack``), ``spread`` (``worstfit``) or ``firstfit``.
+        allow_split: let jobs that could fit one node span several when no node has room.
+        indexed: find nodes for whole-GPU jobs through the free-GPU bucket index (default);
+            ``False`` scans every node with the plain kernel instead: the reference path that
+            tests compare the fast path with (same placements, slower).
+    """
+
+    def __init__(
+        self,
+        cluster: ClusterState,
+        scoring: str = "bestfit",
+        allow_split: bool = False,
+        indexed: bool = True,
+    ) -> None:
+        if scoring not in kernels.SCORING_MODES:
+            raise ValueError(
+                f"unknown scoring {scoring!r}; choose one of {sorted(kernels.SCORING_MODES)}"
+            )
+        self.cluster = cluster
+        self.mode = kernels.SCORING_MODES[scoring]
+        self.allow_split = allow_split
+        self.indexed = indexed
+        self._arrays = cluster.ref
+        self._max_cap: dict[int, int] = {}
+        num_nodes, g = cluster.gpu_free.shape
+        self._buf_arrays = kernels.new_buf(num_nodes, num_nodes * g)
+        self._buf = buf_ref(self._buf_arrays)
+
+    def max_node_gpus(self, type_mask: int) -> int:
+        """Largest GPU capacity of a node whose model satisfies ``type_mask``."""
+        cap = self._max_cap.get(type_mask)
+        if cap is None:
+            cap = self._max_cap[type_mask] = int(kernels.max_node_gpus(self._arrays, type_mask))
+        return cap
+
+    def place(self, jobs: JobTable, j: int) -> Placement | None:
+        """Placement for job ``j`` on the current free resources, or None if it cannot start."""
+        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        buf = self._buf_arrays
+        k = kernels.place_into(
+            self._arrays,
+            n,
+            milli,
+            mask,
+            cpus,
+            mem,
+            n <= self.max_node_gpus(mask),
+            self.mode,
+            self.allow_split,
+            self.indexed,
+            self._buf,
+        )
+        if k < 0:
+            return None
+        return Placement(
+            buf.nodes[:k].copy(),
+            buf.gpus[:n].copy(),
+            milli,
+            buf.cpu[:k].copy(),
+            buf.mem[:k].copy(),
+        )
+
+    def fits_empty(self, jobs: JobTable, j: int) -> bool:
+        """Whether job ``j`` could be placed on this cluster with every node up and idle."""
+        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        return bool(
+            kernels.fits_empty(
+                self._arrays,
+                n,
+                milli,
+                mask,
+                cpus,
+                mem,
+                n <= self.max_node_gpus(mask),
+                self.allow_split,
+            )
+        )

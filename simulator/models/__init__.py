@@ -1,0 +1,1 @@
+"""Models on top of the core: network fabrics, failures, inference serving."""

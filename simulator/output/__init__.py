@@ -1,0 +1,1 @@
+"""Results of runs: metrics, result files, sweep reports, plots."""

@@ -1,0 +1,227 @@
+"""Turn a finished :class:`~simulator.core.engine.Simulation` into tables and summary numbers.
+
+Definitions (all times in seconds):
+
+* ``wait_time = start_time - submit_time`` (first start), ``jct = end_time - submit_time``;
+* ``makespan`` = last end time minus first submit time over finished jobs;
+* ``gpu_utilization`` = allocated GPU-seconds / (cluster GPUs x makespan), fractional GPU
+  shares counted by their milli-GPU;
+* percentiles use linear interpolation (NumPy's default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from simulator.core.engine import Simulation
+from simulator.core.jobs import STATUS_NAMES, Status
+
+__all__ = [
+    "job_frame",
+    "timeline_frame",
+    "queue_timeline_frame",
+    "queue_summary",
+    "kind_summary",
+    "summary",
+]
+
+
+def _nodes_column(sim: Simulation) -> pa.Array:
+    """List column of node ids per job (empty list for jobs that never ran)."""
+    lengths, values = sim.jobs.node_lists()
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    values = values.astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def job_frame(sim: Simulation) -> pd.DataFrame:
+    """One row per trace job: the trace columns plus the simulated outcome.
+
+    Added columns: ``start_time``, ``end_time``, ``wait_time``, ``jct``, ``status``,
+    ``nodes`` (node ids of the last placement), ``num_nodes``, ``gpu_seconds`` (allocated
+    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s).
+    """
+    jobs = sim.jobs
+    # with copy-on-write (always on from pandas 3) a shallow copy is safe: an edit of the
+    # returned frame copies that column first; without it, copy every trace column
+    cow = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+    f = jobs.frame.copy(deep=not cow)
+    ran = ~np.isnan(jobs.start)
+    f["start_time"] = jobs.start
+    f["end_time"] = jobs.end
+    f["wait_time"] = jobs.start - jobs.submit
+    f["jct"] = jobs.end - jobs.submit
+    names = np.array([STATUS_NAMES[s] for s in range(len(STATUS_NAMES))], dtype=object)
+    f["status"] = names[jobs.status]
+    nodes = _nodes_column(sim)
+    f["nodes"] = pd.Series(pd.arrays.ArrowExtensionArray(nodes), index=f.index)
+    f["num_nodes"] = np.diff(np.asarray(nodes.offsets)) * ran
+    f["gpu_seconds"] = jobs.gpu_seconds
+    f["preemptions"] = jobs.preemptions
+    f["migrations"] = jobs.migrations
+    f["restarts"] = jobs.restarts
+    f["slowdown"] = _slowdown(sim)
+    f["lost_seconds"] = sim.lost_seconds
+    return f
+
+
+def _slowdown(sim: Simulation) -> np.ndarray:
+    """Seconds a finished job held resources over its ideal ``duration`` (NaN otherwise).
+
+    1.0 for a job that ran once at full speed; above 1 when a slower placement, contention,
+    preemption or failure stretched it.
+    """
+    jobs = sim.jobs
+    out = np.full(jobs.n, np.nan)
+    fin = jobs.status == Status.FINISHED
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[fin] = jobs.run_seconds[fin] / jobs.duration[fin]
+    return out
+
+
+def timeline_frame(sim: Simulation) -> pd.DataFrame:
+    """Cluster state after each scheduling pass (or each ``timeline_interval``).
+
+    Columns: ``time`` (s), ``allocated_gpus`` (GPUs, fractional shares summed),
+    ``queue_length`` (jobs), ``running_jobs``.
+    """
+    t, alloc, queued, running = sim.timeline_rows()
+    return pd.DataFrame(
+        {"time": t, "allocated_gpus": alloc, "queue_length": queued, "running_jobs": running}
+    )
+
+
+def queue_timeline_frame(sim: Simulation) -> pd.DataFrame:
+    """Per-queue state over time (long format), recorded when a trace has 2..64 queues.
+
+    Columns: ``time`` (s), ``queue``, ``allocated_gpus`` (GPUs held by the queue's running
+    jobs), ``queued_jobs``.
+    """
+    rows = sim.queue_timeline_rows()
+    names = sim.jobs.queue_names
+    if rows is None:
+        return pd.DataFrame(
+            {
+                "time": pd.Series(dtype=float),
+                "queue": pd.Series(dtype=str),
+                "allocated_gpus": pd.Series(dtype=float),
+                "queued_jobs": pd.Series(dtype=np.int64),
+            }
+        )
+    times, alloc, queued = rows
+    return pd.DataFrame(
+        {
+            "time": np.repeat(times, len(names)),
+            "queue": np.tile(np.array(names, dtype=object), len(times)),
+            "allocated_gpus": alloc.reshape(-1),
+            "queued_jobs": queued.reshape(-1),
+        }
+    )
+
+
+def kind_summary(sim: Simulation) -> dict:
+    """Per job kind (``train``, ``infer``...): jobs, finished, average and p99 JCT and wait.
+
+    Inference replicas live for hours; this keeps them apart from training jobs' JCT.
+    """
+    jobs = sim.jobs
+    fin = jobs.status == Status.FINISHED
+    out = {}
+    for k, name in enumerate(jobs.kind_names):
+        done = (jobs.kind == k) & fin
+        jct, wait = (jobs.end - jobs.submit)[done], (jobs.start - jobs.submit)[done]
+        out[name] = {
+            "jobs": int((jobs.kind == k).sum()),
+            "finished": int(done.sum()),
+            "avg_jct": _stat(jct, "mean"),
+            "p99_jct": _stat(jct, "pct", 99),
+            "avg_wait": _stat(wait, "mean"),
+            "p99_wait": _stat(wait, "pct", 99),
+        }
+    return out
+
+
+def queue_summary(sim: Simulation) -> dict:
+    """Per-queue headline numbers: jobs, finished, average JCT and wait, GPU-seconds."""
+    jobs = sim.jobs
+    out = {}
+    fin = jobs.status == Status.FINISHED
+    for q, name in enumerate(jobs.queue_names):
+        mine = jobs.queue == q
+        done = mine & fin
+        out[name] = {
+            "jobs": int(mine.sum()),
+            "finished": int(done.sum()),
+            "avg_jct": _stat((jobs.end - jobs.submit)[done], "mean"),
+            "avg_wait": _stat((jobs.start - jobs.submit)[done], "mean"),
+            "gpu_seconds": float(jobs.gpu_seconds[mine].sum()),
+        }
+    return out
+
+
+def _goodput(sim: Simulation) -> float | None:
+    """Useful GPU-seconds (finished jobs' ideal work) over allocated GPU-seconds."""
+    jobs = sim.jobs
+    allocated = float(jobs.gpu_seconds.sum())
+    if allocated <= 0:
+        return None
+    fin = jobs.status == Status.FINISHED
+    return float((jobs.duration[fin] * jobs.gpu_share[fin]).sum() / allocated)
+
+
+def _stat(values: np.ndarray, fn: str, q: float = 0.0) -> float | None:
+    if values.size == 0:
+        return None
+    if fn == "mean":
+        return float(values.mean())
+    return float(np.percentile(values, q))
+
+
+def summary(sim: Simulation) -> dict:
+    """Headline numbers of a run (JSON-serialisable; None where undefined)."""
+    jobs = sim.jobs
+    fin = jobs.status == Status.FINISHED
+    jct = (jobs.end - jobs.submit)[fin]
+    wait = (jobs.start - jobs.submit)[fin]
+    if fin.any():
+        makespan = float(jobs.end[fin].max() - jobs.submit.min())
+    else:
+        makespan = 0.0
+    cap = sim.state.total_gpus * makespan
+    util = float(jobs.gpu_seconds.sum() / cap) if cap > 0 else None
+    count = {name: int((jobs.status == code).sum()) for code, name in STATUS_NAMES.items()}
+    return {
+        "jobs_total": int(jobs.n),
+        "jobs_finished": count["finished"],
+        "jobs_unschedulable": count["unschedulable"],
+        "jobs_failed": count["failed"],
+        "jobs_unfinished": count["unfinished"],
+        "jobs_rejected": count["rejected"],
+        "jobs_dormant": count["dormant"],
+        "avg_jct": _stat(jct, "mean"),
+        "p50_jct": _stat(jct, "pct", 50),
+        "p95_jct": _stat(jct, "pct", 95),
+        "p99_jct": _stat(jct, "pct", 99),
+        "avg_wait": _stat(wait, "mean"),
+        "p50_wait": _stat(wait, "pct", 50),
+        "p99_wait": _stat(wait, "pct", 99),
+        "makespan": makespan,
+        "gpu_utilization": util,
+        "goodput": _goodput(sim),
+        "restarts": int(jobs.restarts.sum()),
+        "node_failures": int(sim.node_failures),
+        "mean_slowdown": _stat(_slowdown(sim)[fin], "mean"),
+        "p99_slowdown": _stat(_slowdown(sim)[fin], "pct", 99),
+        "partial": bool(sim.interrupted),
+        "preemptions": int(jobs.preemptions.sum()),
+        "migrations": int(jobs.migrations.sum()),
+        "lost_gpu_seconds": float((sim.lost_seconds * jobs.gpu_share).sum()),
+        "cluster_nodes": int(sim.spec.num_nodes),
+        "cluster_gpus": int(sim.state.total_gpus),
+        "scheduling_passes": int(sim.passes),
+        "seed": int(sim.seed),
+        "wall_seconds": float(sim.wall_seconds),
+        "engine": sim.engine,
+    }
