@@ -1,28 +1,36 @@
-"""Benchmark: million-job traces end to end, scaling, and the bare-SimPy floor.
+"""Benchmark: every policy on million-job traces, the deep-queue case, scaling, compilation.
 
 Usage::
 
-    python -m experiments.bench                 # full table (1M jobs; a few minutes)
-    python -m experiments.bench --quick         # 100k-job version of every row
-    python -m experiments.bench --rows gang fifo load
+    python -m experiments.bench                   # full tables (1M jobs; long)
+    python -m experiments.bench --quick           # 100k jobs instead of 1M
+    python -m experiments.bench --rows policies deep --policies gang sjf
 
 Each simulator run is a separate ``python -m simulator`` process (what a user runs), timed
 from start to exit: Python start-up, Hydra, loading the Parquet trace, simulating and writing
-``jobs.parquet``/``timeline.parquet``/``summary.json``. Peak memory is the child's max RSS.
-The workload (``traces.synthetic``): Poisson arrivals, lognormal durations (median 30 min,
-sigma 1.5), gang sizes 1-64 GPUs (70 % 1 GPU, 5 % >= 16), offered load 90 % of the cluster.
-``gang`` and ``fifo`` run in the compiled event loop (``simulator.core.replay``), as they do for a
-user; the ``-simpy`` rows run the same policies with ``sim.compiled=false``, in the SimPy loop
-every other policy uses.
+``jobs.parquet``/``timeline.parquet``/``summary.json``. Peak memory is the child's max RSS;
+``simulate s`` is the engine's own time (``summary.json`` ``wall_seconds``); ``pass`` is
+``compiled`` when the policy's pass ran as compiled code, ``python`` when its ``schedule(view)``
+ran in Python (the same event loop either way). The workload (``traces.synthetic``): Poisson
+arrivals, lognormal durations (median 30 min, sigma 1.5), gang sizes 1-64 GPUs (70 % 1 GPU,
+5 % >= 16), offered load 90 % of the cluster (the deep-queue case: 150 %, on 16 x 8 GPUs).
+A run that takes longer than ``--timeout`` seconds is stopped and shown as such.
+
+Rows: ``policies`` (every policy, big trace), ``deep`` (every policy, deep queue), ``compile``
+(first run after installation with an empty Numba cache, then warm), ``fabric`` (gang with
+``fabric=leaf_spine``), ``scaling`` (gang across trace lengths and cluster sizes), ``floor``
+(bare SimPy, public API, arrivals and completions only), ``load`` (trace loading alone).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +38,14 @@ from traces.file import load as load_file
 from traces.synthetic import generate
 
 GPUS_PER_NODE = 8
+POLICY_DIR = Path(__file__).resolve().parent.parent / "configs" / "policy"
+
+
+def all_policies() -> list[str]:
+    """Every policy of ``configs/policy`` (gang and fifo first)."""
+    names = sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
+    first = [n for n in ("gang", "fifo") if n in names]
+    return first + [n for n in names if n not in first]
 
 
 def write_trace(folder: Path, num_jobs: int, nodes: int, seed: int = 0, load: float = 0.9) -> Path:
@@ -42,11 +58,19 @@ def write_trace(folder: Path, num_jobs: int, nodes: int, seed: int = 0, load: fl
 
 
 def run_simulator(
-    trace: Path, nodes: int, policy: str, out: Path, extra: tuple[str, ...] = ()
-) -> dict:
-    """Run ``python -m simulator`` on a trace; returns wall seconds, peak RSS and the summary.
+    trace: Path,
+    nodes: int,
+    policy: str,
+    out: Path,
+    extra: tuple[str, ...] = (),
+    *,
+    timeout: float | None = None,
+    env: dict | None = None,
+) -> dict | None:
+    """Run ``python -m simulator`` on a trace: wall seconds, peak RSS and the summary.
 
-    ``extra``: further Hydra overrides (e.g. ``sim.compiled=false``).
+    ``extra``: further Hydra overrides (e.g. ``fabric=leaf_spine``). Returns None if the run
+    took longer than ``timeout`` seconds (it is killed).
     """
     args = [
         sys.executable,
@@ -63,16 +87,23 @@ def run_simulator(
         "print_summary=false",
         *extra,
     ]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, _, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode()
-    proc.wait()
-    if proc.returncode:
-        raise RuntimeError(f"simulator failed: {err[-2000:]}")
-    import json
-
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "bench_stderr.txt", "w+b") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer:
+            timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        if timer:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if timeout and proc.returncode == -9 and wall >= timeout:
+            return None
+        if proc.returncode:
+            err.seek(0)
+            raise RuntimeError(f"simulator failed: {err.read().decode()[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
     return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "summary": summary}
 
@@ -80,12 +111,11 @@ def run_simulator(
 def simpy_floor(trace: Path) -> float:
     """Seconds for bare SimPy to process the trace's arrivals and completions, no policy.
 
-    Every job completes ``duration`` after it arrives (no queueing): two events per job, each a
-    raw SimPy event with one callback, as the engine uses.
+    Every job completes ``duration`` after it arrives (no queueing): two timeouts per job, each
+    with one callback, through SimPy's public API only.
     """
     import pandas as pd
     import simpy
-    from simpy.events import Event
 
     jobs = pd.read_parquet(trace, columns=["submit_time", "duration"]).sort_values("submit_time")
     submit = jobs["submit_time"].to_numpy()
@@ -93,38 +123,49 @@ def simpy_floor(trace: Path) -> float:
     env = simpy.Environment()
     state = {"next": 0, "done": 0}
 
-    def schedule(callback, delay, value=None):
-        ev = Event(env)
-        ev._ok = True
-        ev._value = value
-        ev.callbacks.append(callback)
-        env.schedule(ev, 1, delay)
+    def after(delay: float, callback) -> None:
+        env.timeout(delay).callbacks.append(callback)
 
-    def finish(ev):
+    def finish(ev) -> None:
         state["done"] += 1
 
-    def arrive(ev):
+    def arrive(ev) -> None:
         i = state["next"]
-        schedule(finish, float(duration[i]))
+        after(float(duration[i]), finish)
         state["next"] = i + 1
         if i + 1 < len(submit):
-            schedule(arrive, float(submit[i + 1]) - env.now)
+            after(float(submit[i + 1]) - env.now, arrive)
 
     t0 = time.perf_counter()
-    schedule(arrive, float(submit[0]))
+    after(float(submit[0]), arrive)
     env.run()
     assert state["done"] == len(submit)
     return time.perf_counter() - t0
 
 
-def row(label: str, jobs: int, nodes: int, res: dict) -> str:
+HEADER = (
+    "| policy | pass | jobs | cluster | wall s (end to end) | jobs/s | simulate s | "
+    "simulate us/job | peak RSS MB | avg JCT s | GPU util |\n"
+    "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def row(label: str, jobs: int, nodes: int, res: dict | None, timeout: float | None) -> str:
+    """One line of the policy tables (``res`` None: the run passed ``timeout``)."""
+    if res is None:
+        return f"| {label} | | {jobs:,} | {nodes:,} x 8 | > {timeout:.0f} (stopped) | | | | | | |"
     s = res["summary"]
+    sim = s["wall_seconds"]
     return (
-        f"| {label} | {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | "
-        f"{jobs / res['wall']:,.0f} | {1e6 * res['wall'] / jobs:.1f} | "
-        f"{s['wall_seconds']:.2f} | {res['rss_mb']:,.0f} | {s['avg_jct']:,.0f} | "
-        f"{s['gpu_utilization']:.3f} |"
+        f"| {label} | {s['engine']} | {jobs:,} | {nodes:,} x 8 | {res['wall']:.2f} | "
+        f"{jobs / res['wall']:,.0f} | {sim:.2f} | {1e6 * sim / jobs:.1f} | "
+        f"{res['rss_mb']:,.0f} | {s['avg_jct']:,.0f} | {s['gpu_utilization']:.3f} |"
     )
+
+
+def table(title: str, lines: list[str], header: str = HEADER) -> None:
+    """Print a finished table (the lines were printed one by one as they came)."""
+    print(f"\n{title}\n\n{header}\n" + "\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,52 +174,101 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rows",
         nargs="*",
-        default=["gang", "fifo", "gang-simpy", "fifo-simpy", "load", "floor", "scaling"],
-        help="which parts to run (NAME-simpy: the policy with sim.compiled=false)",
+        default=["policies", "deep", "compile", "fabric", "scaling", "floor", "load"],
+        help="which parts to run",
     )
+    parser.add_argument("--policies", nargs="*", default=None, help="default: all of them")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--workdir", default=None, help="where traces and runs go (temp dir)")
     args = parser.parse_args(argv)
     big = 100_000 if args.quick else 1_000_000
+    policies = args.policies or all_policies()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gpusim-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"workdir: {work}")
-    header = (
-        "| run | jobs | cluster | wall s (end to end) | jobs/s | us/job | "
-        "simulate s | peak RSS MB | avg JCT s | GPU util |\n|---|---:|---|---:|---:|---:|"
-        "---:|---:|---:|---:|"
-    )
-    trace = write_trace(work, big, 1024)
-    # warm the Numba cache so the first timed run does not pay compilation
-    run_simulator(write_trace(work, 2_000, 16), 16, "gang", work / "warm")
-    lines = []
-    for name in ("gang", "fifo", "gang-simpy", "fifo-simpy"):
-        if name in args.rows:
-            policy, _, loop = name.partition("-")
-            extra = ("sim.compiled=false",) if loop else ()
-            res = run_simulator(trace, 1024, policy, work / f"run_{name}", extra)
-            label = f"{policy} ({res['summary']['engine']} loop)"
-            lines.append(row(label, big, 1024, res))
+    print(f"workdir: {work}", flush=True)
+    small = write_trace(work, 2_000, 16)
+    if "compile" in args.rows:
+        compile_times(work, small, policies)
+    # warm the Numba cache of every policy so that the timed runs do not pay compilation
+    for name in policies:
+        run_simulator(small, 16, name, work / f"warm_{name}")
+    if "policies" in args.rows:
+        trace = write_trace(work, big, 1024)
+        lines = []
+        for name in policies:
+            res = run_simulator(trace, 1024, name, work / f"big_{name}", timeout=args.timeout)
+            lines.append(row(name, big, 1024, res, args.timeout))
             print(lines[-1], flush=True)
-    if lines:
-        print("\n" + header + "\n" + "\n".join(lines))
+        table(f"every policy, {big:,} jobs on 1,024 x 8 GPUs, load 0.9:", lines)
+    if "deep" in args.rows:
+        deep(work, policies, args.timeout)
+    if "fabric" in args.rows:
+        trace = write_trace(work, big, 1024)
+        res = run_simulator(
+            trace, 1024, "gang", work / "fabric", ("fabric=leaf_spine",), timeout=args.timeout
+        )
+        table("gang with fabric=leaf_spine:", [row("gang", big, 1024, res, args.timeout)])
+    if "scaling" in args.rows:
+        scaling(work, big, args.timeout)
+    if "floor" in args.rows:
+        trace = write_trace(work, big, 1024)
+        print(
+            f"\nbare SimPy floor (arrivals + completions, no policy, {big:,} jobs): "
+            f"{simpy_floor(trace):.2f} s"
+        )
     if "load" in args.rows:
+        trace = write_trace(work, big, 1024)
         t0 = time.perf_counter()
         loaded = load_file(trace)
         print(
-            f"\nload {len(loaded.jobs):,}-row Parquet trace into canonical form: "
+            f"load {len(loaded.jobs):,}-row Parquet trace into canonical form: "
             f"{time.perf_counter() - t0:.2f} s"
         )
-    if "floor" in args.rows:
+
+
+def compile_times(work: Path, trace: Path, policies: list[str]) -> None:
+    """End-to-end seconds of a 2,000-job run with an empty Numba cache, then warm.
+
+    The empty cache is what a user's first run after installation sees: every compiled
+    function the run uses is compiled then, and cached on disk for later runs. Policies are
+    run in turn on one cache, so a later policy reuses what an earlier one compiled (the
+    core's kernels) and compiles only its own pass and the loop for it.
+    """
+    print("\nfirst run after installation (empty Numba cache), then warm; 2,000 jobs, 16 x 8:\n")
+    print("| policy | pass | first run s | warm s |\n|---|---|---:|---:|")
+    cache = Path(tempfile.mkdtemp(prefix="numba-cold-", dir=work))
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    for name in policies:
+        cold = run_simulator(trace, 16, name, work / f"cold_{name}", env=env)
+        warm = run_simulator(trace, 16, name, work / f"cold2_{name}", env=env)
         print(
-            f"bare SimPy floor (arrivals + completions, no policy, {big:,} jobs): "
-            f"{simpy_floor(trace):.2f} s"
+            f"| {name} | {cold['summary']['engine']} | {cold['wall']:.1f} | {warm['wall']:.1f} |",
+            flush=True,
         )
-    if "scaling" in args.rows:
-        scaling(work, big)
 
 
-def scaling(work: Path, big: int) -> None:
-    """Cost per job across trace lengths (1,024 nodes) and cluster sizes (big / 5 jobs).
+def deep(work: Path, policies: list[str], timeout: float) -> None:
+    """Every policy on 20,000 jobs offered 150 % of 16 x 8 GPUs (thousands waiting)."""
+    jobs, nodes = 20_000, 16
+    trace = write_trace(work, jobs, nodes, load=1.5)
+    lines, gang = [], None
+    for name in policies:
+        res = run_simulator(trace, nodes, name, work / f"deep_{name}", timeout=timeout)
+        if name == "gang" and res is not None:
+            gang = res["summary"]["wall_seconds"]
+        line = row(name, jobs, nodes, res, timeout)
+        ratio = "" if res is None or not gang else f"{res['summary']['wall_seconds'] / gang:.1f}"
+        lines.append(f"{line} {ratio} |")
+        print(lines[-1], flush=True)
+    table(
+        "deep queue: 20,000 jobs on 16 x 8 GPUs, load 1.5:",
+        lines,
+        HEADER.replace("GPU util |\n", "GPU util | simulate / gang's |\n") + "---:|",
+    )
+
+
+def scaling(work: Path, big: int, timeout: float) -> None:
+    """Gang's cost per job across trace lengths (1,024 nodes) and cluster sizes (big / 5 jobs).
 
     ``simulate`` is the engine's own wall time (summary ``wall_seconds``), without the fixed
     start-up, loading and writing costs that dominate short runs end to end.
@@ -189,7 +279,10 @@ def scaling(work: Path, big: int) -> None:
         "|---:|---|---:|---:|---:|"
     )
 
-    def show(label: str, cluster: str, jobs: int, res: dict) -> None:
+    def show(label: str, cluster: str, jobs: int, res: dict | None) -> None:
+        if res is None:
+            print(f"| {label} | {cluster} | > {timeout:.0f} | | |", flush=True)
+            return
         sim = res["summary"]["wall_seconds"]
         print(
             f"| {label} | {cluster} | {res['wall']:.2f} | {sim:.2f} | {1e6 * sim / jobs:.1f} |",
@@ -197,13 +290,13 @@ def scaling(work: Path, big: int) -> None:
         )
 
     for jobs in sorted({big // 10, big // 3, big}):
-        res = run_simulator(write_trace(work, jobs, 1024), 1024, "gang", work / f"s_{jobs}")
+        trace = write_trace(work, jobs, 1024)
+        res = run_simulator(trace, 1024, "gang", work / f"s_{jobs}", timeout=timeout)
         show(f"{jobs:,}", "1,024 x 8", jobs, res)
     jobs = max(big // 5, 20_000)
-    res = run_simulator(write_trace(work, jobs, 1024, load=1.3), 1024, "gang", work / "deep")
-    show(f"{jobs:,} (load 1.3: deep queue)", "1,024 x 8", jobs, res)
     for nodes in (128, 512, 1024, 4096):
-        res = run_simulator(write_trace(work, jobs, nodes), nodes, "gang", work / f"n_{nodes}")
+        trace = write_trace(work, jobs, nodes)
+        res = run_simulator(trace, nodes, "gang", work / f"n_{nodes}", timeout=timeout)
         show(f"{jobs:,}", f"{nodes:,} x 8", jobs, res)
 
 

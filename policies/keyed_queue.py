@@ -54,10 +54,13 @@ class KeyedQueue:
         status = self._jobs.status
         new: list[int] = []
         back: list[int] = []
-        for j in dict.fromkeys(entries):
+        others = []
+        for j in entries:  # the engine's entry for each push of ours comes first
             if j in self._mine:
                 self._mine.discard(j)
-                continue
+            else:
+                others.append(j)
+        for j in dict.fromkeys(others):
             if status[j] != Status.QUEUED:
                 continue
             (back if j in self._seen else new).append(j)

@@ -21,8 +21,9 @@ from collections.abc import Generator, Hashable, Iterator
 
 import numpy as np
 
-from policies.base import Decision, Policy, Preempt, Start
+from policies.base import Decision, Policy, Preempt, Start, overrides
 from policies.keyed_queue import KeyedQueue
+from policies.ordered_pass import OrderedPass, new_ordered_pass
 from policies.whatif import Scratch, find_victims
 from simulator.core.cluster import MILLI
 from simulator.core.view import SchedulerView
@@ -92,6 +93,52 @@ class OrderedPolicy(Policy):
 
     def on_preempted(self, view: SchedulerView, j: int) -> None:
         """Called when running job ``j`` went back to the queue (preempted, or killed)."""
+
+    # ------------------------------------------------------------------ compiled pass
+    _PASS_METHODS = (
+        "schedule",
+        "setup",
+        "key",
+        "victims",
+        "before_pass",
+        "after_pass",
+        "on_preempted",
+        "_start_or_preempt",
+        "_enough",
+    )
+
+    def _compiled_state(
+        self,
+        view: SchedulerView,
+        base: type,
+        kind: int,
+        *,
+        estimate: np.ndarray | None = None,
+        preemptive: bool = False,
+        threshold: int | None = None,
+        strict: bool = False,
+    ) -> OrderedPass | None:
+        """The compiled pass of ``base``'s rules (None if this object changes any of them)."""
+        if overrides(self, base, *self._PASS_METHODS, *getattr(base, "_KEY_METHODS", ())):
+            return None
+        jobs = view.jobs
+        c = view.cluster
+        return new_ordered_pass(
+            kind,
+            num_classes=jobs.num_classes,
+            estimate=jobs.duration if estimate is None else estimate,
+            priority=jobs.priority,
+            strict=strict,
+            preemptive=preemptive,
+            threshold=threshold,
+            mode=self.placer.mode,
+            allow_split=self.placer.allow_split,
+            total_gpus=float(c.total_gpus),
+            scratch=self.scratch,
+        )
+
+    def compiled_finish(self, state: OrderedPass) -> None:
+        """Nothing to copy back: the compiled pass keeps its own keyed queue for the run."""
 
     # ------------------------------------------------------------------ the pass
     def schedule(self, view: SchedulerView) -> Iterator[Decision]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policies.ordered import OrderedPolicy
+from policies.ordered_pass import KIND_PRIORITY, OrderedPass
 from simulator.core.view import SchedulerView
 
 __all__ = ["PriorityPolicy"]
@@ -57,3 +58,14 @@ class PriorityPolicy(OrderedPolicy):
             ok &= prio < self.non_preemptible_threshold
         run, prio = run[ok], prio[ok]
         return run[np.lexsort((-run, -jobs.run_start[run], prio))].tolist()
+
+    def compiled_pass(self, view: SchedulerView) -> OrderedPass | None:
+        """The compiled pass (:mod:`policies.ordered_pass`); None if a subclass changes it."""
+        t = self.non_preemptible_threshold
+        return self._compiled_state(
+            view,
+            PriorityPolicy,
+            KIND_PRIORITY,
+            preemptive=self.preemption,
+            threshold=None if t is None else int(t),
+        )

@@ -8,6 +8,7 @@ import numpy as np
 
 from policies.base import Start
 from policies.ordered import OrderedPolicy, job_estimates
+from policies.ordered_pass import KIND_SJF, OrderedPass
 from simulator.core.view import SchedulerView
 
 __all__ = ["SjfPolicy"]
@@ -69,3 +70,9 @@ class SjfPolicy(OrderedPolicy):
             if p is None:
                 return
             yield Start(j, p)
+
+    def compiled_pass(self, view: SchedulerView) -> OrderedPass | None:
+        """The compiled pass (:mod:`policies.ordered_pass`); None if a subclass changes it."""
+        return self._compiled_state(
+            view, SjfPolicy, KIND_SJF, estimate=self.estimate, strict=self.strict
+        )

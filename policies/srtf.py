@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from policies.ordered import OrderedPolicy, job_estimates
+from policies.ordered_pass import KIND_SRTF, OrderedPass
 from simulator.core.jobs import Status
 from simulator.core.view import SchedulerView
 
@@ -30,6 +31,7 @@ class SrtfPolicy(OrderedPolicy):
     """
 
     name = "srtf"
+    _KEY_METHODS = ("remaining", "_done")
 
     def __init__(
         self,
@@ -73,3 +75,9 @@ class SrtfPolicy(OrderedPolicy):
         running = jobs.status[js] == Status.RUNNING
         done[running] += (view.now - jobs.last_update[js[running]]) * jobs.rate[js[running]]
         return done
+
+    def compiled_pass(self, view: SchedulerView) -> OrderedPass | None:
+        """The compiled pass (:mod:`policies.ordered_pass`); None if a subclass changes it."""
+        return self._compiled_state(
+            view, SrtfPolicy, KIND_SRTF, estimate=self.estimate, preemptive=True
+        )

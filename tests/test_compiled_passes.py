@@ -39,3 +39,51 @@ def test_compiled_pass_equals_python_reference(policy, seed):
         k for k in set(compiled) | set(reference) if compiled.get(k) != reference.get(k)
     )
     assert not differ, f"{policy}/{seed}: differs in {differ}"
+
+
+FAILURE_SEEDS = range(12)
+
+
+def _run_with_failures(policy: str, seed: int, reference: bool) -> tuple[dict, str, int]:
+    # node failures kill running jobs and requeue them behind the policy's back: a compiled
+    # pass must take those requeues in exactly as its Python reference does
+    from simulator.models.failures import RandomFailures
+
+    s = scenario(policy, seed)
+    injector = RandomFailures(mtbf_hours=0.05, repair="exponential", repair_hours=0.02, seed=seed)
+    sim = Simulation(
+        s["trace"],
+        s["cluster"],
+        s["policy"](),
+        reference_passes=reference,
+        processes=tuple(injector.processes()),
+        **s["kw"],
+    ).run()
+    return digests(sim), sim.engine, int(sim.jobs.restarts.sum() + sim.jobs.preemptions.sum())
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("seed", FAILURE_SEEDS)
+def test_compiled_pass_equals_python_reference_under_node_failures(policy, seed):
+    compiled, engine, _ = _run_with_failures(policy, seed, False)
+    if engine == "python":
+        pytest.skip(f"{policy} has no compiled pass")
+    reference, _, _ = _run_with_failures(policy, seed, True)
+    differ = sorted(
+        k for k in set(compiled) | set(reference) if compiled.get(k) != reference.get(k)
+    )
+    assert not differ, f"{policy}/{seed}: differs in {differ}"
+
+
+@pytest.mark.parametrize("policy", ["priority", "srtf"])
+def test_the_scenarios_exercise_preemption_and_requeues(policy):
+    # the comparisons above are only worth something if these policies really preempt in a
+    # good share of the plain scenarios, and failures really requeue jobs in the others
+    def preemptions(seed: int) -> int:
+        s = scenario(policy, seed)
+        sim = Simulation(s["trace"], s["cluster"], s["policy"](), **s["kw"]).run()
+        return int(sim.jobs.preemptions.sum())
+
+    assert sum(preemptions(seed) > 0 for seed in SEEDS) >= len(SEEDS) // 4
+    moved = sum(_run_with_failures(policy, seed, False)[2] > 0 for seed in FAILURE_SEEDS)
+    assert moved >= len(FAILURE_SEEDS) // 2

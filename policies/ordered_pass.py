@@ -1,0 +1,402 @@
+"""The compiled pass of :class:`~policies.ordered.OrderedPolicy` for SJF, priority and SRTF.
+
+:meth:`OrderedPolicy.schedule` is the Python reference; :func:`_ordered_pass` makes the same
+decisions in compiled code, on the same structures made incremental:
+
+* one binary min-heap of ``(key, job)`` per demand class, in one flat array partitioned like
+  the classes' job lists (``es.cls.start``): class ``c``'s heap is
+  ``heap[start[c] : start[c] + size[c]]`` and ``slot[j]`` is job ``j``'s place in it (-1 =
+  absent). A job is in its class's heap at most once; its key is set when it enters the queue
+  (taken from the engine's push log at the start of each pass, or when the pass preempts it);
+  jobs that left the queue are dropped lazily when they reach the top;
+* per pass, a heap of the classes' best jobs, and a per-job stamp of the jobs started in
+  this pass (never victims in the same pass).
+
+A job's key while it waits: SJF its estimate; priority ``-priority``; SRTF its remaining time
+(estimate minus work done, which does not change while it waits). Ties go to the earlier
+arrival, as in the reference.
+
+Cost per pass: ``O(P log Q)`` to take in ``P`` new queue entries (``Q`` = jobs waiting in a
+class), ``O(C)`` to collect the heads of ``C`` classes with waiting jobs, ``O(log)`` per head
+tried, and for a job that must preempt, ``O(R log R)`` to order the ``R`` running jobs plus
+one what-if placement per candidate taken (:func:`policies.whatif.find_victims_compiled`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from policies.whatif import find_victims_compiled
+from simulator.core.bits import bit_next
+from simulator.core.cluster import MILLI
+from simulator.core.hooks import PASS_DONE
+from simulator.core.jit import jit, jit_inline
+from simulator.core.jobs import Status
+from simulator.core.ops import place_job, preempt, start
+
+__all__ = ["OrderedPass", "KIND_SJF", "KIND_PRIORITY", "KIND_SRTF", "new_ordered_pass"]
+
+KIND_SJF = 0
+"""Key: the job's run-time estimate; no preemption."""
+KIND_PRIORITY = 1
+"""Key: minus the job's priority; victims of strictly lower priority."""
+KIND_SRTF = 2
+"""Key: estimated remaining time; victims with strictly longer remaining time."""
+
+_QUEUED = Status.QUEUED
+_RUNNING = Status.RUNNING
+
+
+@jit_inline
+def _before(key, a, b):
+    """Whether job ``a`` comes before job ``b``: smaller key, then earlier arrival."""
+    return key[a] < key[b] or (key[a] == key[b] and a < b)
+
+
+@jit
+def _up(heap, slot, key, base, i):
+    j = heap[base + i]
+    while i > 0:
+        p = (i - 1) >> 1
+        q = heap[base + p]
+        if not _before(key, j, q):
+            break
+        heap[base + i] = q
+        slot[q] = i
+        i = p
+    heap[base + i] = j
+    slot[j] = i
+
+
+@jit
+def _down(heap, slot, key, base, i, n):
+    j = heap[base + i]
+    while True:
+        m = 2 * i + 1
+        if m >= n:
+            break
+        if m + 1 < n and _before(key, heap[base + m + 1], heap[base + m]):
+            m += 1
+        q = heap[base + m]
+        if not _before(key, q, j):
+            break
+        heap[base + i] = q
+        slot[q] = i
+        i = m
+    heap[base + i] = j
+    slot[j] = i
+
+
+@jit
+def _set_key(es, ps, j, k):
+    """Put job ``j`` in its class's heap under key ``k`` (or move it there if present)."""
+    c = es.jobs.cls[j]
+    base = es.cls.start[c]
+    i = ps.slot[j]
+    old = ps.key[j]
+    ps.key[j] = k
+    if i < 0:
+        n = ps.size[c]
+        ps.size[c] = n + 1
+        ps.heap[base + n] = j
+        _up(ps.heap, ps.slot, ps.key, base, n)
+    elif k < old:
+        _up(ps.heap, ps.slot, ps.key, base, i)
+    elif k > old:
+        _down(ps.heap, ps.slot, ps.key, base, i, ps.size[c])
+
+
+@jit
+def _head(es, ps, c):
+    """Best queued job of class ``c`` (dropping jobs that left the queue), or -1."""
+    base = es.cls.start[c]
+    status = es.jobs.status
+    heap, slot = ps.heap, ps.slot
+    while ps.size[c] > 0:
+        j = heap[base]
+        if status[j] == _QUEUED:
+            return j
+        n = ps.size[c] - 1
+        ps.size[c] = n
+        slot[j] = -1
+        if n > 0:
+            heap[base] = heap[base + n]
+            _down(heap, slot, ps.key, base, 0, n)
+    return -1
+
+
+@jit_inline
+def _remaining(es, ps, j):
+    """Estimated seconds of work job ``j`` still needs (as ``SrtfPolicy.remaining``)."""
+    ja = es.jobs
+    done = ja.work[j]
+    if ja.status[j] == _RUNNING:
+        done = done + (es.c[0].now - ja.last_update[j]) * ja.rate[j]
+    return max(ps.estimate[j] - done, 0.0)
+
+
+@jit
+def _key_of(es, ps, j):
+    if ps.kind == KIND_PRIORITY:
+        return -float(ps.priority[j])
+    if ps.kind == KIND_SRTF:
+        return _remaining(es, ps, j)
+    return ps.estimate[j]
+
+
+@jit
+def _sync(es, ps):
+    """Key every job that entered the queue since the last pass and is still waiting."""
+    pushes = es.log.pushes
+    status = es.jobs.status
+    end = es.c[0].pushes
+    for i in range(ps.cursor[0], end):
+        j = pushes[i]
+        if status[j] == _QUEUED:
+            _set_key(es, ps, j, _key_of(es, ps, j))
+    ps.cursor[0] = end
+
+
+@jit
+def _candidates(es, ps, j, tag):
+    """Running jobs ``j`` may preempt, most preferred first, into ``ps.cands``; their number.
+
+    Jobs started in this pass (``ps.fresh == tag``) are left out.
+    """
+    ja = es.jobs
+    run = es.q.running
+    n = 0
+    if ps.kind == KIND_PRIORITY:
+        mine = ps.priority[j]
+        v = bit_next(run, 0)
+        while v >= 0:
+            p = ps.priority[v]
+            if p < mine and (not ps.has_threshold or p < ps.threshold):
+                ps.cands[n] = v
+                n += 1
+            v = bit_next(run, v + 1)
+    else:  # SRTF
+        mine = _remaining(es, ps, j)
+        v = bit_next(run, 0)
+        while v >= 0:
+            r = _remaining(es, ps, v)
+            if r > mine:
+                ps.cands[n] = v
+                ps.rem[v] = r
+                n += 1
+            v = bit_next(run, v + 1)
+    if n == 0:
+        return 0
+    # order: primary key ascending, then latest start, then latest arrival (stable sorts,
+    # least significant first, starting from descending job index)
+    c = ps.cands[:n][::-1].copy()
+    c = c[np.argsort(-ja.run_start[c], kind="mergesort")]
+    if ps.kind == KIND_PRIORITY:
+        c = c[np.argsort(ps.priority[c], kind="mergesort")]
+    else:
+        c = c[np.argsort(-ps.rem[c], kind="mergesort")]
+    m = 0
+    for i in range(n):
+        if ps.fresh[c[i]] != tag:
+            ps.cands[m] = c[i]
+            m += 1
+    return m
+
+
+@jit
+def _enough(es, j, cands, n, total_gpus):
+    """Free GPUs plus the candidates' GPUs cover ``j`` (a cheap necessary condition)."""
+    share = es.jobs.share
+    held = 0.0
+    for i in range(n):
+        held += share[cands[i]]
+    free = total_gpus - es.cl.books[0].alloc_milli / MILLI
+    return free + held + 1e-9 >= share[j]
+
+
+@jit
+def _start_or_preempt(es, fs, ps, j, tag):
+    """Start ``j``, preempting if needed: ``(code, victims)``; code -1 = ``j`` must wait."""
+    k = place_job(es, j, ps.mode, ps.allow_split, True)
+    if k >= 0:
+        ps.fresh[j] = tag
+        return start(es, fs, j, k), 0
+    if not ps.preemptive:
+        return -1, 0
+    n = _candidates(es, ps, j, tag)
+    if n == 0 or not _enough(es, j, ps.cands, n, ps.total_gpus):
+        return -1, 0
+    nv = find_victims_compiled(
+        es, ps.sc, ps.sbuf, j, ps.cands, n, ps.mode, ps.allow_split, ps.victims
+    )
+    if nv <= 0:
+        return -1, 0
+    for i in range(nv):
+        v = ps.victims[i]
+        code = preempt(es, fs, v)
+        if code != 0:
+            return code, 0
+        _set_key(es, ps, v, _key_of(es, ps, v))
+    k = place_job(es, j, ps.mode, ps.allow_split, True)
+    if k < 0:  # cannot happen: the what-if placement showed the room (defensive)
+        return 0, nv
+    ps.fresh[j] = tag
+    return start(es, fs, j, k), nv
+
+
+@jit
+def _push_head(ps, m, j):
+    """Add job ``j`` to the pass's heap of class heads (``m`` entries); the new size."""
+    ps.heads[m] = j
+    _up(ps.heads, ps.hslot, ps.key, 0, m)
+    return m + 1
+
+
+@jit
+def _pop_head(ps, m):
+    """Take the best head off the pass's heap (``m`` entries); ``(job, new size)``."""
+    j = ps.heads[0]
+    m -= 1
+    if m > 0:
+        ps.heads[0] = ps.heads[m]
+        _down(ps.heads, ps.hslot, ps.key, 0, 0, m)
+    return j, m
+
+
+@jit
+def _strict_pass(es, fs, ps):
+    """SJF ``strict``: start the best waiting job while it fits; stop at the first that does not."""
+    ncls = ps.size.shape[0]
+    while True:
+        best = -1
+        for c in range(ncls):
+            if ps.size[c] > 0:
+                h = _head(es, ps, c)
+                if h >= 0 and (best < 0 or _before(ps.key, h, best)):
+                    best = h
+        if best < 0:
+            return PASS_DONE
+        k = place_job(es, best, ps.mode, ps.allow_split, True)
+        if k < 0:
+            return PASS_DONE
+        code = start(es, fs, best, k)
+        if code != 0:
+            return code
+
+
+@jit
+def _ordered_pass(es, fs, ps):
+    """:meth:`OrderedPolicy.schedule` for SJF, priority and SRTF, compiled."""
+    _sync(es, ps)
+    if ps.strict:
+        return _strict_pass(es, fs, ps)
+    ps.tag[0] += 1
+    tag = ps.tag[0]
+    ncls = ps.size.shape[0]
+    active = ps.active
+    m = 0
+    for c in range(ncls):
+        active[c] = False
+        if ps.size[c] > 0:
+            h = _head(es, ps, c)
+            if h >= 0:
+                m = _push_head(ps, m, h)
+                active[c] = True
+    cls = es.jobs.cls
+    while m > 0:
+        j, m = _pop_head(ps, m)
+        g = cls[j]
+        active[g] = False
+        code, nv = _start_or_preempt(es, fs, ps, j, tag)
+        if code < 0:
+            continue  # the class is skipped for the rest of the pass
+        if code != 0:
+            return code
+        for i in range(-1, nv):
+            h = g if i < 0 else cls[ps.victims[i]]
+            if not active[h]:
+                nxt = _head(es, ps, h)
+                if nxt >= 0:
+                    m = _push_head(ps, m, nxt)
+                    active[h] = True
+    return PASS_DONE
+
+
+class OrderedPass(NamedTuple):
+    """Compiled state of an SJF, priority or SRTF pass (see the module docstring)."""
+
+    kind: int  # KIND_*
+    strict: bool  # SJF: stop at the first job that does not fit
+    preemptive: bool
+    has_threshold: bool  # priority: jobs at or above ``threshold`` are never preempted
+    threshold: int
+    mode: int  # placer scoring
+    allow_split: bool
+    total_gpus: float
+    estimate: np.ndarray  # float64[jobs]
+    priority: np.ndarray  # int64[jobs]
+    key: np.ndarray  # float64[jobs]: key of each job in its class heap
+    heap: np.ndarray  # int64[jobs]: the class heaps, partitioned like es.cls.jobs
+    slot: np.ndarray  # int64[jobs]: place of each job in its class heap (-1 = absent)
+    size: np.ndarray  # int64[classes]: entries of each class heap
+    cursor: np.ndarray  # int64[1]: push-log entries taken in
+    heads: np.ndarray  # int64[classes]: the pass's heap of class heads
+    hslot: np.ndarray  # int64[jobs]: scratch slots of that heap
+    active: np.ndarray  # bool[classes]: class has an entry in the pass's heap
+    fresh: np.ndarray  # int64[jobs]: tag of the pass that started the job
+    tag: np.ndarray  # int64[1]: passes run
+    rem: np.ndarray  # float64[jobs]: SRTF remaining time of candidates
+    cands: np.ndarray  # int64[jobs]: victim candidates
+    victims: np.ndarray  # int64[jobs]: chosen victims
+    sc: object  # what-if cluster (Scratch.ref)
+    sbuf: object  # its placement buffer (Scratch.buf)
+
+    kernel = _ordered_pass
+
+
+def new_ordered_pass(
+    kind: int,
+    *,
+    num_classes: int,
+    estimate: np.ndarray,
+    priority: np.ndarray,
+    strict: bool,
+    preemptive: bool,
+    threshold: int | None,
+    mode: int,
+    allow_split: bool,
+    total_gpus: float,
+    scratch,
+) -> OrderedPass:
+    """A fresh :class:`OrderedPass` for a run (nothing keyed yet)."""
+    n = int(estimate.shape[0])
+    ncls = max(int(num_classes), 1)
+    return OrderedPass(
+        int(kind),
+        bool(strict),
+        bool(preemptive),
+        threshold is not None,
+        0 if threshold is None else int(threshold),
+        int(mode),
+        bool(allow_split),
+        float(total_gpus),
+        np.array(estimate, dtype=np.float64),  # copies: writable, contiguous
+        np.array(priority, dtype=np.int64),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(ncls, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(ncls, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(ncls, dtype=np.bool_),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        scratch.ref,
+        scratch.buf,
+    )
