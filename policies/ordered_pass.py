@@ -163,31 +163,39 @@ def _sync(es, ps):
 def _candidates(es, ps, j, tag):
     """Running jobs ``j`` may preempt, most preferred first, into ``ps.cands``; their number.
 
-    Jobs started in this pass (``ps.fresh == tag``) are left out.
+    Jobs started in this pass (``ps.fresh == tag``) are left out. Returns 0 without ordering
+    anything when even all candidates together hold too few GPUs for ``j`` (the reference's
+    cheap necessary condition, checked before the sort it saves).
     """
     ja = es.jobs
     run = es.q.running
+    share = ja.share
     n = 0
+    held = 0.0
     if ps.kind == KIND_PRIORITY:
         mine = ps.priority[j]
         v = bit_next(run, 0)
         while v >= 0:
             p = ps.priority[v]
-            if p < mine and (not ps.has_threshold or p < ps.threshold):
+            if p < mine and (not ps.has_threshold or p < ps.threshold) and ps.fresh[v] != tag:
                 ps.cands[n] = v
+                held += share[v]
                 n += 1
             v = bit_next(run, v + 1)
     else:  # SRTF
         mine = _remaining(es, ps, j)
         v = bit_next(run, 0)
         while v >= 0:
-            r = _remaining(es, ps, v)
-            if r > mine:
-                ps.cands[n] = v
-                ps.rem[v] = r
-                n += 1
+            if ps.fresh[v] != tag:
+                r = _remaining(es, ps, v)
+                if r > mine:
+                    ps.cands[n] = v
+                    ps.rem[v] = r
+                    held += share[v]
+                    n += 1
             v = bit_next(run, v + 1)
-    if n == 0:
+    free = ps.total_gpus - es.cl.books[0].alloc_milli / MILLI
+    if n == 0 or free + held + 1e-9 < share[j]:
         return 0
     # order: primary key ascending, then latest start, then latest arrival (stable sorts,
     # least significant first, starting from descending job index)
@@ -197,23 +205,8 @@ def _candidates(es, ps, j, tag):
         c = c[np.argsort(ps.priority[c], kind="mergesort")]
     else:
         c = c[np.argsort(-ps.rem[c], kind="mergesort")]
-    m = 0
-    for i in range(n):
-        if ps.fresh[c[i]] != tag:
-            ps.cands[m] = c[i]
-            m += 1
-    return m
-
-
-@jit
-def _enough(es, j, cands, n, total_gpus):
-    """Free GPUs plus the candidates' GPUs cover ``j`` (a cheap necessary condition)."""
-    share = es.jobs.share
-    held = 0.0
-    for i in range(n):
-        held += share[cands[i]]
-    free = total_gpus - es.cl.books[0].alloc_milli / MILLI
-    return free + held + 1e-9 >= share[j]
+    ps.cands[:n] = c
+    return n
 
 
 @jit
@@ -226,7 +219,7 @@ def _start_or_preempt(es, fs, ps, j, tag):
     if not ps.preemptive:
         return -1, 0
     n = _candidates(es, ps, j, tag)
-    if n == 0 or not _enough(es, j, ps.cands, n, ps.total_gpus):
+    if n == 0:
         return -1, 0
     nv = find_victims_compiled(
         es, ps.sc, ps.sbuf, j, ps.cands, n, ps.mode, ps.allow_split, ps.victims
