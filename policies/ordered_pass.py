@@ -18,8 +18,9 @@ arrival, as in the reference.
 
 Cost per pass: ``O(P log Q)`` to take in ``P`` new queue entries (``Q`` = jobs waiting in a
 class), ``O(C)`` to collect the heads of ``C`` classes with waiting jobs, ``O(log)`` per head
-tried, and for a job that must preempt, ``O(R log R)`` to order the ``R`` running jobs plus
-one what-if placement per candidate taken (:func:`policies.whatif.find_victims_compiled`).
+tried, and for a job that must preempt, ``O(R)`` to collect the ``R`` running jobs it may
+displace and ``O(V log R)`` plus one fit test per victim candidate taken
+(:func:`policies.whatif.find_victims_compiled`: candidates come off a heap as far as needed).
 """
 
 from __future__ import annotations
@@ -161,11 +162,11 @@ def _sync(es, ps):
 
 @jit
 def _candidates(es, ps, j, tag):
-    """Running jobs ``j`` may preempt, most preferred first, into ``ps.cands``; their number.
+    """Running jobs ``j`` may preempt into ``ps.cands``, primary keys into ``ps.prim``.
 
-    Jobs started in this pass (``ps.fresh == tag``) are left out. Returns 0 without ordering
-    anything when even all candidates together hold too few GPUs for ``j`` (the reference's
-    cheap necessary condition, checked before the sort it saves).
+    In job order; the victim search takes them most preferred first. Jobs started in this
+    pass (``ps.fresh == tag``) are left out. Returns their number, or 0 when even all of them
+    together hold too few GPUs for ``j`` (the reference's cheap necessary condition).
     """
     ja = es.jobs
     run = es.q.running
@@ -179,6 +180,7 @@ def _candidates(es, ps, j, tag):
             p = ps.priority[v]
             if p < mine and (not ps.has_threshold or p < ps.threshold) and ps.fresh[v] != tag:
                 ps.cands[n] = v
+                ps.prim[n] = float(p)
                 held += share[v]
                 n += 1
             v = bit_next(run, v + 1)
@@ -190,22 +192,13 @@ def _candidates(es, ps, j, tag):
                 r = _remaining(es, ps, v)
                 if r > mine:
                     ps.cands[n] = v
-                    ps.rem[v] = r
+                    ps.prim[n] = -r
                     held += share[v]
                     n += 1
             v = bit_next(run, v + 1)
     free = ps.total_gpus - es.cl.books[0].alloc_milli / MILLI
     if n == 0 or free + held + 1e-9 < share[j]:
         return 0
-    # order: primary key ascending, then latest start, then latest arrival (stable sorts,
-    # least significant first, starting from descending job index)
-    c = ps.cands[:n][::-1].copy()
-    c = c[np.argsort(-ja.run_start[c], kind="mergesort")]
-    if ps.kind == KIND_PRIORITY:
-        c = c[np.argsort(ps.priority[c], kind="mergesort")]
-    else:
-        c = c[np.argsort(-ps.rem[c], kind="mergesort")]
-    ps.cands[:n] = c
     return n
 
 
@@ -222,7 +215,7 @@ def _start_or_preempt(es, fs, ps, j, tag):
     if n == 0:
         return -1, 0
     nv = find_victims_compiled(
-        es, ps.sc, ps.sbuf, j, ps.cands, n, ps.mode, ps.allow_split, ps.victims
+        es, ps.sc, ps.sbuf, j, ps.cands, ps.prim, n, ps.mode, ps.allow_split, ps.victims, ps.order
     )
     if nv <= 0:
         return -1, 0
@@ -340,7 +333,8 @@ class OrderedPass(NamedTuple):
     active: np.ndarray  # bool[classes]: class has an entry in the pass's heap
     fresh: np.ndarray  # int64[jobs]: tag of the pass that started the job
     tag: np.ndarray  # int64[1]: passes run
-    rem: np.ndarray  # float64[jobs]: SRTF remaining time of candidates
+    prim: np.ndarray  # float64[jobs]: primary victim key of each candidate (smaller first)
+    order: np.ndarray  # int64[jobs]: heap scratch of the victim search
     cands: np.ndarray  # int64[jobs]: victim candidates
     victims: np.ndarray  # int64[jobs]: chosen victims
     sc: object  # what-if cluster (Scratch.ref)
@@ -388,6 +382,7 @@ def new_ordered_pass(
         np.full(n, -1, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
         np.zeros(n),
+        np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         scratch.ref,

@@ -17,7 +17,7 @@ import numpy as np
 from simulator.core.cluster import ClusterState
 from simulator.core.jit import jit
 from simulator.core.jobs import JobTable
-from simulator.core.kernels import copy_free, new_buf, place_into, take
+from simulator.core.kernels import copy_free, fits_on_nodes, new_buf, place_into, take
 from simulator.core.placement import Placement, Placer
 from simulator.core.refs import buf_ref
 from simulator.core.view import SchedulerView
@@ -130,29 +130,98 @@ def _prune(scratch: Scratch, jobs: JobTable, j: int, chosen: Sequence[int]) -> l
 
 
 @jit
-def find_victims_compiled(es, sc, sbuf, j, cands, ncand, mode, allow_split, out):
+def _prefer(prim, run_start, cands, a, b):
+    """Whether candidate ``a`` (a position in ``cands``) is a more preferred victim than ``b``.
+
+    Smaller primary key first, then the later start, then the later arrival: the order of
+    ``np.lexsort((-job, -run_start, prim))`` that the Python policies sort victims by.
+    """
+    if prim[a] != prim[b]:
+        return prim[a] < prim[b]
+    ra, rb = run_start[cands[a]], run_start[cands[b]]
+    if ra != rb:
+        return ra > rb
+    return cands[a] > cands[b]
+
+
+@jit
+def _sift(order, i, size, prim, run_start, cands):
+    x = order[i]
+    while True:
+        m = 2 * i + 1
+        if m >= size:
+            break
+        if m + 1 < size and _prefer(prim, run_start, cands, order[m + 1], order[m]):
+            m += 1
+        if not _prefer(prim, run_start, cands, order[m], x):
+            break
+        order[i] = order[m]
+        i = m
+    order[i] = x
+
+
+@jit
+def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split, out, order):
     """:func:`find_victims`, compiled, on scratch cluster ``sc`` with buffer ``sbuf``.
 
-    Candidates are ``cands[:ncand]`` (running jobs, most preferred victim first). Writes the
-    victims into ``out`` and returns their number: 0 if ``j`` fits as things are, -1 if even
-    all candidates together do not make room. Cost: one placement attempt per candidate taken
-    (stopping at the first prefix that makes room) plus one per victim to prune.
+    Candidates are the running jobs ``cands[:ncand]`` in any order, with primary keys
+    ``prim[:ncand]``; they are taken most preferred first (see :func:`_prefer`), as the
+    Python policies' sorted lists give them, but only as far as needed: a heap yields them one
+    by one (``order``: scratch of at least ``ncand`` entries). Writes the victims into ``out``
+    and returns their number: 0 if ``j`` fits as things are, -1 if even all candidates
+    together do not make room.
+
+    Cost: one copy of the free resources, ``O(ncand)`` to build the heap, then per candidate
+    taken ``O(log ncand)`` and a fit test. For a job that must take one node the fit test
+    looks only at the nodes freed so far (:func:`~simulator.core.kernels.fits_on_nodes`):
+    nothing fitted at the start, and only those nodes changed. Other jobs (gangs over several
+    nodes) are placed on the whole scratch state at each step.
     """
     copy_free(sc, es.cl)
     cls = es.cls
-    k = es.jobs.cls[j]
+    ja = es.jobs
+    k = ja.cls[j]
     gpus, milli, mask = cls.gpus[k], cls.milli[k], cls.mask[k]
     cpus, mem, single = cls.cpus[k], cls.mem[k], cls.single[k]
     if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
         return 0
+    local = single and (not allow_split or gpus <= 1)
+    run_start = ja.run_start
+    for i in range(ncand):
+        order[i] = i
+    for i in range(ncand // 2 - 1, -1, -1):
+        _sift(order, i, ncand, prim, run_start, cands)
+    num_nodes = sc.free_full.shape[0]
+    seen = np.zeros(num_nodes, dtype=np.bool_)
+    touched = np.empty(num_nodes, dtype=np.int64)
+    nt = 0
+    size = ncand
     chosen = 0
     fits = False
-    for i in range(ncand):
-        v = cands[i]
+    while size > 0:
+        v = cands[order[0]]
+        size -= 1
+        order[0] = order[size]
+        _sift(order, 0, size, prim, run_start, cands)
         _give(es, sc, v, 1)
         out[chosen] = v
         chosen += 1
-        if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+        if local:
+            a = ja.node_off[v]
+            kv = ja.p_nodes[v]
+            for m in range(kv):
+                node = ja.p_node[a + m]
+                if not seen[node]:
+                    seen[node] = True
+                    touched[nt] = node
+                    nt += 1
+            ok = fits_on_nodes(sc, ja.p_node[a : a + kv], kv, gpus, milli, mask, cpus, mem)
+        else:
+            ok = (
+                place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf)
+                >= 0
+            )
+        if ok:
             fits = True
             break
     if not fits:
@@ -162,7 +231,14 @@ def find_victims_compiled(es, sc, sbuf, j, cands, ncand, mode, allow_split, out)
     for i in range(chosen - 2, -1, -1):
         v = out[i]
         _give(es, sc, v, -1)
-        if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+        if local:
+            ok = fits_on_nodes(sc, touched, nt, gpus, milli, mask, cpus, mem)
+        else:
+            ok = (
+                place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf)
+                >= 0
+            )
+        if ok:
             keep[i] = False
         else:
             _give(es, sc, v, 1)

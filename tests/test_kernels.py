@@ -342,3 +342,40 @@ def test_apply_gpus_is_apply_without_cpu_and_memory(seed):
             for a, b in zip((gpu_free, free_full, cpu, mem, buckets), twin, strict=True):
                 np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(buckets, kernels.build_buckets(free_full, g_max))
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_fits_on_nodes_is_place_into_for_single_node_jobs(seed):
+    # the victim search's fit test on given nodes must agree with the placement rule itself
+    # for every job that takes one node, whatever the free resources
+    from simulator.core.cluster import ClusterSpec, ClusterState
+    from simulator.core.refs import buf_ref
+
+    rng = np.random.default_rng(9100 + seed)
+    num = int(rng.integers(1, 10))
+    gpus = rng.choice([0, 1, 2, 4, 8], size=num).astype(np.int64)
+    models = tuple("" if g == 0 else str(rng.choice(["A100", "H100"])) for g in gpus)
+    cpus = rng.choice([np.inf, 8.0, 32.0], size=num).astype(float)
+    mem = rng.choice([np.inf, 64.0, 256.0], size=num).astype(float)
+    spec = ClusterSpec(
+        tuple(f"n{i}" for i in range(num)), gpus, models, cpus, mem, np.zeros(num, dtype=np.int64)
+    )
+    state = ClusterState(spec)
+    gpu_free = state.gpu_free.copy()
+    real = gpu_free >= 0
+    gpu_free[real] = rng.choice([0, 250, 500, 1000, 1000], size=int(real.sum()))
+    cpu_free = np.where(np.isinf(cpus), cpus, cpus * rng.random(num))
+    mem_free = np.where(np.isinf(mem), mem, mem * rng.random(num))
+    state.load_free(gpu_free, cpu_free, mem_free, rng.random(num) > 0.15)
+    ref = state.ref
+    buf = buf_ref(kernels.new_buf(num, gpu_free.size))
+    nodes = np.arange(num, dtype=np.int64)
+    for _ in range(40):
+        n, milli, c, m, _ = random_demand(rng)
+        mask = int(rng.choice([0, 0, 1, 2, 3]))
+        if n > int(gpus.max()):
+            continue
+        placed = kernels.place_into(
+            ref, n, milli, mask, c, m, True, kernels.BEST_FIT, False, bool(rng.random() < 0.5), buf
+        )
+        assert kernels.fits_on_nodes(ref, nodes, num, n, milli, mask, c, m) == (placed >= 0)

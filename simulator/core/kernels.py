@@ -30,6 +30,7 @@ __all__ = [
     "take",
     "place_into",
     "fits_empty",
+    "fits_on_nodes",
     "max_node_gpus",
     "copy_free",
     "BEST_FIT",
@@ -759,6 +760,38 @@ def place_into(cl, n, milli, mask, cpus, mem, single, mode, allow_split, indexed
             buf.cpu[i] = cpus * share
             buf.mem[i] = mem * share
     return k
+
+
+@jit
+def fits_on_nodes(cl, nodes, count, n, milli, mask, cpus, mem):
+    """Whether a single-node job of this demand fits one of ``nodes[:count]`` now.
+
+    The same conditions as :func:`place_into` for a job that must take one node (``single``
+    and not split): the books' totals, then per node :func:`_select_node`'s test. A what-if
+    search that only frees resources on known nodes checks those nodes alone with it.
+    """
+    books = cl.books[0]
+    if milli >= MILLI:
+        if n > books.free_gpus:
+            return False
+    elif books.alloc_milli + milli > books.total_milli:
+        return False
+    for m in range(count):
+        i = nodes[m]
+        if not _node_ok(
+            cl.node_up[i], cl.cpu_free[i], cl.mem_free[i], cl.node_model[i], cpus, mem, mask
+        ):
+            continue
+        if n == 0:
+            return True
+        if milli >= MILLI:
+            if cl.free_full[i] >= n:
+                return True
+            continue
+        for g in range(cl.gpu_free.shape[1]):
+            if cl.gpu_free[i, g] - milli >= 0:
+                return True
+    return False
 
 
 @jit
