@@ -117,6 +117,7 @@ class OrderedPolicy(Policy):
         preemptive: bool = False,
         threshold: int | None = None,
         strict: bool = False,
+        **tiresias,
     ) -> OrderedPass | None:
         """The compiled pass of ``base``'s rules (None if this object changes any of them)."""
         if overrides(self, base, *self._PASS_METHODS, *getattr(base, "_KEY_METHODS", ())):
@@ -135,6 +136,7 @@ class OrderedPolicy(Policy):
             allow_split=self.placer.allow_split,
             total_gpus=float(c.total_gpus),
             scratch=self.scratch,
+            **tiresias,
         )
 
     def compiled_finish(self, state: OrderedPass) -> None:

@@ -25,6 +25,7 @@ displace and ``O(V log R)`` plus one fit test per victim candidate taken
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -35,9 +36,16 @@ from simulator.core.cluster import MILLI
 from simulator.core.hooks import PASS_DONE
 from simulator.core.jit import jit, jit_inline
 from simulator.core.jobs import Status
-from simulator.core.ops import place_job, preempt, start
+from simulator.core.ops import place_job, preempt, start, wake_at
 
-__all__ = ["OrderedPass", "KIND_SJF", "KIND_PRIORITY", "KIND_SRTF", "new_ordered_pass"]
+__all__ = [
+    "OrderedPass",
+    "KIND_SJF",
+    "KIND_PRIORITY",
+    "KIND_SRTF",
+    "KIND_TIRESIAS",
+    "new_ordered_pass",
+]
 
 KIND_SJF = 0
 """Key: the job's run-time estimate; no preemption."""
@@ -45,6 +53,10 @@ KIND_PRIORITY = 1
 """Key: minus the job's priority; victims of strictly lower priority."""
 KIND_SRTF = 2
 """Key: estimated remaining time; victims with strictly longer remaining time."""
+KIND_TIRESIAS = 3
+"""Key: the attained-service queue; victims of strictly lower queues; promotion timers."""
+
+_LEVEL_EPS = 1e-6  # as policies.tiresias._EPS
 
 _QUEUED = Status.QUEUED
 _RUNNING = Status.RUNNING
@@ -139,7 +151,30 @@ def _remaining(es, ps, j):
 
 
 @jit
+def _service(es, ps, j):
+    """GPU-seconds job ``j`` attained since it last entered queue 0 (``service``)."""
+    ja = es.jobs
+    held = ja.gpu_seconds[j]
+    if ja.status[j] == _RUNNING:
+        held = held + ja.share[j] * (es.c[0].now - ja.run_start[j])
+    return held - ps.base[j]
+
+
+@jit
+def _level(ps, svc):
+    """Queue of a job with service ``svc``: thresholds at or below ``svc`` (+ slack)."""
+    x = svc + _LEVEL_EPS
+    k = 0
+    for t in ps.thresholds:
+        if t <= x:
+            k += 1
+    return k
+
+
+@jit
 def _key_of(es, ps, j):
+    if ps.kind == KIND_TIRESIAS:
+        return float(_level(ps, _service(es, ps, j)))
     if ps.kind == KIND_PRIORITY:
         return -float(ps.priority[j])
     if ps.kind == KIND_SRTF:
@@ -149,15 +184,160 @@ def _key_of(es, ps, j):
 
 @jit
 def _sync(es, ps):
-    """Key every job that entered the queue since the last pass and is still waiting."""
+    """Key every job that entered the queue since the last pass and is still waiting.
+
+    As ``KeyedQueue.sync``: the engine's entry of each of the pass's own requeues is skipped
+    (the pass keyed the job itself), repeats count once, and a job queued again by other means
+    (a node failure) after it ran gets :func:`_on_preempted`.
+    """
     pushes = es.log.pushes
     status = es.jobs.status
     end = es.c[0].pushes
+    ps.tag[1] += 1
+    once = ps.tag[1]
     for i in range(ps.cursor[0], end):
         j = pushes[i]
-        if status[j] == _QUEUED:
-            _set_key(es, ps, j, _key_of(es, ps, j))
+        if ps.mine[j]:
+            ps.mine[j] = False
+            continue
+        if ps.synced[j] == once:
+            continue
+        ps.synced[j] = once
+        if status[j] != _QUEUED:
+            continue
+        back = ps.seen[j]
+        ps.seen[j] = True
+        _set_key(es, ps, j, _key_of(es, ps, j))
+        if back and es.jobs.gpu_seconds[j] > 0:
+            _on_preempted(es, ps, j)
     ps.cursor[0] = end
+
+
+# ---------------------------------------------------------------------- Tiresias timers
+@jit
+def _promo_up(ps, i):
+    h, slot, dl = ps.pheap, ps.pslot, ps.pdead
+    j = h[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        q = h[p]
+        if not (dl[j] < dl[q] or (dl[j] == dl[q] and j < q)):
+            break
+        h[i] = q
+        slot[q] = i
+        i = p
+    h[i] = j
+    slot[j] = i
+
+
+@jit
+def _promo_down(ps, i):
+    h, slot, dl = ps.pheap, ps.pslot, ps.pdead
+    n = ps.psize[0]
+    j = h[i]
+    while True:
+        m = 2 * i + 1
+        if m >= n:
+            break
+        if m + 1 < n:
+            a, b = h[m + 1], h[m]
+            if dl[a] < dl[b] or (dl[a] == dl[b] and a < b):
+                m += 1
+        q = h[m]
+        if not (dl[q] < dl[j] or (dl[q] == dl[j] and q < j)):
+            break
+        h[i] = q
+        slot[q] = i
+        i = m
+    h[i] = j
+    slot[j] = i
+
+
+@jit
+def _promo_pop(ps):
+    """Drop the earliest promotion entry."""
+    j = ps.pheap[0]
+    ps.pslot[j] = -1
+    n = ps.psize[0] - 1
+    ps.psize[0] = n
+    if n > 0:
+        ps.pheap[0] = ps.pheap[n]
+        _promo_down(ps, 0)
+
+
+@jit
+def _on_preempted(es, ps, j):
+    """Tiresias: start job ``j``'s promotion clock (``TiresiasPolicy.on_preempted``).
+
+    One entry per job: a newer clock replaces the older one (which the reference keeps as a
+    stale heap entry and skips).
+    """
+    if ps.kind != KIND_TIRESIAS:
+        return
+    i = ps.pslot[j]
+    if i >= 0:  # the older clock is stale: move it to the top and drop it
+        ps.pdead[j] = -np.inf
+        _promo_up(ps, i)
+        _promo_pop(ps)
+    share = es.jobs.share[j]
+    if ps.knob < 0 or share <= 0:
+        return
+    executed = es.jobs.gpu_seconds[j] / share
+    ps.pdead[j] = es.c[0].now + ps.knob * executed
+    n = ps.psize[0]
+    ps.psize[0] = n + 1
+    ps.pheap[n] = j
+    _promo_up(ps, n)
+
+
+@jit
+def _before_pass(es, ps):
+    """Tiresias: promote waiting jobs whose wait reached the limit (``before_pass``)."""
+    now = es.c[0].now
+    status = es.jobs.status
+    while ps.psize[0] > 0 and ps.pdead[ps.pheap[0]] <= now + 1e-9:
+        j = ps.pheap[0]
+        _promo_pop(ps)
+        if status[j] != _QUEUED:
+            continue
+        ps.base[j] += _service(es, ps, j)
+        _set_key(es, ps, j, _key_of(es, ps, j))
+
+
+@jit
+def _after_pass(es, ps):
+    """Tiresias: a pass at the next demotion or promotion (``after_pass``); an error code."""
+    c = es.c[0]
+    now = c.now
+    status = es.jobs.status
+    while ps.psize[0] > 0 and status[ps.pheap[0]] != _QUEUED:
+        _promo_pop(ps)
+    t = np.inf
+    if ps.psize[0] > 0:
+        t = ps.pdead[ps.pheap[0]]
+    if c.running > 0:
+        gap_min = np.inf
+        share = es.jobs.share
+        nthr = ps.thresholds.shape[0]
+        run = es.q.running
+        v = bit_next(run, 0)
+        while v >= 0:
+            if share[v] > 0:
+                svc = _service(es, ps, v)
+                k = _level(ps, svc)
+                if k < nthr:
+                    g = (ps.thresholds[k] - svc) / share[v]
+                    if g < gap_min:
+                        gap_min = g
+            v = bit_next(run, v + 1)
+        if gap_min < np.inf:
+            t = min(t, now + gap_min)
+    if t < np.inf:
+        if ps.interval > 0:
+            t = math.ceil(t / ps.interval - 1e-9) * ps.interval
+        if t > now:
+            return wake_at(es, t)
+    return 0
 
 
 @jit
@@ -183,6 +363,18 @@ def _candidates(es, ps, j, tag):
                 ps.prim[n] = float(p)
                 held += share[v]
                 n += 1
+            v = bit_next(run, v + 1)
+    elif ps.kind == KIND_TIRESIAS:
+        mine = _level(ps, _service(es, ps, j))
+        v = bit_next(run, 0)
+        while v >= 0:
+            if ps.fresh[v] != tag:
+                lv = _level(ps, _service(es, ps, v))
+                if lv > mine:
+                    ps.cands[n] = v
+                    ps.prim[n] = -float(lv)
+                    held += share[v]
+                    n += 1
             v = bit_next(run, v + 1)
     else:  # SRTF
         mine = _remaining(es, ps, j)
@@ -224,6 +416,9 @@ def _start_or_preempt(es, fs, ps, j, tag):
         code = preempt(es, fs, v)
         if code != 0:
             return code, 0
+        _on_preempted(es, ps, v)
+        ps.mine[v] = True
+        ps.seen[v] = True
         _set_key(es, ps, v, _key_of(es, ps, v))
     k = place_job(es, j, ps.mode, ps.allow_split, True)
     if k < 0:  # cannot happen: the what-if placement showed the room (defensive)
@@ -274,7 +469,10 @@ def _strict_pass(es, fs, ps):
 
 @jit
 def _ordered_pass(es, fs, ps):
-    """:meth:`OrderedPolicy.schedule` for SJF, priority and SRTF, compiled."""
+    """:meth:`OrderedPolicy.schedule` for SJF, priority, SRTF and Tiresias, compiled."""
+    tiresias = ps.kind == KIND_TIRESIAS
+    if tiresias:
+        _before_pass(es, ps)
     _sync(es, ps)
     if ps.strict:
         return _strict_pass(es, fs, ps)
@@ -307,11 +505,13 @@ def _ordered_pass(es, fs, ps):
                 if nxt >= 0:
                     m = _push_head(ps, m, nxt)
                     active[h] = True
+    if tiresias:
+        return _after_pass(es, ps)
     return PASS_DONE
 
 
 class OrderedPass(NamedTuple):
-    """Compiled state of an SJF, priority or SRTF pass (see the module docstring)."""
+    """Compiled state of an SJF, priority, SRTF or Tiresias pass (see the module docstring)."""
 
     kind: int  # KIND_*
     strict: bool  # SJF: stop at the first job that does not fit
@@ -332,11 +532,22 @@ class OrderedPass(NamedTuple):
     hslot: np.ndarray  # int64[jobs]: scratch slots of that heap
     active: np.ndarray  # bool[classes]: class has an entry in the pass's heap
     fresh: np.ndarray  # int64[jobs]: tag of the pass that started the job
-    tag: np.ndarray  # int64[1]: passes run
+    tag: np.ndarray  # int64[2]: passes run, syncs run
     prim: np.ndarray  # float64[jobs]: primary victim key of each candidate (smaller first)
     order: np.ndarray  # int64[jobs]: heap scratch of the victim search
     cands: np.ndarray  # int64[jobs]: victim candidates
     victims: np.ndarray  # int64[jobs]: chosen victims
+    seen: np.ndarray  # bool[jobs]: job was keyed before
+    mine: np.ndarray  # bool[jobs]: the pass requeued it; skip the engine's entry once
+    synced: np.ndarray  # int64[jobs]: sync that last took the job in (repeats count once)
+    thresholds: np.ndarray  # float64[K-1]: Tiresias queue limits, GPU-seconds
+    knob: float  # Tiresias promote_knob (< 0 = no promotion)
+    interval: float  # Tiresias re-evaluation period (<= 0 = exact)
+    base: np.ndarray  # float64[jobs]: Tiresias service offsets
+    pdead: np.ndarray  # float64[jobs]: promotion deadline of each job's clock
+    pheap: np.ndarray  # int64[jobs]: heap of running promotion clocks
+    pslot: np.ndarray  # int64[jobs]: place in it (-1 = none)
+    psize: np.ndarray  # int64[1]
     sc: object  # what-if cluster (Scratch.ref)
     sbuf: object  # its placement buffer (Scratch.buf)
 
@@ -356,6 +567,9 @@ def new_ordered_pass(
     allow_split: bool,
     total_gpus: float,
     scratch,
+    thresholds: np.ndarray | None = None,
+    knob: float | None = None,
+    interval: float | None = None,
 ) -> OrderedPass:
     """A fresh :class:`OrderedPass` for a run (nothing keyed yet)."""
     n = int(estimate.shape[0])
@@ -380,11 +594,22 @@ def new_ordered_pass(
         np.zeros(n, dtype=np.int64),
         np.zeros(ncls, dtype=np.bool_),
         np.full(n, -1, dtype=np.int64),
-        np.zeros(1, dtype=np.int64),
+        np.zeros(2, dtype=np.int64),
         np.zeros(n),
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(0) if thresholds is None else np.array(thresholds, dtype=np.float64),
+        -1.0 if knob is None else float(knob),
+        -1.0 if interval is None else float(interval),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
         scratch.ref,
         scratch.buf,
     )

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from policies.ordered import OrderedPolicy
+from policies.ordered_pass import KIND_TIRESIAS, OrderedPass
 from simulator.core.jobs import Status
 from simulator.core.view import SchedulerView
 
@@ -51,6 +52,7 @@ class TiresiasPolicy(OrderedPolicy):
     """
 
     name = "tiresias"
+    _KEY_METHODS = ("service", "level", "_next_demotion")
 
     def __init__(
         self,
@@ -164,3 +166,15 @@ class TiresiasPolicy(OrderedPolicy):
             return math.inf
         gap = self.thresholds[idx[below]] - svc[below]
         return float(view.now + (gap / share[below]).min())
+
+    def compiled_pass(self, view: SchedulerView) -> OrderedPass | None:
+        """The compiled pass (:mod:`policies.ordered_pass`); None if a subclass changes it."""
+        return self._compiled_state(
+            view,
+            TiresiasPolicy,
+            KIND_TIRESIAS,
+            preemptive=self.preemption,
+            thresholds=self.thresholds,
+            knob=self.promote_knob,
+            interval=self.interval,
+        )
