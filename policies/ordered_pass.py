@@ -345,8 +345,9 @@ def _candidates(es, ps, j, tag):
     """Running jobs ``j`` may preempt into ``ps.cands``, primary keys into ``ps.prim``.
 
     In job order; the victim search takes them most preferred first. Jobs started in this
-    pass (``ps.fresh == tag``) are left out. Returns their number, or 0 when even all of them
-    together hold too few GPUs for ``j`` (the reference's cheap necessary condition).
+    pass (``ps.fresh == tag``) are left out. Returns their number, -1 if there is none, or 0
+    when even all of them together hold too few GPUs for ``j`` (the reference's cheap
+    necessary condition).
     """
     ja = es.jobs
     run = es.q.running
@@ -388,8 +389,10 @@ def _candidates(es, ps, j, tag):
                     held += share[v]
                     n += 1
             v = bit_next(run, v + 1)
+    if n == 0:
+        return -1
     free = ps.total_gpus - es.cl.books[0].alloc_milli / MILLI
-    if n == 0 or free + held + 1e-9 < share[j]:
+    if free + held + 1e-9 < share[j]:
         return 0
     return n
 
@@ -403,8 +406,25 @@ def _start_or_preempt(es, fs, ps, j, tag):
         return start(es, fs, j, k), 0
     if not ps.preemptive:
         return -1, 0
+    # Between two preemptions a head with a larger key has fewer candidates (only jobs ranked
+    # strictly below it may be displaced, never one started in this pass) and free GPUs only
+    # shrink. So a head whose key is at least that of a head that had no candidate has none,
+    # and one whose key and GPUs are at least those of a head whose candidates held too few
+    # GPUs lacks them too: both outcomes are known without a scan. (Heads do not always come in
+    # key order: a class that was in the pass's heap when a victim joined it comes back later
+    # with the victim as its head, hence the keys in the memo.)
+    key = ps.key[j]
+    share = es.jobs.share[j]
+    if key >= ps.memo[0] or (key >= ps.memo[1] and share >= ps.memo[2]):
+        return -1, 0
     n = _candidates(es, ps, j, tag)
+    if n < 0:
+        ps.memo[0] = min(ps.memo[0], key)
+        return -1, 0
     if n == 0:
+        if share < ps.memo[2] or (share == ps.memo[2] and key < ps.memo[1]):
+            ps.memo[1] = key
+            ps.memo[2] = share
         return -1, 0
     nv = find_victims_compiled(
         es, ps.sc, ps.sbuf, j, ps.cands, ps.prim, n, ps.mode, ps.allow_split, ps.victims, ps.order
@@ -417,6 +437,7 @@ def _start_or_preempt(es, fs, ps, j, tag):
         if code != 0:
             return code, 0
         _on_preempted(es, ps, v)
+        ps.memo[:] = np.inf
         ps.mine[v] = True
         ps.seen[v] = True
         _set_key(es, ps, v, _key_of(es, ps, v))
@@ -478,6 +499,7 @@ def _ordered_pass(es, fs, ps):
         return _strict_pass(es, fs, ps)
     ps.tag[0] += 1
     tag = ps.tag[0]
+    ps.memo[:] = np.inf
     ncls = ps.size.shape[0]
     active = ps.active
     m = 0
@@ -537,6 +559,8 @@ class OrderedPass(NamedTuple):
     order: np.ndarray  # int64[jobs]: heap scratch of the victim search
     cands: np.ndarray  # int64[jobs]: victim candidates
     victims: np.ndarray  # int64[jobs]: chosen victims
+    memo: np.ndarray  # float64[3], since the last preemption: least key of a head without
+    # victim candidates; key and GPUs of a head whose candidates held too few GPUs (inf: none)
     seen: np.ndarray  # bool[jobs]: job was keyed before
     mine: np.ndarray  # bool[jobs]: the pass requeued it; skip the engine's entry once
     synced: np.ndarray  # int64[jobs]: sync that last took the job in (repeats count once)
@@ -599,6 +623,7 @@ def new_ordered_pass(
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
         np.zeros(n, dtype=np.int64),
+        np.full(3, np.inf),
         np.zeros(n, dtype=np.bool_),
         np.zeros(n, dtype=np.bool_),
         np.zeros(n, dtype=np.int64),
