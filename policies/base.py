@@ -42,8 +42,9 @@ class Policy:
 def overrides(policy: object, base: type, *methods: str) -> bool:
     """Whether ``policy`` replaces any of ``base``'s ``methods`` (in a subclass or on itself).
 
-    A policy that offers the engine a compiled twin of itself (``replay_spec``) checks this:
-    the twin only knows the base class's code.
+    A policy with a compiled pass (``compiled_pass``) checks this before offering it: the
+    compiled pass only knows the base class's rules, so a subclass that changes one of them
+    gets the Python pass.
     """
     own = vars(policy)
     return any(getattr(type(policy), m) is not getattr(base, m) or m in own for m in methods)

@@ -27,6 +27,11 @@ class PriorityPolicy(OrderedPolicy):
         preemption: may higher classes preempt lower ones at all?
         scoring: node scoring of the shared placer (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+
+    Cost per pass: as :class:`~policies.sjf.SjfPolicy`, plus for a head that does not fit
+    O(R) over the R running jobs and O(log R) plus a fit test per victim candidate taken;
+    heads whose outcome follows from an earlier one in the pass are not scanned. Compiled
+    pass: :mod:`policies.ordered_pass`; :meth:`schedule` is its Python reference.
     """
 
     name = "priority"

@@ -29,6 +29,10 @@ class SjfPolicy(OrderedPolicy):
         strict: stop the pass at the first job that does not fit (no overtaking).
         scoring: node scoring of the shared placer (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+
+    Cost per pass: O(P log Q) to key the P jobs queued since the last pass, O(C) for the heads
+    of C classes, O(log) per head tried (strict: O(C) per start). Compiled pass:
+    :mod:`policies.ordered_pass`; :meth:`schedule` is its Python reference.
     """
 
     name = "sjf"

@@ -28,6 +28,9 @@ class SrtfPolicy(OrderedPolicy):
         estimate_column: trace column with per-job run-time estimates in seconds (None = oracle).
         scoring: node scoring of the shared placer (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+
+    Cost per pass: as :class:`~policies.priority.PriorityPolicy`. Compiled pass:
+    :mod:`policies.ordered_pass`; :meth:`schedule` is its Python reference.
     """
 
     name = "srtf"

@@ -49,6 +49,10 @@ class TiresiasPolicy(OrderedPolicy):
         preemption: may higher queues preempt lower ones?
         scoring: node scoring of the shared placer (``bestfit``, ``spread``, ``firstfit``).
         allow_split: let jobs that fit one node span several when no node has room.
+
+    Cost per pass: as :class:`~policies.priority.PriorityPolicy`, plus O(log n) per promotion
+    due and O(R) over the running jobs for the next demotion. Compiled pass:
+    :mod:`policies.ordered_pass`; :meth:`schedule` is its Python reference.
     """
 
     name = "tiresias"
