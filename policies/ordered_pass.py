@@ -304,6 +304,199 @@ def _before_pass(es, ps):
         _set_key(es, ps, j, _key_of(es, ps, j))
 
 
+# Tiresias demotions. The reference scans every running job at the end of every pass for the
+# next threshold crossing. Here the running jobs that can still move down a queue sit in a heap
+# keyed by when they were last computed to cross (``dtime``): while a job runs in one queue
+# that time changes only by rounding, and a job that already crossed crosses the next
+# threshold later. So ``dtime[v] - _slack(dtime[v])`` bounds from below what the reference
+# computes for ``v`` now, and a search of the heap that prunes at the best exact value found
+# visits only the jobs that can be the earliest (and the ones that moved down, updated after).
+# The heap follows the running set through the stop log; starts the pass does itself are added
+# as they happen; any other change (a start from Python, a migration) is seen as a count that
+# does not match, and the heap is rebuilt from the running set.
+
+
+@jit
+def _slack(now, t):
+    """Bound on the rounding between two evaluations of one job's crossing time."""
+    return 1e-9 * (1.0 + abs(now) + abs(t))
+
+
+@jit
+def _d_less(ps, a, b):
+    ta, tb = ps.dtime[a], ps.dtime[b]
+    return ta < tb or (ta == tb and a < b)
+
+
+@jit
+def _d_up(ps, i):
+    h, slot = ps.dheap, ps.dslot
+    j = h[i]
+    while i > 0:
+        p = (i - 1) >> 1
+        q = h[p]
+        if not _d_less(ps, j, q):
+            break
+        h[i] = q
+        slot[q] = i
+        i = p
+    h[i] = j
+    slot[j] = i
+
+
+@jit
+def _d_down(ps, i):
+    h, slot = ps.dheap, ps.dslot
+    n = ps.dsize[0]
+    j = h[i]
+    while True:
+        m = 2 * i + 1
+        if m >= n:
+            break
+        if m + 1 < n and _d_less(ps, h[m + 1], h[m]):
+            m += 1
+        q = h[m]
+        if not _d_less(ps, q, j):
+            break
+        h[i] = q
+        slot[q] = i
+        i = m
+    h[i] = j
+    slot[j] = i
+
+
+@jit
+def _d_remove(ps, v):
+    i = ps.dslot[v]
+    if i < 0:
+        return
+    ps.dslot[v] = -1
+    n = ps.dsize[0] - 1
+    ps.dsize[0] = n
+    if i < n:
+        x = ps.dheap[n]
+        ps.dheap[i] = x
+        ps.dslot[x] = i
+        _d_up(ps, i)
+        _d_down(ps, ps.dslot[x])
+
+
+@jit
+def _d_place(es, ps, v):
+    """Key running job ``v`` by its next crossing now (or take it out if it has none)."""
+    share = es.jobs.share[v]
+    svc = _service(es, ps, v)
+    k = _level(ps, svc)
+    if share <= 0 or k >= ps.thresholds.shape[0]:
+        _d_remove(ps, v)
+        return
+    now = es.c[0].now
+    ps.dlev[v] = k
+    ps.dtime[v] = now + (ps.thresholds[k] - svc) / share
+    i = ps.dslot[v]
+    if i < 0:
+        n = ps.dsize[0]
+        ps.dsize[0] = n + 1
+        ps.dheap[n] = v
+        _d_up(ps, n)
+    else:
+        _d_up(ps, i)
+        _d_down(ps, ps.dslot[v])
+
+
+@jit
+def _d_stops(es, ps):
+    """Take the jobs that stopped since the last call out of the heap (the stop log)."""
+    stops = es.log.stops
+    end = es.c[0].stops
+    epoch = ps.dcount[1]
+    for i in range(ps.dcount[2], end):
+        v = stops[i]
+        if ps.inrun[v] == epoch:
+            ps.inrun[v] = -1
+            ps.dcount[0] -= 1
+            _d_remove(ps, v)
+    ps.dcount[2] = end
+
+
+@jit
+def _d_sync(es, ps):
+    """Follow the stop log; rebuild from the running set if anything else changed it."""
+    _d_stops(es, ps)
+    if ps.dcount[0] == es.c[0].running:
+        return
+    for i in range(ps.dsize[0]):
+        ps.dslot[ps.dheap[i]] = -1
+    ps.dsize[0] = 0
+    ps.dcount[1] += 1
+    epoch = ps.dcount[1]
+    ps.dcount[0] = 0
+    run = es.q.running
+    v = bit_next(run, 0)
+    while v >= 0:
+        ps.inrun[v] = epoch
+        ps.dcount[0] += 1
+        _d_place(es, ps, v)
+        v = bit_next(run, v + 1)
+    ps.dcount[3] += 1
+
+
+@jit
+def _d_started(es, ps, v):
+    """The pass started job ``v``."""
+    _d_stops(es, ps)  # first the stops before it (v may have been preempted in this pass)
+    ps.inrun[v] = ps.dcount[1]
+    ps.dcount[0] += 1
+    _d_place(es, ps, v)
+
+
+@jit
+def _next_demotion(es, ps):
+    """``TiresiasPolicy._next_demotion``: now plus the least time to a threshold (inf: none)."""
+    _d_sync(es, ps)
+    now = es.c[0].now
+    share = es.jobs.share
+    nthr = ps.thresholds.shape[0]
+    gap_min = np.inf
+    best = np.inf
+    stack = ps.victims  # free after the pass
+    moved = ps.cands
+    nmoved = 0
+    sp = 0
+    if ps.dsize[0] > 0:
+        stack[0] = 0
+        sp = 1
+    while sp > 0:
+        sp -= 1
+        i = stack[sp]
+        v = ps.dheap[i]
+        t = ps.dtime[v]
+        if t - _slack(now, t) >= best:
+            continue
+        svc = _service(es, ps, v)
+        k = _level(ps, svc)
+        if k != ps.dlev[v]:
+            moved[nmoved] = v
+            nmoved += 1
+        if k < nthr:
+            g = (ps.thresholds[k] - svc) / share[v]
+            if g < gap_min:
+                gap_min = g
+                best = now + gap_min
+        m = 2 * i + 1
+        if m < ps.dsize[0]:
+            stack[sp] = m
+            sp += 1
+            if m + 1 < ps.dsize[0]:
+                stack[sp] = m + 1
+                sp += 1
+    for i in range(nmoved):
+        _d_place(es, ps, moved[i])
+    if gap_min < np.inf:
+        return now + gap_min
+    return np.inf
+
+
 @jit
 def _after_pass(es, ps):
     """Tiresias: a pass at the next demotion or promotion (``after_pass``); an error code."""
@@ -316,22 +509,7 @@ def _after_pass(es, ps):
     if ps.psize[0] > 0:
         t = ps.pdead[ps.pheap[0]]
     if c.running > 0:
-        gap_min = np.inf
-        share = es.jobs.share
-        nthr = ps.thresholds.shape[0]
-        run = es.q.running
-        v = bit_next(run, 0)
-        while v >= 0:
-            if share[v] > 0:
-                svc = _service(es, ps, v)
-                k = _level(ps, svc)
-                if k < nthr:
-                    g = (ps.thresholds[k] - svc) / share[v]
-                    if g < gap_min:
-                        gap_min = g
-            v = bit_next(run, v + 1)
-        if gap_min < np.inf:
-            t = min(t, now + gap_min)
+        t = min(t, _next_demotion(es, ps))
     if t < np.inf:
         if ps.interval > 0:
             t = math.ceil(t / ps.interval - 1e-9) * ps.interval
@@ -403,7 +581,10 @@ def _start_or_preempt(es, fs, ps, j, tag):
     k = place_job(es, j, ps.mode, ps.allow_split, True)
     if k >= 0:
         ps.fresh[j] = tag
-        return start(es, fs, j, k), 0
+        code = start(es, fs, j, k)
+        if ps.kind == KIND_TIRESIAS:
+            _d_started(es, ps, j)
+        return code, 0
     if not ps.preemptive:
         return -1, 0
     # Between two preemptions a head with a larger key has fewer candidates (only jobs ranked
@@ -445,7 +626,10 @@ def _start_or_preempt(es, fs, ps, j, tag):
     if k < 0:  # cannot happen: the what-if placement showed the room (defensive)
         return 0, nv
     ps.fresh[j] = tag
-    return start(es, fs, j, k), nv
+    code = start(es, fs, j, k)
+    if ps.kind == KIND_TIRESIAS:
+        _d_started(es, ps, j)
+    return code, nv
 
 
 @jit
@@ -572,6 +756,14 @@ class OrderedPass(NamedTuple):
     pheap: np.ndarray  # int64[jobs]: heap of running promotion clocks
     pslot: np.ndarray  # int64[jobs]: place in it (-1 = none)
     psize: np.ndarray  # int64[1]
+    dtime: np.ndarray  # float64[jobs]: when a running job was computed to cross its threshold
+    dlev: np.ndarray  # int64[jobs]: the queue it was in then
+    dheap: np.ndarray  # int64[jobs]: heap of running jobs by dtime
+    dslot: np.ndarray  # int64[jobs]: place in it (-1 = none)
+    dsize: np.ndarray  # int64[1]
+    inrun: np.ndarray  # int64[jobs]: epoch in which the job was counted running (-1 = not)
+    dcount: np.ndarray  # int64[4]: jobs counted running, epoch, stop-log entries taken in,
+    # rebuilds
     sc: object  # what-if cluster (Scratch.ref)
     sbuf: object  # its placement buffer (Scratch.buf)
 
@@ -635,6 +827,13 @@ def new_ordered_pass(
         np.zeros(n, dtype=np.int64),
         np.full(n, -1, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(4, dtype=np.int64),
         scratch.ref,
         scratch.buf,
     )

@@ -19,8 +19,9 @@ jobs x nodes x GPUs per node    peak rise (measured)        estimate (:func:`est
 20,000 x 64,000 x 2             37 MB                       106 MB
 =============================  ==========================  ===================================
 
-FIFO runs in the compiled loop (:mod:`simulator.core.replay`) here; the slope is 670-675 bytes per
-job (673 from 800k to 1.6M jobs, 660 to 3.2M, 674 to 10M; in the SimPy loop it was 620-660);
+Measured with FIFO before the two event loops became one (``python -m
+experiments.memory_limits`` measures again); the slope is 670-675 bytes per
+job (673 from 800k to 1.6M jobs, 660 to 3.2M, 674 to 10M);
 per node about 320 bytes plus 32 per GPU (cluster arrays, placement index, node names);
 ``record_events=True``
 adds about 800 bytes per job (the event log and placement log). The trace itself, already in
@@ -28,7 +29,7 @@ memory when the check runs, takes about 120 bytes per job for a canonical table 
 ids (more with text ids and extra columns, which are copied into the job table and the results).
 
 A 10M-job run took 8.0 GB peak resident memory for the whole process (trace included) and
-36 s including generating the trace (3 min 18 s in the SimPy loop); it fits in 24 GiB, where
+36 s including generating the trace; it fits in 24 GiB, where
 the check lets about 33M jobs through (28M counting the trace); a cluster of 100k GPUs
 (12,500 x 8) adds 7 MB: cluster size is never the memory limit (it is a time limit: every
 scheduling pass scans node arrays).

@@ -115,3 +115,42 @@ def test_compiled_pass_equals_python_reference_on_a_deep_queue(policy):
     assert int(runs[0].jobs.preemptions.sum()) > 100
     a, b = (digests(r) for r in runs)
     assert a == b
+
+
+def test_tiresias_follows_starts_it_did_not_make():
+    # a SimPy process starts queued jobs behind the policy's back: the compiled Tiresias
+    # pass must notice (its heap of running jobs is rebuilt) and still equal the reference
+    from policies.tiresias import TiresiasPolicy
+    from simulator.core.cluster import ClusterSpec
+    from simulator.core.placement import Placer
+    from traces.synthetic import generate
+
+    trace = generate(600, 64, load=1.4, seed=3)
+    cluster = ClusterSpec.homogeneous(8, 8, "H100")
+
+    def sneaky(sim):
+        placer = Placer(sim.view.cluster)
+        while True:
+            yield sim.env.timeout(977.0)
+            running, queued = list(sim.view.running), sim.view.queue.jobs()
+            if not running and not queued and sim.now > 0:
+                return
+            if running and queued:
+                sim.preempt(running[-1])  # make room, then start the oldest waiting job
+                p = placer.place(sim.view.jobs, queued[0])
+                if p is not None:
+                    sim.start(queued[0], p)
+
+    runs, states = [], []
+    for ref in (False, True):
+        policy = TiresiasPolicy(thresholds=[200.0, 2000.0], promote_knob=2.0)
+        if not ref:
+            make = policy.compiled_pass
+            policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
+        sim = Simulation(
+            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(sneaky,)
+        )
+        runs.append(sim.run())
+    assert [r.engine for r in runs] == ["compiled", "python"]
+    assert states[0].dcount[3] > 0  # rebuilds happened
+    assert digests(runs[0]) == digests(runs[1])
