@@ -171,7 +171,7 @@ def format_summary(summary: dict) -> str:
         (
             "wall time",
             num(summary["wall_seconds"], " s")
-            + (f" ({summary['engine']} loop)" if summary.get("engine") else ""),
+            + (f" ({summary['engine']} pass)" if summary.get("engine") else ""),
         ),
     ]
     width = max(len(k) for k, _ in rows)
