@@ -136,6 +136,7 @@ class OrderedPolicy(Policy):
             allow_split=self.placer.allow_split,
             total_gpus=float(c.total_gpus),
             scratch=self.scratch,
+            share=jobs.gpu_share,
             **tiresias,
         )
 

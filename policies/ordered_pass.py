@@ -387,11 +387,16 @@ def _d_place(es, ps, v):
     share = es.jobs.share[v]
     svc = _service(es, ps, v)
     k = _level(ps, svc)
+    epoch = ps.dcount[1]
+    if ps.dcounted[v] == epoch:
+        ps.lvl_share[ps.dlev[v]] -= share
+    ps.lvl_share[k] += share
+    ps.dcounted[v] = epoch
+    ps.dlev[v] = k
     if share <= 0 or k >= ps.thresholds.shape[0]:
         _d_remove(ps, v)
         return
     now = es.c[0].now
-    ps.dlev[v] = k
     ps.dtime[v] = now + (ps.thresholds[k] - svc) / share
     i = ps.dslot[v]
     if i < 0:
@@ -416,6 +421,9 @@ def _d_stops(es, ps):
             ps.inrun[v] = -1
             ps.dcount[0] -= 1
             _d_remove(ps, v)
+            if ps.dcounted[v] == epoch:
+                ps.lvl_share[ps.dlev[v]] -= es.jobs.share[v]
+                ps.dcounted[v] = -1
     ps.dcount[2] = end
 
 
@@ -431,6 +439,7 @@ def _d_sync(es, ps):
     ps.dcount[1] += 1
     epoch = ps.dcount[1]
     ps.dcount[0] = 0
+    ps.lvl_share[:] = 0.0
     run = es.q.running
     v = bit_next(run, 0)
     while v >= 0:
@@ -448,6 +457,53 @@ def _d_started(es, ps, v):
     ps.inrun[v] = ps.dcount[1]
     ps.dcount[0] += 1
     _d_place(es, ps, v)
+
+
+@jit
+def _d_refresh(es, ps):
+    """Bring every running job's queue up to date now (those that may have moved down).
+
+    A job still in the queue it was counted in has ``dtime`` later than now by more than the
+    level test's slack (``_LEVEL_EPS`` GPU-seconds, i.e. up to ``ps.eps_time`` seconds) and
+    the rounding bound, so only the heap's top part needs a look.
+    """
+    _d_sync(es, ps)
+    now = es.c[0].now
+    stack = ps.order  # free before the victim search
+    moved = ps.victims
+    nmoved = 0
+    sp = 0
+    if ps.dsize[0] > 0:
+        stack[0] = 0
+        sp = 1
+    while sp > 0:
+        sp -= 1
+        i = stack[sp]
+        v = ps.dheap[i]
+        t = ps.dtime[v]
+        if t - ps.eps_time - _slack(now, t) > now:
+            continue
+        if _level(ps, _service(es, ps, v)) != ps.dlev[v]:
+            moved[nmoved] = v
+            nmoved += 1
+        m = 2 * i + 1
+        if m < ps.dsize[0]:
+            stack[sp] = m
+            sp += 1
+            if m + 1 < ps.dsize[0]:
+                stack[sp] = m + 1
+                sp += 1
+    for i in range(nmoved):
+        _d_place(es, ps, moved[i])
+
+
+@jit
+def _held_below(ps, level):
+    """GPUs held by running jobs in queues below ``level`` (after :func:`_d_refresh`)."""
+    held = 0.0
+    for k in range(int(level) + 1, ps.lvl_share.shape[0]):
+        held += ps.lvl_share[k]
+    return held
 
 
 @jit
@@ -598,6 +654,17 @@ def _start_or_preempt(es, fs, ps, j, tag):
     share = es.jobs.share[j]
     if key >= ps.memo[0] or (key >= ps.memo[1] and share >= ps.memo[2]):
         return -1, 0
+    if ps.kind == KIND_TIRESIAS:
+        # the GPUs of every running job in a lower queue (a superset of the candidates)
+        if ps.dcount[4] != tag:
+            _d_refresh(es, ps)
+            ps.dcount[4] = tag
+        free = ps.total_gpus - es.cl.books[0].alloc_milli / MILLI
+        if free + _held_below(ps, key) + 1e-6 < share:
+            if share < ps.memo[2] or (share == ps.memo[2] and key < ps.memo[1]):
+                ps.memo[1] = key
+                ps.memo[2] = share
+            return -1, 0
     n = _candidates(es, ps, j, tag)
     if n < 0:
         ps.memo[0] = min(ps.memo[0], key)
@@ -762,8 +829,11 @@ class OrderedPass(NamedTuple):
     dslot: np.ndarray  # int64[jobs]: place in it (-1 = none)
     dsize: np.ndarray  # int64[1]
     inrun: np.ndarray  # int64[jobs]: epoch in which the job was counted running (-1 = not)
-    dcount: np.ndarray  # int64[4]: jobs counted running, epoch, stop-log entries taken in,
-    # rebuilds
+    dcount: np.ndarray  # int64[5]: jobs counted running, epoch, stop-log entries taken in,
+    # rebuilds, pass of the last refresh
+    dcounted: np.ndarray  # int64[jobs]: epoch in which the job's GPUs count in lvl_share
+    lvl_share: np.ndarray  # float64[K]: GPUs held by running jobs per queue
+    eps_time: float  # seconds the level test's slack can be worth (for the least share)
     sc: object  # what-if cluster (Scratch.ref)
     sbuf: object  # its placement buffer (Scratch.buf)
 
@@ -786,9 +856,12 @@ def new_ordered_pass(
     thresholds: np.ndarray | None = None,
     knob: float | None = None,
     interval: float | None = None,
+    share: np.ndarray | None = None,
 ) -> OrderedPass:
     """A fresh :class:`OrderedPass` for a run (nothing keyed yet)."""
     n = int(estimate.shape[0])
+    positive = share[share > 0] if share is not None and len(share) else np.ones(1)
+    min_share = float(positive.min()) if len(positive) else 1.0
     ncls = max(int(num_classes), 1)
     return OrderedPass(
         int(kind),
@@ -833,7 +906,10 @@ def new_ordered_pass(
         np.full(n, -1, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
         np.full(n, -1, dtype=np.int64),
-        np.zeros(4, dtype=np.int64),
+        np.zeros(5, dtype=np.int64),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(1 if thresholds is None else len(thresholds) + 1),
+        _LEVEL_EPS / min_share,
         scratch.ref,
         scratch.buf,
     )
