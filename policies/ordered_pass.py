@@ -381,10 +381,53 @@ def _d_remove(ps, v):
         _d_down(ps, ps.dslot[x])
 
 
+# SRTF: the running jobs in a dense table (job, version, pass that started it; estimate,
+# work, last update, rate, GPUs), so that collecting victim candidates reads consecutive
+# memory instead of five job columns at random. A copy is stale once the job's version
+# changed (a rate change): the scan then copies it again.
+
+
+@jit
+def _r_copy(es, ps, v):
+    """Put running job ``v`` in the dense table (or refresh its row)."""
+    i = ps.rslot[v]
+    if i < 0:
+        i = ps.rn[0]
+        ps.rn[0] = i + 1
+        ps.rslot[v] = i
+        ps.ri[i, 0] = v
+        ps.ri[i, 2] = -1
+    ja = es.jobs
+    ps.ri[i, 1] = ja.version[v]
+    ps.rf[i, 0] = ps.estimate[v]
+    ps.rf[i, 1] = ja.work[v]
+    ps.rf[i, 2] = ja.last_update[v]
+    ps.rf[i, 3] = ja.rate[v]
+    ps.rf[i, 4] = ja.share[v]
+
+
+@jit
+def _r_remove(ps, v):
+    i = ps.rslot[v]
+    if i < 0:
+        return
+    ps.rslot[v] = -1
+    last = ps.rn[0] - 1
+    ps.rn[0] = last
+    if i < last:
+        w = ps.ri[last, 0]
+        ps.ri[i, :] = ps.ri[last, :]
+        ps.rf[i, :] = ps.rf[last, :]
+        ps.rslot[w] = i
+
+
 @jit
 def _d_place(es, ps, v):
     """Key running job ``v`` by its next crossing now (or take it out if it has none)."""
     share = es.jobs.share[v]
+    if ps.kind == KIND_SRTF:
+        _r_copy(es, ps, v)
+        return
     svc = _service(es, ps, v)
     k = _level(ps, svc)
     epoch = ps.dcount[1]
@@ -421,6 +464,8 @@ def _d_stops(es, ps):
             ps.inrun[v] = -1
             ps.dcount[0] -= 1
             _d_remove(ps, v)
+            if ps.kind == KIND_SRTF:
+                _r_remove(ps, v)
             if ps.dcounted[v] == epoch:
                 ps.lvl_share[ps.dlev[v]] -= es.jobs.share[v]
                 ps.dcounted[v] = -1
@@ -440,6 +485,9 @@ def _d_sync(es, ps):
     epoch = ps.dcount[1]
     ps.dcount[0] = 0
     ps.lvl_share[:] = 0.0
+    for i in range(ps.rn[0]):
+        ps.rslot[ps.ri[i, 0]] = -1
+    ps.rn[0] = 0
     run = es.q.running
     v = bit_next(run, 0)
     while v >= 0:
@@ -457,6 +505,8 @@ def _d_started(es, ps, v):
     ps.inrun[v] = ps.dcount[1]
     ps.dcount[0] += 1
     _d_place(es, ps, v)
+    if ps.kind == KIND_SRTF:
+        ps.ri[ps.rslot[v], 2] = ps.tag[0]  # started in this pass: never a victim in it
 
 
 @jit
@@ -611,18 +661,23 @@ def _candidates(es, ps, j, tag):
                     held += share[v]
                     n += 1
             v = bit_next(run, v + 1)
-    else:  # SRTF
+    else:  # SRTF, over the dense table of running jobs (synced at the pass's first search)
         mine = _remaining(es, ps, j)
-        v = bit_next(run, 0)
-        while v >= 0:
-            if ps.fresh[v] != tag:
-                r = _remaining(es, ps, v)
-                if r > mine:
-                    ps.cands[n] = v
-                    ps.prim[n] = -r
-                    held += share[v]
-                    n += 1
-            v = bit_next(run, v + 1)
+        now = es.c[0].now
+        version = ja.version
+        ri, rf = ps.ri, ps.rf
+        for i in range(ps.rn[0]):
+            if ri[i, 2] == tag:
+                continue
+            v = ri[i, 0]
+            if version[v] != ri[i, 1]:
+                _r_copy(es, ps, v)
+            r = max(rf[i, 0] - (rf[i, 1] + (now - rf[i, 2]) * rf[i, 3]), 0.0)
+            if r > mine:
+                ps.cands[n] = v
+                ps.prim[n] = -r
+                held += rf[i, 4]
+                n += 1
     if n == 0:
         return -1
     free = ps.total_gpus - es.cl.books[0].alloc_milli / MILLI
@@ -638,7 +693,7 @@ def _start_or_preempt(es, fs, ps, j, tag):
     if k >= 0:
         ps.fresh[j] = tag
         code = start(es, fs, j, k)
-        if ps.kind == KIND_TIRESIAS:
+        if ps.kind == KIND_TIRESIAS or ps.kind == KIND_SRTF:
             _d_started(es, ps, j)
         return code, 0
     if not ps.preemptive:
@@ -654,6 +709,9 @@ def _start_or_preempt(es, fs, ps, j, tag):
     share = es.jobs.share[j]
     if key >= ps.memo[0] or (key >= ps.memo[1] and share >= ps.memo[2]):
         return -1, 0
+    if ps.kind == KIND_SRTF and ps.dcount[4] != tag:
+        _d_sync(es, ps)  # the dense table of running jobs, up to date
+        ps.dcount[4] = tag
     if ps.kind == KIND_TIRESIAS:
         # the GPUs of every running job in a lower queue (a superset of the candidates)
         if ps.dcount[4] != tag:
@@ -689,12 +747,14 @@ def _start_or_preempt(es, fs, ps, j, tag):
         ps.mine[v] = True
         ps.seen[v] = True
         _set_key(es, ps, v, _key_of(es, ps, v))
+    if ps.kind == KIND_TIRESIAS or ps.kind == KIND_SRTF:
+        _d_stops(es, ps)  # the victims leave the running tables now
     k = place_job(es, j, ps.mode, ps.allow_split, True)
     if k < 0:  # cannot happen: the what-if placement showed the room (defensive)
         return 0, nv
     ps.fresh[j] = tag
     code = start(es, fs, j, k)
-    if ps.kind == KIND_TIRESIAS:
+    if ps.kind == KIND_TIRESIAS or ps.kind == KIND_SRTF:
         _d_started(es, ps, j)
     return code, nv
 
@@ -834,6 +894,10 @@ class OrderedPass(NamedTuple):
     dcounted: np.ndarray  # int64[jobs]: epoch in which the job's GPUs count in lvl_share
     lvl_share: np.ndarray  # float64[K]: GPUs held by running jobs per queue
     eps_time: float  # seconds the level test's slack can be worth (for the least share)
+    ri: np.ndarray  # int64[jobs, 3]: SRTF dense running table: job, version, start pass
+    rf: np.ndarray  # float64[jobs, 5]: estimate, work, last update, rate, GPUs
+    rslot: np.ndarray  # int64[jobs]: row of each job (-1 = none)
+    rn: np.ndarray  # int64[1]: rows in use
     sc: object  # what-if cluster (Scratch.ref)
     sbuf: object  # its placement buffer (Scratch.buf)
 
@@ -910,6 +974,10 @@ def new_ordered_pass(
         np.full(n, -1, dtype=np.int64),
         np.zeros(1 if thresholds is None else len(thresholds) + 1),
         _LEVEL_EPS / min_share,
+        np.zeros((n if kind == KIND_SRTF else 0, 3), dtype=np.int64),
+        np.zeros((n if kind == KIND_SRTF else 0, 5)),
+        np.full(n, -1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
         scratch.ref,
         scratch.buf,
     )
