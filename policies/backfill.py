@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from policies.base import Policy, Start
+from policies.backfill_pass import BackfillPass, new_backfill_pass
+from policies.base import Policy, Start, overrides
 from policies.ordered import job_estimates
 from policies.whatif import Scratch
 from simulator.core.cluster import MILLI
@@ -122,8 +123,15 @@ class BackfillPolicy(Policy):
 
     Everything is computed on real placements with the shared placer (not on GPU counts): a
     reservation is a concrete placement, so "4 GPUs free in total" never counts as room for a
-    4-GPU single-node job spread over two nodes. Cost per pass grows with queued jobs x
-    breakpoints (distinct estimated end times), so large traces are slower than with ``gang``.
+    4-GPU single-node job spread over two nodes.
+
+    Cost per pass of this Python pass (the reference): queued jobs x breakpoints (distinct
+    estimated end times) x nodes. EASY mode has a compiled pass (:class:`BackfillPass`,
+    :mod:`policies.backfill_pass`) that makes the same decisions without the profile:
+    ``O(classes)`` placements until a job fits after a failure, one search over the running
+    jobs' ends for the reservation (``O(R + k log R)``), then ``O(queued)`` with a placement
+    only for classes not known to fail. Conservative mode runs this Python pass.
+    ``reservations`` is filled by the Python pass only.
 
     Args:
         estimate_column: trace column with run-time estimates in seconds (None = true duration).
@@ -187,7 +195,8 @@ class BackfillPolicy(Policy):
             if not reserve and c in failed_at:
                 if windows is None:  # last breakpoint inside each job's run, if started now
                     times = np.asarray(profile.times)
-                    windows = times[np.searchsorted(times, times[0] + lengths, side="left") - 1]
+                    at = np.searchsorted(times, times[0] + lengths, side="left") - 1
+                    windows = times[np.maximum(at, 0)]  # as window(0, length)
                 if windows[idx] >= failed_at[c]:
                     continue
             for k in range(len(profile.times) if reserve else 1):
@@ -207,6 +216,20 @@ class BackfillPolicy(Policy):
                     self.reservations[j] = (profile.times[k], p)
                     failed_at.clear()  # the profile changed under the cached failures
                 break
+
+    def compiled_pass(self, view: SchedulerView) -> BackfillPass | None:
+        """The compiled pass (EASY only; None in conservative mode or if a subclass changes it)."""
+        methods = ("schedule", "setup", "_depth", "_place_over", "_profile")
+        if self.conservative or overrides(self, BackfillPolicy, *methods):
+            return None
+        low = Scratch(view, self.scoring, self.allow_split)
+        p = self.scratch.placer
+        return new_backfill_pass(
+            self.estimate, view.jobs.num_classes, p.mode, p.allow_split, self.scratch, low
+        )
+
+    def compiled_finish(self, state: BackfillPass) -> None:
+        """Nothing to copy back (reservations are made anew at every pass)."""
 
     def _place_over(
         self, jobs: JobTable, j: int, profile: _Profile, k: int, length: float

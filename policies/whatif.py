@@ -22,7 +22,7 @@ from simulator.core.placement import Placement, Placer
 from simulator.core.refs import buf_ref
 from simulator.core.view import SchedulerView
 
-__all__ = ["Scratch", "find_victims", "find_victims_compiled"]
+__all__ = ["Scratch", "find_victims", "find_victims_compiled", "give"]
 
 
 class Scratch:
@@ -203,7 +203,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
         size -= 1
         order[0] = order[size]
         _sift(order, 0, size, prim, run_start, cands)
-        _give(es, sc, v, 1)
+        give(es, sc, v, 1)
         out[chosen] = v
         chosen += 1
         if local:
@@ -230,7 +230,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
     keep = np.ones(chosen, dtype=np.bool_)
     for i in range(chosen - 2, -1, -1):
         v = out[i]
-        _give(es, sc, v, -1)
+        give(es, sc, v, -1)
         if local:
             ok = fits_on_nodes(sc, touched, nt, gpus, milli, mask, cpus, mem)
         else:
@@ -241,7 +241,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
         if ok:
             keep[i] = False
         else:
-            _give(es, sc, v, 1)
+            give(es, sc, v, 1)
     m = 0
     for i in range(chosen):
         if keep[i]:
@@ -251,7 +251,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
 
 
 @jit
-def _give(es, sc, v, sign):
+def give(es, sc, v, sign):
     """Release (``sign=1``) or take back (-1) running job ``v``'s placement on ``sc``."""
     ja = es.jobs
     a, g = ja.node_off[v], ja.gpu_off[v]

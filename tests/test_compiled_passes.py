@@ -117,6 +117,35 @@ def test_compiled_pass_equals_python_reference_on_a_deep_queue(policy):
     assert a == b
 
 
+@pytest.mark.parametrize("estimates", ["duration", "walltime"])
+def test_backfill_pass_equals_python_reference_on_a_deep_queue(estimates):
+    # hundreds waiting behind a reservation, most passes backfill around it: the compiled
+    # EASY pass (no profile, a reservation computed only when a later job fits) must make the
+    # profile's decisions, with exact and with wrong (0.5x-3x) run-time estimates
+    import numpy as np
+
+    from policies.backfill import BackfillPolicy
+    from simulator.core.cluster import ClusterSpec
+    from traces.synthetic import generate
+
+    trace = generate(1500, 128, load=1.5, seed=0)
+    rng = np.random.default_rng(2)
+    trace = trace.assign(walltime=trace["duration"] * rng.uniform(0.5, 3.0, len(trace)))
+    cluster = ClusterSpec.homogeneous(16, 8, "H100")
+    column = None if estimates == "duration" else estimates
+    runs = [
+        Simulation(
+            trace, cluster, BackfillPolicy(column), record_events=True, reference_passes=ref
+        ).run()
+        for ref in (False, True)
+    ]
+    assert [r.engine for r in runs] == ["compiled", "python"]
+    waited = runs[0].jobs.start - runs[0].jobs.submit
+    assert (waited > 0).mean() > 0.5  # a deep queue indeed
+    a, b = (digests(r) for r in runs)
+    assert a == b
+
+
 def test_tiresias_follows_starts_it_did_not_make():
     # a SimPy process starts queued jobs behind the policy's back: the compiled Tiresias
     # pass must notice (its heap of running jobs is rebuilt) and still equal the reference

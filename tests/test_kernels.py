@@ -379,3 +379,47 @@ def test_fits_on_nodes_is_place_into_for_single_node_jobs(seed):
             ref, n, milli, mask, c, m, True, kernels.BEST_FIT, False, bool(rng.random() < 0.5), buf
         )
         assert kernels.fits_on_nodes(ref, nodes, num, n, milli, mask, c, m) == (placed >= 0)
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_min_free_is_load_free_of_the_elementwise_minimum(seed):
+    # the backfill pass's "least free over a span" state must be as consistent (free_full,
+    # buckets, books) as a state loaded from scratch with the element-wise minimum
+    from simulator.core.cluster import ClusterSpec, ClusterState
+
+    rng = np.random.default_rng(9400 + seed)
+    num = int(rng.integers(1, 10))
+    gpus = rng.choice([0, 1, 2, 4, 8], size=num).astype(np.int64)
+    models = tuple("" if g == 0 else "H100" for g in gpus)
+    cpus = rng.choice([np.inf, 8.0, 32.0], size=num).astype(float)
+    spec = ClusterSpec(
+        tuple(f"n{i}" for i in range(num)), gpus, models, cpus, cpus, np.zeros(num, dtype=np.int64)
+    )
+
+    def random_state():
+        s = ClusterState(spec)
+        g = s.gpu_free.copy()
+        real = g >= 0
+        g[real] = rng.choice([0, 250, 1000, 1000], size=int(real.sum()))
+        c = np.where(np.isinf(cpus), cpus, cpus * rng.random(num))
+        s.load_free(g, c, c.copy(), rng.random(num) > 0.2)
+        return s
+
+    a, b, dst = random_state(), random_state(), random_state()
+    whole = seed % 2 == 0
+    if whole:
+        kernels.min_free(dst.ref, a.ref, b.ref)
+    else:  # node by node, some twice
+        for i in list(range(num)) + list(rng.integers(0, num, size=3)):
+            kernels.min_node(dst.ref, a.ref, b.ref, int(i))
+    want = ClusterState(spec)
+    want.load_free(
+        np.minimum(a.gpu_free, b.gpu_free),
+        np.minimum(a.cpu_free, b.cpu_free),
+        np.minimum(a.mem_free, b.mem_free),
+        a.node_up,
+    )
+    for name in ("gpu_free", "free_full", "cpu_free", "mem_free", "node_up", "buckets"):
+        np.testing.assert_array_equal(getattr(dst, name), getattr(want, name), err_msg=name)
+    assert dst.free_gpu_total == want.free_gpu_total
+    assert dst.allocated_milli == want.allocated_milli

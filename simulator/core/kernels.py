@@ -33,6 +33,8 @@ __all__ = [
     "fits_on_nodes",
     "max_node_gpus",
     "copy_free",
+    "min_node",
+    "min_free",
     "BEST_FIT",
     "SPREAD",
     "FIRST_FIT",
@@ -861,6 +863,42 @@ def copy_free(dst, src):
     d.free_gpus = s.free_gpus
     d.alloc_milli = s.alloc_milli
     d.version += 1
+
+
+@jit
+def min_node(dst, a, b, i):
+    """Make node ``i`` of cluster ``dst`` hold the element-wise minimum of ``a`` and ``b``.
+
+    ``a``, ``b`` and ``dst`` are states of the same cluster: free milli-GPU per slot, CPU and
+    memory become the smaller of the two, ``node_up`` is ``a``'s; ``free_full``, the bucket
+    index and the books of ``dst`` stay consistent. (What is free over a span of time is the
+    minimum of what is free at each instant of it.)
+    """
+    books = dst.books[0]
+    _bucket_set(dst.buckets, i, dst.free_full[i], False)
+    full = 0
+    for g in range(dst.gpu_free.shape[1]):
+        old = dst.gpu_free[i, g]
+        new = min(a.gpu_free[i, g], b.gpu_free[i, g])
+        dst.gpu_free[i, g] = new
+        if new >= 0:
+            books.alloc_milli += old - new
+        if new == MILLI:
+            full += 1
+    books.free_gpus += full - dst.free_full[i]
+    dst.free_full[i] = full
+    dst.cpu_free[i] = min(a.cpu_free[i], b.cpu_free[i])
+    dst.mem_free[i] = min(a.mem_free[i], b.mem_free[i])
+    dst.node_up[i] = a.node_up[i]
+    _bucket_set(dst.buckets, i, full, True)
+    books.version += 1
+
+
+@jit
+def min_free(dst, a, b):
+    """:func:`min_node` for every node: ``dst`` becomes the minimum of states ``a`` and ``b``."""
+    for i in range(dst.free_full.shape[0]):
+        min_node(dst, a, b, i)
 
 
 # ---------------------------------------------------------------------- public wrappers
