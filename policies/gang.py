@@ -10,12 +10,17 @@ import numpy as np
 
 from policies.base import Policy, Start, overrides
 from simulator.core.bits import bit_next
-from simulator.core.hooks import PASS_DONE
+from simulator.core.hooks import PASS_DONE, policy_hook
 from simulator.core.jit import jit
 from simulator.core.ops import first_queued, place_job, start
 from simulator.core.view import SchedulerView
 
-__all__ = ["GangPolicy", "GangPass"]
+__all__ = ["GangPolicy", "GangPass", "gang_walk", "place_hook", "started_hook"]
+
+place_hook = policy_hook("place")
+"""``type(ps).place(es, ps, j)``: where the walk's policy places job ``j`` (into ``es.buf``)."""
+started_hook = policy_hook("started")
+"""``type(ps).started(es, ps, j)``: the walk started job ``j``."""
 
 
 class GangPolicy(Policy):
@@ -108,7 +113,10 @@ class GangPolicy(Policy):
         """The compiled pass's state (None if a subclass changes the pass)."""
         if overrides(self, GangPolicy, "schedule", "setup", "_starving"):
             return None
-        p = self.placer
+        return self._gang_state(self.placer)
+
+    def _gang_state(self, p) -> GangPass:
+        """The walk's state: placer ``p``'s settings and the starvation clock."""
         limit = -1.0 if self.starvation_timeout is None else float(self.starvation_timeout)
         return GangPass(
             p.mode,
@@ -125,8 +133,13 @@ class GangPolicy(Policy):
 
 
 @jit
-def _gang_pass(es, fs, ps):
-    """:meth:`GangPolicy.schedule`, compiled: class heads in arrival order, as they change."""
+def gang_walk(es, fs, ps):
+    """:meth:`GangPolicy.schedule`, compiled: class heads in arrival order, as they change.
+
+    Placement is ``type(ps).place`` (:data:`place_hook`), so a policy that walks the queue as
+    gang does and only places differently (e.g. :mod:`policies.topology`) shares this walk;
+    ``ps`` has :class:`GangPass`'s fields.
+    """
     now = es.c[0].now
     head = first_queued(es)
     if head < 0:
@@ -136,15 +149,18 @@ def _gang_pass(es, fs, ps):
         ps.head_since[0] = now
     limit = ps.limit
     if es.c[0].queued == 1:  # nothing to skip or order
-        k = place_job(es, head, ps.mode, ps.allow_split, ps.indexed)
+        k = place_hook(es, ps, head)
         if k >= 0:
-            return start(es, fs, head, k)
+            code = start(es, fs, head, k)
+            if code == 0:
+                started_hook(es, ps, head)
+            return code
         return PASS_DONE
     starving = limit >= 0 and now - ps.head_since[0] >= limit
     heads = es.q.heads
     j = bit_next(heads, 0)
     while j >= 0:
-        k = place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+        k = place_hook(es, ps, j)
         if k < 0:
             if starving and j == head:
                 return PASS_DONE
@@ -152,6 +168,7 @@ def _gang_pass(es, fs, ps):
             code = start(es, fs, j, k)  # the class's next job becomes its head (later bit)
             if code != 0:
                 return code
+            started_hook(es, ps, j)
             if j == head:
                 head = first_queued(es)
                 starving = False
@@ -162,6 +179,21 @@ def _gang_pass(es, fs, ps):
                     starving = now - ps.head_since[0] >= limit
         j = bit_next(heads, j + 1)
     return PASS_DONE
+
+
+@jit
+def _gang_place(es, ps, j):
+    return place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+
+
+@jit
+def _nothing(es, ps, j):
+    return 0
+
+
+@jit
+def _gang_pass(es, fs, ps):
+    return gang_walk(es, fs, ps)
 
 
 class GangPass(NamedTuple):
@@ -175,3 +207,5 @@ class GangPass(NamedTuple):
     head_since: np.ndarray  # float64[1]: since when it is the head
 
     kernel = _gang_pass
+    place = _gang_place
+    started = _nothing

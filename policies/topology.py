@@ -35,8 +35,9 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from policies.base import Reject, Start
+from policies.base import Reject, Start, overrides
 from policies.gang import GangPolicy
+from policies.topology_pass import TopologyPass, new_topology_pass
 from simulator.core import kernels
 from simulator.core.cluster import MILLI
 from simulator.core.jobs import Status
@@ -300,6 +301,40 @@ class TopologyPolicy(GangPolicy):
             return p
         view.wake_at(since + self.max_wait)
         return None
+
+    def compiled_pass(self, view: SchedulerView) -> TopologyPass | None:
+        """The compiled pass (None if a subclass changes a rule)."""
+        methods = ("schedule", "setup", "_starving", "levels", "after_wait")
+        if overrides(self, TopologyPolicy, *methods) or type(self.placer) is not _DomainPlacer:
+            return None
+        if overrides(self.placer, _DomainPlacer, "place", "_in_level", "_capacity"):
+            return None
+        gang = self._gang_state(self.placer.base)
+        jobs = view.jobs
+        caps = [self.placer._capacity(int(mask)) for _, _, mask, _, _ in jobs.demands]
+        held = np.full(jobs.n, np.nan)
+        for j, t in self.held_since.items():
+            held[j] = t
+        return new_topology_pass(
+            gang,
+            node_cap=[c[0] for c in caps],
+            rack_cap=[c[1] for c in caps],
+            required=self._required,
+            preferred=self._preferred,
+            default_required=self.default_mode == "required",
+            split=self.split,
+            whole_nodes=self.whole_nodes,
+            max_wait=self.max_wait,
+            held=held,
+            reason=view.reason_code("topology"),
+            num_nodes=len(view.cluster.capacity),
+        )
+
+    def compiled_finish(self, state: TopologyPass) -> None:
+        """Copy back the starvation clock and which jobs wait for a compact domain."""
+        super().compiled_finish(state)
+        waiting = np.flatnonzero(~np.isnan(state.held))
+        self.held_since = {int(j): float(state.held[j]) for j in waiting}
 
     def schedule(self, view: SchedulerView) -> Iterator[Start | Reject]:
         """The gang pass with topology-aware placement; then reject impossible constraints."""

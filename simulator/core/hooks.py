@@ -34,6 +34,7 @@ __all__ = [
     "start_hook",
     "stop_hook",
     "hook",
+    "policy_hook",
 ]
 
 PASS_DONE = 0
@@ -126,3 +127,28 @@ def _stop_hook(es, fs, j):
         return fn(es, fs, j)
 
     return impl
+
+
+def policy_hook(name: str):
+    """A function ``f(es, ps, j)`` that calls ``type(ps).<name>(es, ps, j)``, in compiled code too.
+
+    For a compiled pass shared by several policies (e.g. the gang walk, with the placement
+    rule of each policy that walks the queue that way): the rule is found through the type of
+    the policy state at compile time, as :func:`pass_hook` finds the pass.
+    """
+
+    def call(es, ps, j):
+        return hook(type(ps), name)(es, ps, j)
+
+    call.__name__ = call.__qualname__ = f"{name}_hook"
+
+    @overload(call)
+    def _call(es, ps, j):
+        fn = hook(_state_class(ps), name)
+
+        def impl(es, ps, j):
+            return fn(es, ps, j)
+
+        return impl
+
+    return call

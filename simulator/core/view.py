@@ -258,3 +258,7 @@ class SchedulerView:
     def wake_at(self, time: float) -> None:
         """Ask for a scheduling pass at ``time`` (seconds) even if nothing else happens then."""
         self._sim.request_pass_at(time)
+
+    def reason_code(self, reason: str) -> int:
+        """The code a compiled pass gives :func:`~simulator.core.ops.reject` for ``reason``."""
+        return self._sim.reason_code(reason)
