@@ -14,10 +14,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Hashable
 
+from simulator.core.jit import jit
 from simulator.core.jobs import JobTable, Status
 from simulator.core.view import PendingQueue
 
-__all__ = ["KeyedQueue"]
+__all__ = ["KeyedQueue", "take_pushes"]
+
+_QUEUED = Status.QUEUED
 
 
 class KeyedQueue:
@@ -117,3 +120,32 @@ class KeyedQueue:
                 out.append((h[0], h[1], g))
         heapq.heapify(out)
         return out
+
+
+@jit
+def take_pushes(es, cursor, mine, synced, stamp, out):
+    """:meth:`KeyedQueue.sync`'s walk of the push log, for compiled passes.
+
+    Writes into ``out`` every job that entered the engine queue since entry ``cursor[0]`` and
+    still waits, once each, in order of first entry, skipping the engine's entry of each of the
+    pass's own requeues (``mine[j]``, cleared here); ``synced``/``stamp`` mark the jobs taken
+    in this call. Moves the cursor; returns how many jobs were written.
+    """
+    pushes = es.log.pushes
+    status = es.jobs.status
+    end = es.c[0].pushes
+    n = 0
+    for i in range(cursor[0], end):
+        j = pushes[i]
+        if mine[j]:
+            mine[j] = False
+            continue
+        if synced[j] == stamp:
+            continue
+        synced[j] = stamp
+        if status[j] != _QUEUED:
+            continue
+        out[n] = j
+        n += 1
+    cursor[0] = end
+    return n

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from policies.keyed_queue import take_pushes
 from policies.whatif import find_victims_compiled
 from simulator.core.bits import bit_next
 from simulator.core.cluster import MILLI
@@ -190,27 +191,15 @@ def _sync(es, ps):
     (the pass keyed the job itself), repeats count once, and a job queued again by other means
     (a node failure) after it ran gets :func:`_on_preempted`.
     """
-    pushes = es.log.pushes
-    status = es.jobs.status
-    end = es.c[0].pushes
     ps.tag[1] += 1
-    once = ps.tag[1]
-    for i in range(ps.cursor[0], end):
-        j = pushes[i]
-        if ps.mine[j]:
-            ps.mine[j] = False
-            continue
-        if ps.synced[j] == once:
-            continue
-        ps.synced[j] = once
-        if status[j] != _QUEUED:
-            continue
+    n = take_pushes(es, ps.cursor, ps.mine, ps.synced, ps.tag[1], ps.pushed)
+    for i in range(n):
+        j = ps.pushed[i]
         back = ps.seen[j]
         ps.seen[j] = True
         _set_key(es, ps, j, _key_of(es, ps, j))
         if back and es.jobs.gpu_seconds[j] > 0:
             _on_preempted(es, ps, j)
-    ps.cursor[0] = end
 
 
 # ---------------------------------------------------------------------- Tiresias timers
@@ -898,6 +887,7 @@ class OrderedPass(NamedTuple):
     rf: np.ndarray  # float64[jobs, 5]: estimate, work, last update, rate, GPUs
     rslot: np.ndarray  # int64[jobs]: row of each job (-1 = none)
     rn: np.ndarray  # int64[1]: rows in use
+    pushed: np.ndarray  # int64[jobs]: jobs a sync takes in (take_pushes)
     sc: object  # what-if cluster (Scratch.ref)
     sbuf: object  # its placement buffer (Scratch.buf)
 
@@ -978,6 +968,7 @@ def new_ordered_pass(
         np.zeros((n if kind == KIND_SRTF else 0, 5)),
         np.full(n, -1, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
         scratch.ref,
         scratch.buf,
     )

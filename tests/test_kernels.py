@@ -423,3 +423,16 @@ def test_min_free_is_load_free_of_the_elementwise_minimum(seed):
         np.testing.assert_array_equal(getattr(dst, name), getattr(want, name), err_msg=name)
     assert dst.free_gpu_total == want.free_gpu_total
     assert dst.allocated_milli == want.allocated_milli
+
+
+def test_fair_pass_sums_as_numpy_does():
+    # the compiled fair pass must add arrays in NumPy's order (pairwise, 8 accumulators) to
+    # make the Python reference's fair shares bit for bit
+    from policies.fair_pass import _np_sum
+
+    rng = np.random.default_rng(77)
+    for n in [*range(0, 40), 127, 128, 129, 255, 256, 257, 1000, 4099]:
+        a = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 17, n)
+        assert _np_sum(a, 0, n) == a.sum(), n
+        if n > 3:
+            assert _np_sum(a, 2, n - 3) == a[2 : n - 1].sum(), n

@@ -279,3 +279,29 @@ def test_finish_time_fairness_by_hand():
         }
     )
     assert fairness.finish_time_fairness(shared, cluster_gpus=2).tolist() == [1.0, 1.0]
+
+
+def test_job_sizes_lie_on_a_grid_that_makes_usage_sums_exact():
+    # the compiled pass keeps usage as jobs start and stop, the reference recounts it: both
+    # agree only if every sum of sizes is exact, whatever the order of the additions
+    from policies.fair import exact_grid
+
+    def added(xs):
+        total = 0.0
+        for x in xs:
+            total += x
+        return total
+
+    rng = np.random.default_rng(5)
+    total = 8192.0
+    raw = rng.random(1000) * 64 / 3
+    assert added(raw) != added(raw[::-1])  # off the grid, the order of additions matters
+    size = exact_grid(raw, total)
+    assert np.abs(size - raw).max() < 1e-10
+    q = 2.0 ** -(52 - int(np.ceil(np.log2(4 * total + 1))))
+    assert np.all(size / q == np.round(size / q))
+    assert added(size) == added(size[::-1]) == added(rng.permutation(size)) == float(size.sum())
+    kept = added(size)
+    for x in size[::2]:
+        kept -= x
+    assert kept == added(size[1::2])
