@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from policies.base import Decision, Migrate, Policy, Start
+from policies.base import Decision, Migrate, Policy, Start, overrides
+from policies.consolidate_pass import ConsolidatePass, new_consolidate_pass
+from policies.gang import GangPass
 from policies.whatif import Scratch
 from simulator.core.jobs import Status
 from simulator.core.placement import Placement
@@ -65,6 +67,29 @@ class ConsolidatePolicy(Policy):
         """Build the placer and the what-if state."""
         self.placer = view.placer(self.scoring, self.allow_split)
         self.scratch = Scratch(view, self.scoring, self.allow_split)
+
+    def compiled_pass(self, view: SchedulerView) -> ConsolidatePass | None:
+        """The compiled pass (:mod:`policies.consolidate_pass`); None if a subclass changes it."""
+        methods = ("schedule", "setup", "_consolidate_for", "_targets", "_movable")
+        if overrides(self, ConsolidatePolicy, *methods, "_best_plan", "_plan"):
+            return None
+        p = self.placer
+        walk = GangPass(
+            p.mode, p.allow_split, True, -1.0, np.full(1, -1, dtype=np.int64), np.zeros(1)
+        )
+        jobs = view.jobs
+        return new_consolidate_pass(
+            walk,
+            interval=self.interval,
+            max_migrations=self.max_migrations,
+            node_cap=[p.max_node_gpus(int(mask)) for _, _, mask, _, _ in jobs.demands],
+            num_jobs=jobs.n,
+            at=self.scratch,
+            out=Scratch(view, self.scoring, self.allow_split),
+        )
+
+    def compiled_finish(self, state: ConsolidatePass) -> None:
+        """Nothing to copy back."""
 
     def schedule(self, view: SchedulerView) -> Iterator[Decision]:
         """Start what fits; at consolidation times migrate jobs to start blocked ones."""

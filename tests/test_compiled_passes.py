@@ -231,6 +231,46 @@ def test_fair_pass_counts_usage_afresh_when_others_start_jobs():
     assert digests(runs[0]) == digests(runs[1])
 
 
+_MIX = [0.35, 0.2, 0.1, 0.15, 0.15, 0.05]
+
+
+@pytest.mark.parametrize("max_migrations", [4, 2])
+def test_consolidate_pass_equals_python_reference_with_many_migrations(max_migrations):
+    # small jobs fragment 16 nodes, gangs wait: most consolidation times move jobs, and the
+    # compiled pass (what-if states restored node by node, hopeless targets skipped) must
+    # choose the reference's plans
+    import numpy as np
+    import pandas as pd
+
+    from policies.consolidate import ConsolidatePolicy
+    from simulator.core.cluster import ClusterSpec
+
+    n = 600
+    rng = np.random.default_rng(3)
+    trace = pd.DataFrame(
+        {
+            "job_id": np.arange(n),
+            "submit_time": np.sort(rng.uniform(0, n * 40.0, n)),
+            "duration": rng.exponential(1500, n) + 10,
+            "num_gpus": rng.choice([1, 2, 3, 4, 8, 16], size=n, p=_MIX),
+        }
+    )
+    cluster = ClusterSpec.homogeneous(16, 8, "H100")
+    runs = [
+        Simulation(
+            trace,
+            cluster,
+            ConsolidatePolicy(interval=60.0, max_migrations=max_migrations),
+            record_events=True,
+            reference_passes=ref,
+        ).run()
+        for ref in (False, True)
+    ]
+    assert [r.engine for r in runs] == ["compiled", "python"]
+    assert int(runs[0].jobs.migrations.sum()) > 20
+    assert digests(runs[0]) == digests(runs[1])
+
+
 def test_tiresias_follows_starts_it_did_not_make():
     # a SimPy process starts queued jobs behind the policy's back: the compiled Tiresias
     # pass must notice (its heap of running jobs is rebuilt) and still equal the reference
