@@ -24,7 +24,6 @@ from simulator.output.results import (
     load_runs,
     load_tables,
     seal_run,
-    verify_run,
     write_run,
 )
 from simulator.output.rundir import RunDirBusy, RunLock
