@@ -229,3 +229,60 @@ def test_two_processes_into_one_run_directory(tmp_path):
         assert run.overrides["policy"] == policy
         assert (out / "jobs.parquet").read_bytes() == alone[policy]
         assert load_runs(out)["run_status"].tolist() == ["ok"]
+
+
+# the first run blocked half-way through writing its tables until the second has come and gone
+SLOW_WRITER = """
+import sys, time
+from pathlib import Path
+import simulator.app as app
+import simulator.output.results as results
+
+real, gate = results._write_parquet, Path(sys.argv[1])
+
+def gated(frame, path):
+    (gate / "writing").touch()
+    deadline = time.monotonic() + 120
+    while not (gate / "go").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return real(frame, path)
+
+results._write_parquet = gated
+sys.argv = ["simulator"] + sys.argv[2:]
+app.main()
+"""
+
+
+def test_a_run_into_a_directory_being_written_is_refused(tmp_path):
+    out, gate = tmp_path / "shared", tmp_path / "gate"
+    gate.mkdir()
+    args = ["trace.max_jobs=200", "cluster.num_nodes=2", "sim.progress=false"]
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_WRITER,
+            str(gate),
+            "+policy=gang",
+            *args,
+            "print_summary=false",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not (gate / "writing").exists() and first.poll() is None:
+        assert time.monotonic() < deadline, "the first run never started writing"
+        time.sleep(0.05)
+    second = cli(out, "fifo", tmp_path)
+    _, err = second.communicate(timeout=300)
+    (gate / "go").touch()
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err[-3000:]
+    assert second.returncode == 1, err[-3000:]
+    assert f"run directory {out} is in use by pid {first.pid}" in err and "Traceback" not in err
+    run = load_run(out)
+    assert run.summary["policy"] == "gang" and run.overrides["policy"] == "gang"
+    assert not (out / "error.txt").exists()
