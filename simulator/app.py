@@ -24,6 +24,7 @@ from simulator import limits
 from simulator.core import extensions
 from simulator.core.engine import Simulation
 from simulator.core.extensions import EXTENSION_GROUPS
+from simulator.core.gpus import GPU_SPECS
 from simulator.core.interrupts import GracefulStop
 from simulator.output import metrics, plots
 from simulator.output.results import (
@@ -110,6 +111,7 @@ def run_config(
     """
     _check_cluster_size(cfg)
     cluster = instantiate(cfg.cluster, _convert_="all")
+    _warn_unknown_gpus(cluster)
     trace, source, report = _trace_parts(instantiate(cfg.trace, _convert_="all"))
     policy = instantiate(cfg.policy, _convert_="all")
     exts = [instantiate(cfg[g], _convert_="all") for g in EXTENSION_GROUPS if cfg.get(g)]
@@ -139,6 +141,27 @@ def run_config(
     extensions.collect_outputs(exts, sim, jobs, summary, tables)
     write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables, record=record)
     return summary
+
+
+def _warn_unknown_gpus(cluster: object) -> None:
+    """Warn about GPU models of the cluster that are not in the GPU table (a typo?)."""
+    models = getattr(cluster, "gpu_models", ())
+    unknown = sorted({m for m in models if m and m not in GPU_SPECS})
+    if unknown:
+        log.warning(
+            "cluster: GPU model(s) %s not in the GPU table of simulator/core/gpus.py (a "
+            "typo?); jobs asking for a known model never run on those nodes. Known: %s",
+            ", ".join(unknown),
+            ", ".join(GPU_SPECS),
+        )
+
+
+def _check_flags(cfg: DictConfig) -> None:
+    """The top-level on/off options must be booleans (``plots=maybe`` is not "on")."""
+    for key in RUN_CONTROL_KEYS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
 
 
 def _check_cluster_size(cfg: DictConfig) -> None:
@@ -320,6 +343,11 @@ def main(cfg: DictConfig) -> dict | None:
     if cfg.get("policy") is None:
         print(_no_policy_message(), file=sys.stderr)
         sys.exit(2)
+    try:
+        _check_flags(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -331,7 +359,7 @@ def main(cfg: DictConfig) -> dict | None:
         text = (
             str(exc)
             if isinstance(exc, RunDirBusy)
-            else (f"cannot use the output directory {out_dir}: {exc.strerror or exc}")
+            else (f"cannot write into the output directory {out_dir}: {exc.strerror or exc}")
         )
         if not multirun:
             print(f"error: {text}", file=sys.stderr)

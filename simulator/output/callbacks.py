@@ -151,7 +151,7 @@ class RunDirLock(Callback):
             sys.exit(1)
         except OSError as exc:
             print(
-                f"error: cannot use the output directory {out}: {exc.strerror or exc}",
+                f"error: cannot write into the output directory {out}: {exc.strerror or exc}",
                 file=sys.stderr,
             )
             sys.exit(1)
