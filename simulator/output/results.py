@@ -107,7 +107,8 @@ def _atomic_write(path: Path, write) -> None:
         except OSError:
             pass
         if isinstance(exc, OSError) and str(path) not in str(exc):
-            raise OSError(exc.errno, f"{path}: cannot write ({exc.strerror or exc})") from exc
+            text = f"{path}: cannot write ({exc.strerror or exc})"
+            raise (OSError(exc.errno, text) if exc.errno else OSError(text)) from exc
         raise
 
 
