@@ -32,6 +32,7 @@ from simulator.output.results import (
     MANIFEST_FILE,
     SUMMARY_FILE,
     RunDirError,
+    adopt_record,
     verify_run,
     write_run,
 )
@@ -233,18 +234,20 @@ def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:
 def _existing_summary(cfg: DictConfig, out_dir: Path) -> dict | None:
     """The summary already in ``out_dir`` if it came from this very config, else None.
 
-    The directory must hold one complete run (its files match its manifest).
+    The directory must hold one complete run (its tables and summary match its manifest; the
+    Hydra record is this invocation's, rewritten by Hydra, and is adopted into the manifest).
     """
     try:
         summary = json.loads((out_dir / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return None
     try:
-        verify_run(out_dir)
+        verify_run(out_dir, record=False)
     except RunDirError as exc:
         log.warning("%s: running again", exc)
         return None
     if isinstance(summary, dict) and summary.get("config_key") == config_key(cfg):
+        adopt_record(out_dir)
         return summary
     log.warning("%s holds results of another config: running again", out_dir)
     return None

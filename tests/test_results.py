@@ -175,8 +175,18 @@ def test_lock_is_reentrant_in_its_thread_only(tmp_path):
 def test_skip_existing_refuses_a_mixed_directory(tmp_path):
     cfg = OmegaConf.create({"seed": 0, "sim": {"progress": None}})
     jobs, timeline = frames()
-    out = write_run(tmp_path / "run", jobs, timeline, {"config_key": app.config_key(cfg)})
+    record = {".hydra/overrides.yaml": "- +policy=gang\n"}
+    out = write_run(
+        tmp_path / "run", jobs, timeline, {"config_key": app.config_key(cfg)}, record=record
+    )
     assert app._existing_summary(cfg, out) is not None
+    # Hydra rewrites the record of the skipping invocation (skip_existing=true is in it): the
+    # results stay, and the manifest vouches for the new record
+    (out / ".hydra" / "overrides.yaml").write_text("- +policy=gang\n- skip_existing=true\n")
+    with pytest.raises(RunDirError, match="overrides.yaml does not match"):
+        load_run(out)
+    assert app._existing_summary(cfg, out) is not None
+    assert load_run(out).overrides == {"policy": "gang", "skip_existing": True}
     (out / "timeline.parquet").write_bytes(b"PAR1 garbage PAR1")
     assert app._existing_summary(cfg, out) is None
 

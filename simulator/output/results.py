@@ -35,6 +35,7 @@ __all__ = [
     "write_run",
     "verify_run",
     "seal_run",
+    "adopt_record",
     "strict_json",
     "load_run",
     "load_runs",
@@ -195,12 +196,13 @@ def write_run(
     return out
 
 
-def verify_run(path: str | Path) -> list[str]:
+def verify_run(path: str | Path, *, record: bool = True) -> list[str]:
     """Check that ``path`` holds one complete run: every file matches ``manifest.json``.
 
     Checks that the manifest exists and is readable, names ``jobs.parquet``,
     ``timeline.parquet`` and ``summary.json``, that every file it names has its size and
     SHA-256, and that no table (``*.parquet``) it does not name sits beside them.
+    ``record=False`` leaves the Hydra record (``.hydra/``) out of the check.
 
     Returns:
         The files of the run (paths relative to ``path``).
@@ -232,6 +234,8 @@ def verify_run(path: str | Path) -> list[str]:
     if missing:
         raise RunDirError(f"{run}: {MANIFEST_FILE} does not list {missing}")
     for name, want in files.items():
+        if not record and name.startswith(".hydra/"):
+            continue
         f = run / name
         if not f.is_file():
             raise RunDirError(f"{run}: {name} is missing (listed in {MANIFEST_FILE})")
@@ -245,6 +249,19 @@ def verify_run(path: str | Path) -> list[str]:
     if extra:
         raise RunDirError(f"{run}: {extra} not written by the run of {MANIFEST_FILE}")
     return list(files)
+
+
+def adopt_record(path: str | Path) -> None:
+    """Vouch in the manifest for the run's current Hydra record (``.hydra/`` files).
+
+    For ``skip_existing``: Hydra rewrote the record of a run whose results it keeps (same
+    config); the tables and summary must still match (checked first).
+    """
+    run = Path(path)
+    with RunLock(run):
+        names = verify_run(run, record=False)
+        kept = [n for n in names if not n.startswith(".hydra/")]
+        _write_manifest(run, [*kept, *(r for r in RECORD_FILES if (run / r).is_file())])
 
 
 def seal_run(path: str | Path) -> Path:
