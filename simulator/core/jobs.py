@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from simulator.core.cluster import MILLI, ClusterState
-from traces.canonical import MAX_PRIORITY, MAX_SECONDS
+from traces.canonical import MAX_PRIORITY
+
+MAX_END_SECONDS = float(2**53)
+"""A job's finite ``submit_time + duration`` must stay below this (float64 seconds still hold
+whole seconds). Trace loaders enforce the stricter ``traces.canonical.MAX_SECONDS`` (2**32 s,
+1 us resolution); this bound is for frames handed to the engine directly, where a very long
+duration is a way to say "never ends within the horizon"."""
 
 __all__ = ["JobTable", "Status", "TERMINAL", "STATUS_NAMES"]
 
@@ -170,20 +176,20 @@ class JobTable:
 
 
 def _check_times(ids: np.ndarray, submit: np.ndarray, duration: np.ndarray) -> None:
-    """Finite times must end below ``traces.canonical.MAX_SECONDS`` (float64 resolution).
+    """Finite times must end below :data:`MAX_END_SECONDS` (float64 resolution).
 
-    For frames built by hand (trace loaders check this too); infinite times mark dormant rows
-    (service replicas).
+    For frames built by hand (trace loaders check a stricter bound); infinite times mark
+    dormant rows (service replicas).
     """
     finite = np.isfinite(submit) & np.isfinite(duration)
     with np.errstate(invalid="ignore"):
-        bad = finite & ~((submit + duration < MAX_SECONDS) & (submit > -MAX_SECONDS))
+        bad = finite & ~((submit + duration < MAX_END_SECONDS) & (submit > -MAX_END_SECONDS))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"job {_plain(ids[k])!r}: submit_time={float(submit[k])!r}, "
-            f"duration={float(duration[k])!r}: expected submit_time + duration below 2**32 s "
-            "(136 years, where float64 seconds still resolve 1 us)"
+            f"duration={float(duration[k])!r}: expected submit_time + duration below 2**53 s "
+            "(where float64 seconds still hold whole seconds)"
         )
 
 
