@@ -24,9 +24,19 @@ from simulator import limits
 from simulator.core import extensions
 from simulator.core.engine import Simulation
 from simulator.core.extensions import EXTENSION_GROUPS
+from simulator.core.gpus import GPU_SPECS
 from simulator.core.interrupts import GracefulStop
 from simulator.output import metrics, plots
-from simulator.output.results import ERROR_FILE, SUMMARY_FILE, write_run
+from simulator.output.results import (
+    ERROR_FILE,
+    MANIFEST_FILE,
+    SUMMARY_FILE,
+    RunDirError,
+    adopt_record,
+    verify_run,
+    write_run,
+)
+from simulator.output.rundir import RunDirBusy, RunLock
 
 __all__ = ["main", "run_config", "available_policies", "config_key"]
 
@@ -87,14 +97,22 @@ def config_key(cfg: DictConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_config(cfg: DictConfig, out_dir: str | Path, stop: GracefulStop | None = None) -> dict:
+def run_config(
+    cfg: DictConfig,
+    out_dir: str | Path,
+    stop: GracefulStop | None = None,
+    record: dict[str, str] | None = None,
+) -> dict:
     """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary.
 
     ``stop``: a held :class:`~simulator.core.interrupts.GracefulStop`; a signal received while
-    loading makes the run stop at its first event (results marked partial).
+    loading makes the run stop at its first event (results marked partial). ``record``: the
+    Hydra record files of the run, rewritten with the results (see
+    :func:`~simulator.output.results.write_run`).
     """
     _check_cluster_size(cfg)
     cluster = instantiate(cfg.cluster, _convert_="all")
+    _warn_unknown_gpus(cluster)
     trace, source, report = _trace_parts(instantiate(cfg.trace, _convert_="all"))
     policy = instantiate(cfg.policy, _convert_="all")
     exts = [instantiate(cfg[g], _convert_="all") for g in EXTENSION_GROUPS if cfg.get(g)]
@@ -122,8 +140,29 @@ def run_config(cfg: DictConfig, out_dir: str | Path, stop: GracefulStop | None =
     jobs = metrics.job_frame(sim)
     tables = {"queues": metrics.queue_timeline_frame(sim)}
     extensions.collect_outputs(exts, sim, jobs, summary, tables)
-    write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables)
+    write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables, record=record)
     return summary
+
+
+def _warn_unknown_gpus(cluster: object) -> None:
+    """Warn about GPU models of the cluster that are not in the GPU table (a typo?)."""
+    models = getattr(cluster, "gpu_models", ())
+    unknown = sorted({m for m in models if m and m not in GPU_SPECS})
+    if unknown:
+        log.warning(
+            "cluster: GPU model(s) %s not in the GPU table of simulator/core/gpus.py (a "
+            "typo?); jobs asking for a known model never run on those nodes. Known: %s",
+            ", ".join(unknown),
+            ", ".join(GPU_SPECS),
+        )
+
+
+def _check_flags(cfg: DictConfig) -> None:
+    """The top-level on/off options must be booleans (``plots=maybe`` is not "on")."""
+    for key in RUN_CONTROL_KEYS:
+        value = cfg.get(key)
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
 
 
 def _check_cluster_size(cfg: DictConfig) -> None:
@@ -193,12 +232,22 @@ def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:
 
 
 def _existing_summary(cfg: DictConfig, out_dir: Path) -> dict | None:
-    """The summary already in ``out_dir`` if it came from this very config, else None."""
+    """The summary already in ``out_dir`` if it came from this very config, else None.
+
+    The directory must hold one complete run (its tables and summary match its manifest; the
+    Hydra record is this invocation's, rewritten by Hydra, and is adopted into the manifest).
+    """
     try:
         summary = json.loads((out_dir / SUMMARY_FILE).read_text())
     except (OSError, ValueError):
         return None
+    try:
+        verify_run(out_dir, record=False)
+    except RunDirError as exc:
+        log.warning("%s: running again", exc)
+        return None
     if isinstance(summary, dict) and summary.get("config_key") == config_key(cfg):
+        adopt_record(out_dir)
         return summary
     log.warning("%s holds results of another config: running again", out_dir)
     return None
@@ -257,10 +306,32 @@ def _sigterm_interrupts() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
+STALE_FILES = (
+    MANIFEST_FILE,  # first: the directory no longer claims to hold a complete run
+    SUMMARY_FILE,
+    ERROR_FILE,
+    *plots.RUN_PLOTS,
+)
+"""Files of an earlier run removed when a run starts in the same directory (old tables go
+when the new ones are written, see :func:`~simulator.output.results.write_run`)."""
+
+
 def _clear_stale(out_dir: Path) -> None:
-    """A rerun in the same directory: old markers must not describe the new run."""
-    for name in (SUMMARY_FILE, ERROR_FILE):
+    """A rerun in the same directory: old markers and plots must not describe the new run."""
+    for name in STALE_FILES:
         (out_dir / name).unlink(missing_ok=True)
+
+
+def _hydra_record(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
+    """The text of the run's Hydra record files, as Hydra wrote them for this run."""
+    sub = hydra_cfg.output_subdir
+    if sub is None:
+        return {}
+    return {
+        f"{sub}/config.yaml": OmegaConf.to_yaml(cfg),
+        f"{sub}/hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
+        f"{sub}/overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task),
+    }
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -275,8 +346,40 @@ def main(cfg: DictConfig) -> dict | None:
     if cfg.get("policy") is None:
         print(_no_policy_message(), file=sys.stderr)
         sys.exit(2)
+    try:
+        _check_flags(cfg)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    record = _hydra_record(cfg, hydra_cfg)
+    try:
+        lock = RunLock(out_dir).acquire()
+    except (RunDirBusy, OSError) as exc:
+        # nothing of this run goes into a directory it does not hold (no error.txt either)
+        text = (
+            str(exc)
+            if isinstance(exc, RunDirBusy)
+            else (f"cannot write into the output directory {out_dir}: {exc.strerror or exc}")
+        )
+        if not multirun:
+            print(f"error: {text}", file=sys.stderr)
+            sys.exit(1)
+        log.error("run not started (the sweep goes on): %s", text)
+        return {"run_status": "failed", "error": text}
+    try:
+        return _run_locked(cfg, hydra_cfg, out_dir, record)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    cfg: DictConfig, hydra_cfg: DictConfig, out_dir: Path, record: dict[str, str]
+) -> dict | None:
+    """The body of :func:`main` once the run directory is held."""
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.get("plots"):
         plots.require_matplotlib()  # before simulating, not after
     if cfg.get("skip_existing"):
@@ -286,27 +389,35 @@ def main(cfg: DictConfig) -> dict | None:
     _quiet_parallel_progress(cfg, hydra_cfg)
     _clear_stale(out_dir)
     _sigterm_interrupts()
-    try:
-        with GracefulStop() as stop:
-            summary = run_config(cfg, out_dir, stop)
-    except KeyboardInterrupt:
-        # a second Ctrl-C / SIGTERM: the user wants out now
-        print(f"aborted by a second interrupt: no results written in {out_dir}", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:
-        _write_error(out_dir, traceback.format_exc())
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            print(f"error: {_root_cause(exc)}", file=sys.stderr)
-            sys.exit(1)
-        log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
-        return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
-    if cfg.get("plots"):
-        plots.plot_run(out_dir)
-    if cfg.get("print_summary", True):
-        print(format_summary(summary))
-        print(f"results: {out_dir}")
+    # held until the end: a signal after the results are written only sets a flag, and the
+    # run then exits with status 130 saying its results are complete
+    with GracefulStop() as stop:
+        try:
+            summary = run_config(cfg, out_dir, stop, record=record)
+        except KeyboardInterrupt:
+            # a second Ctrl-C / SIGTERM: the user wants out now
+            print(
+                f"aborted by a second interrupt: no results written in {out_dir}",
+                file=sys.stderr,
+            )
+            sys.exit(130)
+        except Exception as exc:
+            _write_error(out_dir, traceback.format_exc())
+            if not multirun:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"error: {_root_cause(exc)}", file=sys.stderr)
+                sys.exit(1)
+            log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
+            return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        try:
+            if cfg.get("plots"):
+                plots.plot_run(out_dir)
+            if cfg.get("print_summary", True):
+                print(format_summary(summary))
+                print(f"results: {out_dir}")
+        except KeyboardInterrupt:
+            pass  # a second signal while printing: the results are written
     if summary.get("partial"):
         print(
             f"interrupted: partial results (summary.json has partial: true) in {out_dir}",
@@ -317,6 +428,6 @@ def main(cfg: DictConfig) -> dict | None:
             f"interrupted after the simulation ended: the results in {out_dir} are complete",
             file=sys.stderr,
         )
-    if stop.requested and hydra_cfg.mode != RunMode.MULTIRUN:
+    if stop.requested and not multirun:
         sys.exit(130)
     return summary

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +12,13 @@ import pytest
 from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
 from simulator.core.jobs import TERMINAL, Status
+
+# subprocesses (``python -m simulator`` from a temporary directory) import this checkout,
+# not whichever copy of the project happens to be installed
+_ROOT = str(Path(__file__).resolve().parents[1])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_ROOT, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _ROOT)]
+)
 
 
 def make_trace(

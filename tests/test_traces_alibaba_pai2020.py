@@ -54,12 +54,12 @@ def test_derivation(tmp_path):
     assert (first["num_gpus"], first["gpu_milli"]) == (1, 1000)  # 2 x 50 %
     assert first["num_cpus"] == 6.0 + 2 * 4.0 and first["memory_gb"] == 29.296875 + 20.0
     assert first["gpu_type"] == "" and first["assigned_gpu_type"] == "T4"
-    assert first["wait_time"] == 21.0
+    assert first["trace_wait_time"] == 21.0
     half = jobs.loc["4f057009a5d481acec67b088"]
     assert (half["num_gpus"], half["gpu_milli"], half["num_cpus"]) == (1, 500, 6.0)
     j5 = jobs.loc["j5"]
     assert (j5["num_gpus"], j5["gpu_milli"]) == (3, 1000)  # 3 x 50 % + 100 % = 2.5 -> 3
-    assert j5["assigned_gpu_type"] == "P100|V100M32" and j5["status"] == "Failed"
+    assert j5["assigned_gpu_type"] == "P100|V100M32" and j5["trace_status"] == "Failed"
     cpu = jobs.loc["j6"]
     assert (cpu["num_gpus"], cpu["gpu_milli"], cpu["num_cpus"]) == (0, 0, 2.0)
 

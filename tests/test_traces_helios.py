@@ -51,8 +51,8 @@ def test_derivation_and_special_rows(tmp_path):
     assert jobs["num_cpus"].tolist() == [1.0, 16.0, 1.0, 8.0]
     assert jobs["queue"].tolist() == ["vcJkd", "vchbv", "vcpDC", "vcpDC"]
     assert jobs["state"].tolist() == ["COMPLETED", "FAILED", "CANCELLED", "COMPLETED"]
-    assert jobs["wait_time"].tolist() == [0.0, 0.0, 0.0, 30.0]
-    assert jobs["user"].iloc[0] == "uXBbc" and jobs["num_nodes"].tolist() == [1, 1, 1, 1]
+    assert jobs["trace_wait_time"].tolist() == [0.0, 0.0, 0.0, 30.0]
+    assert jobs["user"].iloc[0] == "uXBbc" and jobs["requested_nodes"].tolist() == [1, 1, 1, 1]
 
 
 def test_states_and_options(tmp_path):

@@ -47,8 +47,8 @@ def test_derivation(tmp_path):
     assert jobs["processors"].tolist() == [16, 8, 12, 0]
     assert jobs["num_gpus"].tolist() == [2, 1, 2, 0]  # ceil(procs / 8)
     assert jobs["queue"].tolist() == ["1", "2", "default", "1"]
-    assert jobs["status"].tolist() == [1, 0, 1, 5]
-    assert jobs["wait_time"].tolist() == [10.0, 5.0, 2.0, 0.0]
+    assert jobs["trace_status"].tolist() == [1, 0, 1, 5]
+    assert jobs["trace_wait_time"].tolist() == [10.0, 5.0, 2.0, 0.0]
 
 
 def test_options(tmp_path):

@@ -199,10 +199,10 @@ def read(
             "gpu_type": np.where((gpus > 0) & gpu_type_constraint, assigned, ""),
             "num_cpus": agg["cpu_total"].to_numpy(dtype=np.float64, na_value=0.0),
             "memory_gb": agg["mem_total"].to_numpy(dtype=np.float64, na_value=0.0),
-            "status": status,
+            "trace_status": status,  # not "status": jobs.parquet has the simulated one
             "user": strings(jobs_raw["user"], ""),
             "assigned_gpu_type": assigned,
-            "wait_time": began - submit,
+            "trace_wait_time": began - submit,
         }
     )
     jobs, job_lines = jobs.loc[keep].reset_index(drop=True), job_lines[keep]
@@ -323,7 +323,7 @@ def load(
       per the upstream README; seconds shifted by a constant; in UTC+8 the time of day and
       weekday are the real ones, the dates are not — no time zone handling is needed).
     - ``duration`` = latest task ``end_time`` - earliest task ``start_time`` (the gap between
-      job submission and the first task launch is the real wait, kept as ``wait_time``).
+      job submission and the first task launch is the real wait, kept as ``trace_wait_time``).
     - Resources are summed over the job's tasks, each times its ``inst_num`` (empty = 1):
       ``num_cpus`` = sum ``plan_cpu / 100`` (percent of a core), ``memory_gb`` = sum
       ``plan_mem`` (GB), total GPUs = sum ``plan_gpu / 100`` (percent of a GPU). A total up to
@@ -334,7 +334,8 @@ def load(
     - ``gpu_type``: "" by default, because the task ``gpu_type`` is the model the job *was
       given*, not one it required; ``gpu_type_constraint=True`` uses the assigned model(s)
       (``|``-joined when tasks differ). The assigned models are kept as ``assigned_gpu_type``.
-    - Extra columns: ``status``, ``user``, ``assigned_gpu_type``, ``wait_time`` (seconds).
+    - Extra columns: ``trace_status``, ``user``, ``assigned_gpu_type``, ``trace_wait_time``
+      (seconds; named apart from the simulated ``status`` and ``wait_time`` of the results).
       ``kind`` "train" (the trace mixes training and inference without a per-job flag),
       ``queue`` "default", ``priority`` 0.
 

@@ -8,6 +8,12 @@ the :class:`Trace` report: nothing is dropped or changed silently.
 
 Units: seconds for times, GPUs for ``num_gpus``, milli-GPU (1000 = one GPU) for ``gpu_milli``,
 CPU cores, GB of memory.
+
+Accepted ranges (:data:`MAX_SECONDS`, :data:`TIME_RESOLUTION`, :data:`MAX_PRIORITY`): times are
+float64 seconds, so ``submit_time``, ``duration`` and their sum must stay below 2**32 s (136
+years), where a float64 still resolves 1 microsecond, and ``duration`` must be at least that
+microsecond; ``priority`` must be a whole number of magnitude below 2**53 (exact as a float64,
+and within int64). Values outside are errors naming file, row, column and value.
 """
 
 from __future__ import annotations
@@ -37,12 +43,17 @@ from traces.tables import (
 __all__ = [
     "CANONICAL_COLUMNS",
     "KINDS",
+    "MAX_PRIORITY",
+    "MAX_SECONDS",
+    "OUTPUT_COLUMNS",
+    "TIME_RESOLUTION",
     "ColumnSpec",
     "Trace",
     "TraceError",
     "apply_options",
     "finish",
     "read_canonical",
+    "rename_output_columns",
     "validate",
 ]
 
@@ -92,6 +103,32 @@ CANONICAL_COLUMNS: Mapping[str, ColumnSpec] = MappingProxyType(
 
 KINDS = ("train", "infer")
 """Allowed values of the ``kind`` column."""
+
+MAX_SECONDS = float(2**32)
+"""Times (``submit_time``, ``duration``, their sum) must be below this many seconds (136
+years): up to here a float64 second count resolves :data:`TIME_RESOLUTION`."""
+TIME_RESOLUTION = 1e-6
+"""Smallest ``duration`` accepted, seconds (the resolution kept by times below
+:data:`MAX_SECONDS`)."""
+OUTPUT_COLUMNS = (
+    "start_time",
+    "end_time",
+    "wait_time",
+    "jct",
+    "status",
+    "nodes",
+    "num_nodes",
+    "gpu_seconds",
+    "preemptions",
+    "migrations",
+    "restarts",
+    "slowdown",
+    "lost_seconds",
+)
+"""Columns the simulator adds to ``jobs.parquet``: a trace column of the same name is renamed
+``trace_NAME`` (see :func:`rename_output_columns`)."""
+MAX_PRIORITY = 2**53
+"""``priority`` must satisfy ``-MAX_PRIORITY < priority < MAX_PRIORITY`` (exact in float64)."""
 
 _TEXT_COLUMNS = {"gpu_type": str, "kind": str, "queue": str, "job_id": str}
 _WHOLE_ID = r"-?(?:0|[1-9][0-9]{0,17})"
@@ -160,6 +197,7 @@ def validate(df: pd.DataFrame, source: str, *, lines: np.ndarray | None = None) 
     check(
         out["duration"] > 0, t["duration"], source, "duration", "expected a duration > 0 s", lines
     )
+    _check_time_range(t, out["submit_time"], out["duration"], source, lines)
     gpus = numbers(t, "num_gpus", source, lines, integer=True)
     check(gpus >= 0, t["num_gpus"], source, "num_gpus", "expected a GPU count >= 0", lines)
     check(
@@ -180,17 +218,72 @@ def validate(df: pd.DataFrame, source: str, *, lines: np.ndarray | None = None) 
         lines,
     )
     out["queue"] = _text(t, "queue")
-    out["priority"] = (
-        numbers(t, "priority", source, lines, fill=0, integer=True).astype(np.int64)
-        if "priority" in t
-        else np.zeros(len(t), np.int64)
-    )
+    if "priority" in t:
+        prio = numbers(t, "priority", source, lines, fill=0, integer=True)
+        check(
+            np.abs(prio) < MAX_PRIORITY,
+            t["priority"],
+            source,
+            "priority",
+            "expected a priority of magnitude below 2**53",
+            lines,
+        )
+        out["priority"] = prio.astype(np.int64)
+    else:
+        out["priority"] = np.zeros(len(t), np.int64)
     out["pods"], out["gpus_per_pod"] = _pod_shape(t, gpus, out["gpu_milli"], source, lines)
     jobs = pd.DataFrame(out)
     extras = [c for c in t.columns if c not in CANONICAL_COLUMNS]
     if extras:
         jobs = pd.concat([jobs, t[extras]], axis=1)
     return jobs
+
+
+def _check_time_range(
+    t: pd.DataFrame,
+    submit: np.ndarray,
+    duration: np.ndarray,
+    source: str,
+    lines: np.ndarray | None,
+) -> None:
+    """Times below :data:`MAX_SECONDS` and durations of at least :data:`TIME_RESOLUTION`."""
+    limit = "below 2**32 s (136 years, where float64 seconds still resolve 1 us)"
+    check(submit < MAX_SECONDS, t["submit_time"], source, "submit_time", f"expected {limit}", lines)
+    check(duration < MAX_SECONDS, t["duration"], source, "duration", f"expected {limit}", lines)
+    check(
+        duration >= TIME_RESOLUTION,
+        t["duration"],
+        source,
+        "duration",
+        "expected a duration of at least 1e-06 s (the time resolution)",
+        lines,
+    )
+    check(
+        submit + duration < MAX_SECONDS,
+        t["duration"],
+        source,
+        "duration",
+        f"expected submit_time + duration {limit}",
+        lines,
+    )
+
+
+def rename_output_columns(jobs: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
+    """Rename trace columns named like a result column (:data:`OUTPUT_COLUMNS`).
+
+    ``status`` becomes ``trace_status`` (``trace_trace_status`` if that is taken too, ...), so
+    that the trace's value survives next to the simulated one in ``jobs.parquet``; each rename
+    is counted in ``report`` as ``renamed_status_to_trace_status`` (the number of rows).
+    """
+    names = {}
+    for col in OUTPUT_COLUMNS:
+        if col in jobs.columns:
+            new = f"trace_{col}"
+            while new in jobs.columns or new in names.values():
+                new = f"trace_{new}"
+            names[col] = new
+            add_count(report, f"renamed_{col}_to_{new}", max(len(jobs), 1))
+    return jobs.rename(columns=names) if names else jobs
 
 
 def _job_ids(t: pd.DataFrame, source: str, lines: np.ndarray | None) -> pd.Series:
@@ -343,7 +436,10 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     Returns:
         The validated job table (see :func:`validate`). Parquet metadata saved by pandas
         (``DataFrame.attrs``, e.g. the conversion report written by :mod:`traces.convert`) is
-        kept in ``attrs``.
+        kept in ``attrs``. In Parquet files, a ``submit_time`` of timestamps (``timestamp[us]``,
+        with or without time zone) is read as seconds after the earliest timestamp, and
+        time spans (``duration[us]``) of ``submit_time`` or ``duration`` as seconds; each
+        conversion is counted in ``attrs["trace_report"]`` (other temporal columns are errors).
 
     Raises:
         TraceError: missing or empty file, unknown suffix, unreadable content, no rows, or any
@@ -352,11 +448,13 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
     p = check_file(path)
     suffixes = [s.lower() for s in p.suffixes[-2:]]
     lines = None
+    converted: dict[str, int] = {}
     if suffixes and suffixes[-1] in (".parquet", ".pq"):
         try:
             table = pd.read_parquet(p)
         except Exception as exc:  # pyarrow raises many types for a bad file
             raise TraceError(f"{p}: cannot read as Parquet ({exc})") from exc
+        table = _temporal_to_seconds(table, converted)
     elif suffixes and (suffixes[-1] == ".csv" or suffixes[0] == ".csv"):
         table, lines = read_csv_table(p, required=(), dtype=_TEXT_COLUMNS, what="canonical CSV")
         if "job_id" in table:
@@ -370,7 +468,42 @@ def read_canonical(path: str | Path) -> pd.DataFrame:
         raise TraceError(f"{p}: no jobs in the file (header only)")
     jobs = validate(table, str(p), lines=lines)
     jobs.attrs.update(table.attrs)  # Parquet written by traces.convert carries its report
+    if converted:
+        report = dict(jobs.attrs.get("trace_report", {}))
+        for key, n in converted.items():
+            add_count(report, key, n)
+        jobs.attrs["trace_report"] = report
     return jobs
+
+
+def _temporal_to_seconds(table: pd.DataFrame, report: dict[str, int]) -> pd.DataFrame:
+    """Parquet date-time and time-span columns of the two time columns, as float seconds.
+
+    ``submit_time`` as timestamps (with or without a zone) becomes seconds after the earliest
+    one; as time spans (``duration[us]``), seconds. ``duration`` as time spans becomes seconds.
+    Each conversion is counted (rows) in ``report``; any other temporal column is left for
+    :func:`validate` to refuse.
+    """
+    out = table
+    for col, kinds in (("submit_time", ("datetime", "timedelta")), ("duration", ("timedelta",))):
+        if col not in table.columns:
+            continue
+        s = table[col]
+        if "datetime" in kinds and pd.api.types.is_datetime64_any_dtype(s.dtype):
+            if getattr(s.dt, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            seconds = (s - s.min()).dt.total_seconds()
+            key = f"converted_{col}_timestamps_to_seconds_after_first"
+        elif pd.api.types.is_timedelta64_dtype(s.dtype):
+            seconds = s.dt.total_seconds()
+            key = f"converted_{col}_timedeltas_to_seconds"
+        else:
+            continue
+        if out is table:
+            out = table.copy()
+        out[col] = seconds.astype(np.float64)
+        add_count(report, key, max(len(s), 1))
+    return out
 
 
 def _maybe_int_ids(ids: pd.Series) -> pd.Series:
@@ -468,6 +601,13 @@ def apply_options(
         t0 = t.min()
         shifted = (t - t0) / float(time_scale)
         jobs["submit_time"] = shifted if rebase else t0 + shifted
+        ends = jobs["submit_time"].to_numpy() + jobs["duration"].to_numpy()
+        if not (ends < MAX_SECONDS).all():
+            raise ValueError(
+                f"trace option time_scale={time_scale!r} stretches the arrivals beyond 2**32 s "
+                f"(136 years; the last job would end at {float(ends.max()):.6g} s): use a "
+                "larger time_scale"
+            )
     return jobs
 
 
@@ -554,14 +694,15 @@ def finish(
         seed: see :func:`apply_options`.
 
     Returns:
-        A new Trace (the input is not modified) whose report adds the option counts.
+        A new Trace (the input is not modified) whose report adds the option counts. Trace
+        columns named like result columns are renamed first (:func:`rename_output_columns`).
 
     Raises:
         TraceError: the options removed every job.
     """
     report = dict(trace.report)
     jobs = apply_options(
-        trace.jobs,
+        rename_output_columns(trace.jobs, report),
         report,
         start=start,
         end=end,

@@ -124,8 +124,8 @@ def read(
     if "user" in table:
         jobs["user"] = strings(table["user"], "")
     if "node_num" in table:
-        jobs["num_nodes"] = _optional(table, "node_num", source, lines).astype(np.int64)
-    jobs["wait_time"] = started - submit
+        jobs["requested_nodes"] = _optional(table, "node_num", source, lines).astype(np.int64)
+    jobs["trace_wait_time"] = started - submit
     jobs, lines = jobs.loc[keep].reset_index(drop=True), lines[keep]
     return Trace(jobs=validate(jobs, source, lines=lines), source=source, report=report)
 
@@ -187,8 +187,9 @@ def load(
       computed from ``end_time - start_time`` (counted ``repaired_duration_from_times``).
     - ``num_gpus`` = ``gpu_num`` (0 = CPU-only job; Helios has many), ``num_cpus`` =
       ``cpu_num``, ``queue`` = ``vc`` (virtual cluster).
-    - Extra columns: ``state``, ``user``, ``num_nodes`` (= ``node_num``), ``wait_time``
-      (= start - submit, the real queueing delay, seconds; Helios names it ``queue``).
+    - Extra columns: ``state``, ``user``, ``requested_nodes`` (= ``node_num``),
+      ``trace_wait_time`` (= start - submit, the real queueing delay, seconds; Helios names it
+      ``queue``); named apart from the simulated ``num_nodes`` and ``wait_time``.
     - ``gpu_milli`` 1000 (0 for CPU-only), ``gpu_type`` "", ``memory_gb`` 0, ``kind`` "train",
       ``priority`` 0.
 

@@ -174,10 +174,10 @@ def read(
             "num_gpus": np.ceil(np.maximum(procs, 0) / procs_per_gpu - 1e-9).astype(np.int64),
             "queue": np.where(queue < 0, "default", queue.astype(str)),
             "processors": procs.astype(np.int64),
-            "status": status,
+            "trace_status": status,
             "user_id": v["user_id"].astype(np.int64),
             "partition": v["partition_number"].astype(np.int64),
-            "wait_time": v["wait_time"],
+            "trace_wait_time": v["wait_time"],
             "requested_time": v["requested_time"],
         }
     )
@@ -228,8 +228,9 @@ def load(
       field 5 is -1; rows with neither are dropped (``dropped_missing_processors``).
       ``num_gpus`` = ``ceil(processors / procs_per_gpu)`` (0 processors = CPU-only job).
     - ``queue`` = queue number (field 15) as text, ``"default"`` when -1.
-    - Extra columns: ``processors``, ``status``, ``user_id``, ``partition``, ``wait_time``,
-      ``requested_time``. ``gpu_milli`` 1000, ``gpu_type`` "", ``num_cpus``/``memory_gb`` 0
+    - Extra columns: ``processors``, ``trace_status``, ``user_id``, ``partition``,
+      ``trace_wait_time``, ``requested_time`` (status and wait time are named apart from the
+      simulated ones). ``gpu_milli`` 1000, ``gpu_type`` "", ``num_cpus``/``memory_gb`` 0
       (SWF memory is per processor and mostly missing), ``kind`` "train", ``priority`` 0.
 
     Partial-execution records (status 2, 3, 4: extra lines for checkpointed or swapped jobs,

@@ -7,9 +7,13 @@ the first offending one (see :func:`traces.errors.row_error`).
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
+import lzma
 import re
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -118,6 +122,8 @@ def read_csv_table(
         raise TraceError(f"{p}: {_parser_message(exc)} (expected format: {what})") from exc
     except UnicodeDecodeError as exc:
         raise TraceError(f"{p}: not a UTF-8 text file ({exc.reason})") from exc
+    except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:  # bad compressed data
+        raise TraceError(f"{p}: cannot read ({type(exc).__name__}: {exc})") from exc
     if names is None:
         _check_header(p, sep)
     _check_short_rows(p, sep, len(table.columns), data_lines is not None, what)
@@ -142,10 +148,29 @@ def read_csv_table(
     return table, np.column_stack([np.arange(1, len(table) + 1), lines])
 
 
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+"""Compressed text files read by pandas (by suffix) whose bytes the checks below decompress."""
+
+
+def _raw_bytes(p: Path) -> bytes | None:
+    """The file's text bytes (decompressed), None for a compression not handled here."""
+    suffix = p.suffix.lower()
+    if suffix in _OPENERS:
+        with _OPENERS[suffix](p, "rb") as f:
+            return f.read()
+    if suffix in (".zip", ".zst", ".tar"):
+        return None
+    return p.read_bytes()
+
+
 def _check_header(p: Path, sep: str) -> None:
     """A column name given twice would be renamed by pandas (``x.1``) and silently lost."""
-    with open(p, encoding="utf-8-sig", errors="replace") as f:
-        names = [n.strip().strip('"') for n in f.readline().rstrip("\r\n").split(sep)]
+    suffix = p.suffix.lower()
+    if suffix in (".zip", ".zst", ".tar"):
+        return
+    with _OPENERS.get(suffix, open)(p, "rb") as f:
+        first = f.readline().decode("utf-8-sig", errors="replace")
+    names = [n.strip().strip('"') for n in first.rstrip("\r\n").split(sep)]
     seen: set[str] = set()
     for name in names:
         if name in seen and name:
@@ -161,7 +186,10 @@ def _check_short_rows(p: Path, sep: str, width: int, comments: bool, what: str) 
     """
     if width < 2 or sep not in (",", "\t", ";", "|"):
         return
-    raw = np.frombuffer(p.read_bytes(), dtype=np.uint8)
+    data = _raw_bytes(p)
+    if data is None:
+        return
+    raw = np.frombuffer(data, dtype=np.uint8)
     if raw.size == 0 or (raw == ord('"')).any():
         return
     ends = np.flatnonzero(raw == ord("\n"))
@@ -256,6 +284,14 @@ def numbers(
     """
     s = table[column]
     name = label or column
+    temporal = isinstance(s.dtype, pd.DatetimeTZDtype) or (
+        isinstance(s.dtype, np.dtype) and s.dtype.kind in "mM"
+    )
+    if temporal:
+        raise TraceError(
+            f"{source}: column {name}: expected a number, got a {s.dtype} column (date-times "
+            "and time spans are not read as numbers: their unit would be lost; store seconds)"
+        )
     if pd.api.types.is_bool_dtype(s.dtype):
         raise row_error(
             source,

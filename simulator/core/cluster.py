@@ -19,6 +19,7 @@ import pandas as pd
 
 from simulator.core import kernels
 from simulator.core.gpus import canonical_gpu_name
+from traces.tables import shown
 
 __all__ = [
     "ClusterSpec",
@@ -252,7 +253,7 @@ def _int_column(
         if pd.isna(v) or not np.isfinite(v) or v != int(v) or v < minimum or v >= 2**31:
             raise ValueError(
                 f"{source}: row {row + 1}, column {col}: expected an integer "
-                f">= {minimum}, got {t[col].iloc[row]!r}"
+                f">= {minimum}, got {shown(t[col].iloc[row])}"
             )
     return vals.to_numpy(dtype=np.int64)
 
@@ -265,7 +266,7 @@ def _float_column(t: pd.DataFrame, col: str, source: str) -> np.ndarray:
         if pd.isna(v) or not np.isfinite(v) or v < 0:
             raise ValueError(
                 f"{source}: row {row + 1}, column {col}: expected a number >= 0, "
-                f"got {t[col].iloc[row]!r}"
+                f"got {shown(t[col].iloc[row])}"
             )
     return vals.to_numpy(dtype=np.float64)
 

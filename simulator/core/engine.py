@@ -752,11 +752,12 @@ class Simulation:
                 disable=None if self.progress is None else False,
                 mininterval=0.5,
             )
-        self._drive(stop)
-        if stop.requested:
-            if stop.aborted:
-                raise KeyboardInterrupt("a second interrupt: run abandoned")
-            self.interrupted = True
+        ended = self._drive(stop)
+        if stop.aborted:
+            raise KeyboardInterrupt("a second interrupt: run abandoned")
+        # a signal that came once nothing was left to simulate (e.g. during the last compiled
+        # chunk) cut nothing: the run is complete, as an uninterrupted one
+        self.interrupted = bool(stop.requested) and not ended
         self._finalise()
         if self.engine == "compiled":
             self.policy.compiled_finish(self._ps)
@@ -805,16 +806,22 @@ class Simulation:
             if t_ext >= until or t_ext > t_core or (t_ext == t_core and rank < loop.EXTENSION):
                 return
 
-    def _drive(self, stop: GracefulStop) -> None:
-        """Alternate the compiled loop and SimPy's events until both are done (or ``until``)."""
+    def _drive(self, stop: GracefulStop) -> bool:
+        """Alternate the compiled loop and SimPy's events until both are done (or ``until``).
+
+        Returns True when the run ended by itself (nothing left before ``until``), False when
+        ``stop`` cut it short.
+        """
         env = self.env
         until = math.inf if self.until is None else float(self.until)
         advance = loop.advance
+        ended = False
         while not stop.requested:
             t_ext = env.peek()
             code = advance(self.core, self._fs, self._ps, t_ext, CHUNK_EVENTS)
             if code == loop.EXT or code == loop.DONE or code == loop.UNTIL:
                 if t_ext >= until:  # also: nothing left at all (t_ext = inf)
+                    ended = True
                     break
                 self._steps(until)
             elif code == loop.PY_PASS:
@@ -830,8 +837,11 @@ class Simulation:
                     self._bar.update(int(self._c[0].terminal) - self._bar.n)
             elif code == loop.ERROR:
                 self._raise_loop_error()
-        if self.until is not None and not stop.requested and env.now < until:
+        if not ended and min(self._core_next()[0], env.peek()) >= until:
+            ended = True  # stopped with nothing left to do: the same end as without the stop
+        if self.until is not None and ended and env.now < until:
             env.run(until=until)  # SimPy's clock ends at the horizon, as the core's does
+        return ended
 
     def _finalise(self) -> None:
         jobs, c = self.jobs, self._c[0]

@@ -10,6 +10,13 @@ import numpy as np
 import pandas as pd
 
 from simulator.core.cluster import MILLI, ClusterState
+from traces.canonical import MAX_PRIORITY
+
+MAX_END_SECONDS = float(2**53)
+"""A job's finite ``submit_time + duration`` must stay below this (float64 seconds still hold
+whole seconds). Trace loaders enforce the stricter ``traces.canonical.MAX_SECONDS`` (2**32 s,
+1 us resolution); this bound is for frames handed to the engine directly, where a very long
+duration is a way to say "never ends within the horizon"."""
 
 __all__ = ["JobTable", "Status", "TERMINAL", "STATUS_NAMES"]
 
@@ -79,6 +86,7 @@ class JobTable:
         self.job_ids = f["job_id"].to_numpy()
         self.submit = f["submit_time"].to_numpy(np.float64).copy()
         self.duration = f["duration"].to_numpy(np.float64).copy()
+        _check_times(self.job_ids, self.submit, self.duration)
         self.num_gpus = f["num_gpus"].to_numpy(np.int64).copy()
         self.milli = _col(f, "gpu_milli", MILLI).astype(np.int32)
         self.milli[self.num_gpus == 0] = 0
@@ -86,12 +94,12 @@ class JobTable:
         if shared.any():  # traces.canonical rejects these rows too; a frame built by hand may not
             k = int(np.flatnonzero(shared)[0])
             raise ValueError(
-                f"job {self.job_ids[k]!r}: a GPU share below {MILLI} milli-GPU "
+                f"job {_plain(self.job_ids[k])!r}: a GPU share below {MILLI} milli-GPU "
                 f"(gpu_milli={self.milli[k]}) needs num_gpus == 1, got {self.num_gpus[k]}"
             )
         self.cpus = _col(f, "num_cpus", 0.0).astype(np.float64)
         self.mem = _col(f, "memory_gb", 0.0).astype(np.float64)
-        self.priority = _col(f, "priority", 0).astype(np.int64)
+        self.priority = _priorities(self.job_ids, _col(f, "priority", 0))
         self.queue_names, self.queue = _codes(f, "queue", "default")
         self.kind_names, self.kind = _codes(f, "kind", "train")
         types = f["gpu_type"].fillna("").astype(str) if "gpu_type" in f else pd.Series([""] * n)
@@ -165,6 +173,45 @@ class JobTable:
         if self.status[j] == Status.RUNNING:
             done += (now - self.last_update[j]) * self.rate[j]
         return float(self.duration[j] - done)
+
+
+def _check_times(ids: np.ndarray, submit: np.ndarray, duration: np.ndarray) -> None:
+    """Finite times must end below :data:`MAX_END_SECONDS` (float64 resolution).
+
+    For frames built by hand (trace loaders check a stricter bound); infinite times mark
+    dormant rows (service replicas).
+    """
+    finite = np.isfinite(submit) & np.isfinite(duration)
+    with np.errstate(invalid="ignore"):
+        bad = finite & ~((submit + duration < MAX_END_SECONDS) & (submit > -MAX_END_SECONDS))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"job {_plain(ids[k])!r}: submit_time={float(submit[k])!r}, "
+            f"duration={float(duration[k])!r}: expected submit_time + duration below 2**53 s "
+            "(where float64 seconds still hold whole seconds)"
+        )
+
+
+def _priorities(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``priority`` as int64; a value that int64 (or float64, exactly) cannot hold is an error."""
+    if raw.dtype.kind in "iu":
+        return raw.astype(np.int64)
+    vals = np.asarray(raw, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(vals) < MAX_PRIORITY) | (vals != np.round(vals))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"job {_plain(ids[k])!r}: priority {_plain(raw[k])!r} is not a whole number of "
+            "magnitude below 2**53"
+        )
+    return vals.astype(np.int64)
+
+
+def _plain(value: object) -> object:
+    """A NumPy scalar as the Python value (messages show ``0``, not ``np.int64(0)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _col(f: pd.DataFrame, name: str, default: float) -> np.ndarray:

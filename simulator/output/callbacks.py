@@ -29,8 +29,9 @@ from omegaconf import DictConfig
 
 from simulator.output.report import status_line, summary_table, table_markdown
 from simulator.output.results import load_runs
+from simulator.output.rundir import RunDirBusy, RunLock
 
-__all__ = ["SweepSummary", "job_line", "sweep_text"]
+__all__ = ["RunDirLock", "SweepSummary", "job_line", "sweep_text"]
 
 log = logging.getLogger("simulator.sweep")
 
@@ -125,3 +126,38 @@ class SweepSummary(Callback):
         if failed and self.fail_on_error:
             print(f"{failed} run(s) failed: see error.txt in their directories", file=sys.stderr)
             sys.exit(1)
+
+
+class RunDirLock(Callback):
+    """Single run: take the run directory's lock before Hydra writes anything into it.
+
+    A second ``python -m simulator`` into a directory that a running one holds is refused with
+    one line naming the directory and the holder's pid (exit status 1), before its Hydra
+    record could overwrite the first run's. The lock is held until the run ends (the app and
+    :func:`~simulator.output.results.write_run` take it again, re-entrantly; the runs of a
+    multirun take it in the app, one directory each).
+    """
+
+    def __init__(self) -> None:
+        self._lock: RunLock | None = None
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Take the lock of ``hydra.run.dir``, or exit with one line saying who holds it."""
+        out = Path(str(config.hydra.run.dir))
+        try:
+            self._lock = RunLock(out).acquire()
+        except RunDirBusy as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as exc:
+            print(
+                f"error: cannot write into the output directory {out}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Let the directory go."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -11,12 +11,15 @@ Definitions (all times in seconds):
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from simulator.core.engine import Simulation
 from simulator.core.jobs import STATUS_NAMES, Status
+from traces.canonical import OUTPUT_COLUMNS, rename_output_columns
 
 __all__ = [
     "job_frame",
@@ -48,6 +51,13 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     # returned frame copies that column first; without it, copy every trace column
     cow = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
     f = jobs.frame.copy(deep=not cow)
+    clash = [c for c in OUTPUT_COLUMNS if c in f.columns]
+    if clash:  # a frame that did not come through a trace loader (those rename them)
+        warnings.warn(
+            f"trace columns {clash} are named like result columns: kept as trace_NAME",
+            stacklevel=2,
+        )
+        f = rename_output_columns(f, {})
     ran = ~np.isnan(jobs.start)
     f["start_time"] = jobs.start
     f["end_time"] = jobs.end

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "RUN_PLOTS",
     "cdf_plot",
     "plot_run",
     "png_size",
@@ -30,6 +31,9 @@ __all__ = [
     "time_unit",
     "timeline_plot",
 ]
+
+RUN_PLOTS = ("jct_cdf.png", "wait_cdf.png", "timeline.png", "queues.png")
+"""Files :func:`plot_run` may write into a run directory."""
 
 DPI = 100
 """Pixels per inch of the saved PNGs (an 8 x 4.5 inch figure is 800 x 450 pixels)."""

@@ -1,16 +1,22 @@
 """Write a run's results and load one run or a whole multirun directory into pandas.
 
-A run directory holds ``jobs.parquet``, ``timeline.parquet``, ``summary.json`` and Hydra's
-``.hydra/`` record (``config.yaml``, ``overrides.yaml``). Files are written to a temporary
-name and renamed, so a reader never sees a half-written file.
+A run directory holds ``jobs.parquet``, ``timeline.parquet``, ``summary.json``, Hydra's
+``.hydra/`` record (``config.yaml``, ``overrides.yaml``) and ``manifest.json``. Files are written
+to a temporary name of their own and renamed, under the run directory's lock
+(:class:`simulator.output.rundir.RunLock`: one writer at a time). ``manifest.json`` is written
+last: it names every file of the run with its size and SHA-256, so a reader can tell one
+complete run from a partial or mixed set of files (:func:`verify_run`); :func:`load_run`,
+:func:`load_runs` and :func:`load_tables` accept a directory only when its files match it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +27,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from simulator.output.rundir import RunLock
+
 __all__ = [
     "RunResult",
+    "RunDirError",
     "write_run",
+    "verify_run",
+    "seal_run",
+    "adopt_record",
+    "strict_json",
     "load_run",
     "load_runs",
     "load_jobs",
@@ -39,6 +52,18 @@ JOBS_FILE = "jobs.parquet"
 TIMELINE_FILE = "timeline.parquet"
 SUMMARY_FILE = "summary.json"
 ERROR_FILE = "error.txt"
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+"""Version of ``manifest.json``'s layout."""
+RECORD_FILES = (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml")
+"""Hydra's record of a run, covered by the manifest when present."""
+
+
+class RunDirError(FileNotFoundError):
+    """A directory that does not hold one complete run.
+
+    Files are missing, or do not match ``manifest.json``; the message names the file and why.
+    """
 
 
 @dataclass
@@ -60,17 +85,70 @@ class RunResult:
     overrides: dict = field(default_factory=dict)
 
     def table(self, name: str) -> pd.DataFrame:
-        """Load ``NAME.parquet`` of this run (e.g. ``queues``)."""
+        """Load ``NAME.parquet`` of this run (e.g. ``queues``), checked against the manifest."""
         f = self.path / f"{name}.parquet"
-        if not f.is_file():
+        files = verify_run(self.path)
+        if f.name not in files:
             raise FileNotFoundError(f"{self.path}: no {name}.parquet in this run")
         return pd.read_parquet(f)
 
 
 def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """Write through ``write(tmp)`` to a temporary name unique to this writer, then rename.
+
+    Errors (a full disk, a read-only directory) name the file being written.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and str(path) not in str(exc):
+            text = f"{path}: cannot write ({exc.strerror or exc})"
+            raise (OSError(exc.errno, text) if exc.errno else OSError(text)) from exc
+        raise
+
+
+def strict_json(value: object) -> object:
+    """``value`` with NaN and infinities (also NumPy ones) as ``None``: for strict JSON."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        try:
+            value = value.item()  # NumPy scalars
+        except (TypeError, ValueError):
+            return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _file_entry(path: Path) -> dict:
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"bytes": path.stat().st_size, "sha256": digest}
+
+
+def _write_manifest(out: Path, names: list[str]) -> None:
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        # identifies the writing run in the manifest only: tables and summary stay byte-identical
+        "run_id": uuid.uuid4().hex,
+        "files": {name: _file_entry(out / name) for name in names},
+    }
+    text = json.dumps(manifest, indent=2) + "\n"
+    _atomic_write(out / MANIFEST_FILE, lambda p: p.write_text(text))
+
+
+def _stale_tables(out: Path, keep: set[str]) -> list[Path]:
+    """Top-level tables of an earlier run in ``out`` that the new run does not write."""
+    return [p for p in out.glob("*.parquet") if p.name not in keep]
 
 
 def write_run(
@@ -79,28 +157,129 @@ def write_run(
     timeline: pd.DataFrame,
     summary: dict,
     extra: dict[str, pd.DataFrame] | None = None,
+    record: dict[str, str] | None = None,
 ) -> Path:
-    """Write a run's result files into ``out_dir`` (created if needed).
+    """Write a run's result files into ``out_dir`` (created if needed), then its manifest.
 
     ``extra`` maps further table names to frames, written as ``NAME.parquet`` (e.g.
-    ``queues``). ``summary.json`` is written last, so its presence marks a complete run.
+    ``queues``). ``record`` maps Hydra record files (:data:`RECORD_FILES`) to their text,
+    rewritten so that they describe this run. Everything happens under the directory's
+    :class:`~simulator.output.rundir.RunLock` (another process writing there gets
+    :class:`~simulator.output.rundir.RunDirBusy`). The old manifest is removed first, and so
+    are tables of an earlier run that this run does not write (every other ``*.parquet`` at
+    the top of ``out_dir``); ``manifest.json`` is written last. ``summary.json`` is strict
+    JSON: NaN and infinities are written as ``null``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     tables = {**{f"{name}.parquet": f for name, f in (extra or {}).items()}}
     tables[JOBS_FILE] = jobs
     tables[TIMELINE_FILE] = timeline
-    # Arrow encodes and compresses without the GIL: the tables are written side by side
-    with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
-        done = [
-            pool.submit(_atomic_write, out / name, lambda p, f=frame: _write_parquet(f, p))
-            for name, frame in tables.items()
-        ]
-        for future in done:
-            future.result()
-    text = json.dumps(summary, indent=2, sort_keys=False, default=str)
-    _atomic_write(out / SUMMARY_FILE, lambda p: p.write_text(text + "\n"))
+    text = json.dumps(strict_json(summary), indent=2, allow_nan=False, default=str)
+    with RunLock(out):
+        (out / MANIFEST_FILE).unlink(missing_ok=True)
+        for stale in [out / SUMMARY_FILE, *_stale_tables(out, set(tables))]:
+            stale.unlink(missing_ok=True)
+        # Arrow encodes and compresses without the GIL: the tables are written side by side
+        with ThreadPoolExecutor(max_workers=min(len(tables), os.cpu_count() or 1)) as pool:
+            done = [
+                pool.submit(_atomic_write, out / name, lambda p, f=frame: _write_parquet(f, p))
+                for name, frame in tables.items()
+            ]
+            for future in done:
+                future.result()
+        for name, content in (record or {}).items():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(out / name, lambda p, c=content: p.write_text(c))
+        _atomic_write(out / SUMMARY_FILE, lambda p: p.write_text(text + "\n"))
+        names = [*tables, SUMMARY_FILE, *(r for r in RECORD_FILES if (out / r).is_file())]
+        _write_manifest(out, names)
     return out
+
+
+def verify_run(path: str | Path, *, record: bool = True) -> list[str]:
+    """Check that ``path`` holds one complete run: every file matches ``manifest.json``.
+
+    Checks that the manifest exists and is readable, names ``jobs.parquet``,
+    ``timeline.parquet`` and ``summary.json``, that every file it names has its size and
+    SHA-256, and that no table (``*.parquet``) it does not name sits beside them.
+    ``record=False`` leaves the Hydra record (``.hydra/``) out of the check.
+
+    Returns:
+        The files of the run (paths relative to ``path``).
+
+    Raises:
+        RunDirError: naming the directory, the file and what is wrong.
+    """
+    run = Path(path)
+    try:
+        manifest = json.loads((run / MANIFEST_FILE).read_text())
+    except FileNotFoundError:
+        missing = [f for f in (JOBS_FILE, TIMELINE_FILE, SUMMARY_FILE) if not (run / f).is_file()]
+        if missing:
+            raise RunDirError(
+                f"{run}: not a complete run directory (missing {missing + [MANIFEST_FILE]})"
+            ) from None
+        raise RunDirError(
+            f"{run}: no {MANIFEST_FILE}, so not known to be one complete run (still being "
+            "written, stopped while writing, or written before result manifests existed); "
+            "run it again, or if you trust its files, mark them with "
+            f"simulator.output.results.seal_run({str(run)!r})"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{run}: unreadable {MANIFEST_FILE} ({exc})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise RunDirError(f"{run}: {MANIFEST_FILE} is not a result manifest of this version")
+    missing = [f for f in (JOBS_FILE, TIMELINE_FILE, SUMMARY_FILE) if f not in files]
+    if missing:
+        raise RunDirError(f"{run}: {MANIFEST_FILE} does not list {missing}")
+    for name, want in files.items():
+        if not record and name.startswith(".hydra/"):
+            continue
+        f = run / name
+        if not f.is_file():
+            raise RunDirError(f"{run}: {name} is missing (listed in {MANIFEST_FILE})")
+        got = _file_entry(f) if f.stat().st_size == want.get("bytes") else None
+        if got != want:
+            raise RunDirError(
+                f"{run}: {name} does not match {MANIFEST_FILE} (changed after the run wrote "
+                "it: by another run in the same directory?); run it again"
+            )
+    extra = sorted(p.name for p in _stale_tables(run, set(files)))
+    if extra:
+        raise RunDirError(f"{run}: {extra} not written by the run of {MANIFEST_FILE}")
+    return list(files)
+
+
+def adopt_record(path: str | Path) -> None:
+    """Vouch in the manifest for the run's current Hydra record (``.hydra/`` files).
+
+    For ``skip_existing``: Hydra rewrote the record of a run whose results it keeps (same
+    config); the tables and summary must still match (checked first).
+    """
+    run = Path(path)
+    with RunLock(run):
+        names = verify_run(run, record=False)
+        kept = [n for n in names if not n.startswith(".hydra/")]
+        _write_manifest(run, [*kept, *(r for r in RECORD_FILES if (run / r).is_file())])
+
+
+def seal_run(path: str | Path) -> Path:
+    """Write ``manifest.json`` for a run directory written before manifests existed.
+
+    Only for directories whose files you trust to be one complete run: the manifest then
+    vouches for them as they are (every ``*.parquet`` at the top, ``summary.json`` and the
+    Hydra record).
+    """
+    run = Path(path)
+    with RunLock(run):
+        missing = [f for f in (JOBS_FILE, TIMELINE_FILE, SUMMARY_FILE) if not (run / f).is_file()]
+        if missing:
+            raise RunDirError(f"{run}: not a complete run directory (missing {missing})")
+        tables = sorted(p.name for p in run.glob("*.parquet"))
+        names = [*tables, SUMMARY_FILE, *(r for r in RECORD_FILES if (run / r).is_file())]
+        _write_manifest(run, names)
+    return run
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -141,12 +320,12 @@ def load_run(path: str | Path) -> RunResult:
     """Load one run directory.
 
     Raises:
-        FileNotFoundError: the directory has no complete results (names what is missing).
+        RunDirError: (a ``FileNotFoundError``) the directory does not hold one complete run:
+            files missing, no ``manifest.json``, or files that do not match it (see
+            :func:`verify_run`; the message names the file).
     """
     run = Path(path)
-    missing = [f for f in (JOBS_FILE, TIMELINE_FILE, SUMMARY_FILE) if not (run / f).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{run}: not a complete run directory (missing {missing})")
+    verify_run(run)
     return RunResult(
         path=run,
         jobs=pd.read_parquet(run / JOBS_FILE),
@@ -220,11 +399,20 @@ def _run_row(run: Path) -> dict:
     row: dict = {"run_dir": str(run)}
     summary = _read_summary(run)
     row.update(_safe_overrides(run))
+    problem = None
     if summary is not None:
-        row["run_status"] = "ok"
-        row.update(_flat(summary))
-        return row
-    if (run / ERROR_FILE).is_file():
+        try:
+            verify_run(run)
+        except RunDirError as exc:
+            problem = str(exc).removeprefix(f"{run}: ")
+        else:
+            row["run_status"] = "ok"
+            row.update(_flat(summary))
+            return row
+    if problem is not None:
+        row["run_status"] = "incomplete"
+        row["error"] = problem
+    elif (run / ERROR_FILE).is_file():
         row["run_status"] = "failed"
         row["error"] = error_message((run / ERROR_FILE).read_text(errors="replace"))
     else:
@@ -239,9 +427,11 @@ def _run_row(run: Path) -> dict:
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per run found under ``path`` (a multirun directory, or any tree of runs).
 
-    Columns: ``run_dir``, ``run_status`` (``ok``; ``failed`` when the run left ``error.txt``,
-    whose final exception is in ``error``; ``incomplete`` when it has a Hydra record but no readable
-    summary, e.g. a run still going or killed), every override as a typed column, and every
+    Columns: ``run_dir``, ``run_status`` (``ok`` when its files match its ``manifest.json``,
+    see :func:`verify_run`; ``failed`` when the run left ``error.txt``, whose final exception
+    is in ``error``; ``incomplete`` when it has a Hydra record but no readable summary, e.g. a
+    run still going or killed, or when its files do not match the manifest or it has none:
+    ``error`` says why), every override as a typed column, and every
     scalar of ``summary.json``. Failed and incomplete runs are listed, not dropped (their
     ``policy`` comes from the override or Hydra's record). Rows are sorted by ``run_dir``
     (numbers in natural order: run ``2`` before run ``10``); a
@@ -288,7 +478,7 @@ def load_tables(path: str | Path, name: str, columns: list[str] | None = None) -
         The rows of all finished runs that have the table, each prefixed with its run keys:
         ``run_dir``, every override as a typed column, ``policy`` and ``seed`` (a key named
         like a table column is renamed ``run.KEY``). Failed and incomplete runs (see
-        :func:`load_runs`) have no rows.
+        :func:`load_runs`: also runs whose files do not match their manifest) have no rows.
     """
     root = Path(path)
     if not root.is_dir():
@@ -299,6 +489,11 @@ def load_tables(path: str | Path, name: str, columns: list[str] | None = None) -
         table = run / f"{name}.parquet"
         if summary is None or not table.is_file():
             continue
+        try:
+            if table.name not in verify_run(run):
+                continue
+        except RunDirError:
+            continue  # listed by load_runs as incomplete, with the reason
         frame = pd.read_parquet(table, columns=columns)
         keys = _run_keys(run, summary, frame.columns)
         key_frame = pd.DataFrame({k: [v] * len(frame) for k, v in keys.items()}, index=frame.index)
