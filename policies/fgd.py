@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 
 from policies import fragmentation as frag
-from policies.base import Decision, Policy, Reject, Start
+from policies.base import Decision, Policy, Reject, Start, overrides
+from policies.fgd_pass import FgdPass, new_fgd_pass
+from policies.gang import GangPass
 from simulator.core import kernels
 from simulator.core.cluster import MILLI
 from simulator.core.jobs import Status
@@ -104,6 +106,43 @@ class FgdPolicy(Policy):
         )
         self.placer = view.placer("bestfit")
         self._tags = np.zeros((len(c.capacity), c.gpu_free.shape[1] + 1), dtype=np.int32)
+
+    def compiled_pass(self, view: SchedulerView) -> FgdPass | None:
+        """The compiled pass (:mod:`policies.fgd_pass`); None if a subclass changes a rule."""
+        methods = ("schedule", "setup", "place", "_keys", "_track", "_forget_finished")
+        if overrides(self, FgdPolicy, *methods):
+            return None
+        p = self.placer
+        walk = GangPass(
+            p.mode, p.allow_split, True, -1.0, np.full(1, -1, dtype=np.int64), np.zeros(1)
+        )
+        jobs = view.jobs
+        return new_fgd_pass(
+            walk,
+            fgd=self.scoring == "fgd",
+            score_mode=frag.BASELINE_SCORES.get(self.scoring, -1),
+            random_keys=not (self.tie_break == "first" and self.scoring != "random"),
+            random_slot=self.scoring == "random",
+            integer_scores=self.integer_scores,
+            max_cpu=self.max_cpu,
+            max_gpu=self.max_gpu_milli,
+            reject=self.on_no_fit == "reject",
+            reason=view.reason_code("fits on no node"),
+            clustering=self.scoring == "gpu_clustering",
+            node_cap=[p.max_node_gpus(int(mask)) for _, _, mask, _, _ in jobs.demands],
+            types=self.types,
+            tags=self._tags,
+            seen_running=self._seen_running,
+            rng=view.rng,
+            num_nodes=len(view.cluster.capacity),
+            num_jobs=jobs.n,
+        )
+
+    def compiled_finish(self, state: FgdPass) -> None:
+        """Copy back which tasks the shape tags count (``_tags`` is shared)."""
+        tracked = np.flatnonzero(state.tnode >= 0)
+        self._tracked = {int(j): (int(state.tnode[j]), int(state.ttag[j])) for j in tracked}
+        self._seen_running = int(state.state[0])
 
     def schedule(self, view: SchedulerView) -> Iterator[Decision]:
         """Place queued tasks in arrival order; reject or skip those that fit nowhere."""
