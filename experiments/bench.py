@@ -18,7 +18,7 @@ A run that takes longer than ``--timeout`` seconds is stopped and shown as such.
 
 Rows: ``policies`` (every policy, big trace), ``deep`` (every policy, deep queue), ``compile``
 (first run after installation with an empty Numba cache, then warm), ``fabric`` (gang with
-``fabric=leaf_spine``), ``scaling`` (gang across trace lengths and cluster sizes), ``floor``
+``fabric=leaf_spine``), ``scaling`` (every policy across trace lengths and cluster sizes), ``floor``
 (bare SimPy, public API, arrivals and completions only), ``load`` (trace loading alone).
 """
 
@@ -163,9 +163,28 @@ def row(label: str, jobs: int, nodes: int, res: dict | None, timeout: float | No
     )
 
 
-def table(title: str, lines: list[str], header: str = HEADER) -> None:
-    """Print a finished table (the lines were printed one by one as they came)."""
-    print(f"\n{title}\n\n{header}\n" + "\n".join(lines), flush=True)
+def table(report: list[str], title: str, lines: list[str], header: str = HEADER) -> None:
+    """Print a finished table (its lines were printed as they came) and add it to ``report``."""
+    text = f"{title}\n\n{header}\n" + "\n".join(lines)
+    report.append(text)
+    print(f"\n{text}", flush=True)
+
+
+def write_markdown(path: Path, preamble: str, report: list[str]) -> None:
+    """Write the run's tables to ``path``, or between the bench markers if it has them."""
+    body = preamble + "\n\n" + "\n\n".join(report) + "\n"
+    text = path.read_text() if path.exists() else ""
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        text = f"{head}{START}\n{body}{END}{tail}"
+    else:
+        text = body
+    path.write_text(text)
+
+
+START = "<!-- bench:start (python -m experiments.bench --markdown README.md) -->"
+END = "<!-- bench:end -->"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,15 +199,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--policies", nargs="*", default=None, help="default: all of them")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
     parser.add_argument("--workdir", default=None, help="where traces and runs go (temp dir)")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        help="write the tables to this file (between its bench markers if it has them)",
+    )
     args = parser.parse_args(argv)
     big = 100_000 if args.quick else 1_000_000
     policies = args.policies or all_policies()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="gpusim-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"workdir: {work}", flush=True)
+    report: list[str] = []
     small = write_trace(work, 2_000, 16)
     if "compile" in args.rows:
-        compile_times(work, small, policies)
+        compile_times(work, small, policies, report)
     # warm the Numba cache of every policy so that the timed runs do not pay compilation
     for name in policies:
         run_simulator(small, 16, name, work / f"warm_{name}")
@@ -199,34 +225,52 @@ def main(argv: list[str] | None = None) -> None:
             res = run_simulator(trace, 1024, name, work / f"big_{name}", timeout=args.timeout)
             lines.append(row(name, big, 1024, res, args.timeout))
             print(lines[-1], flush=True)
-        table(f"every policy, {big:,} jobs on 1,024 x 8 GPUs, load 0.9:", lines)
+        table(report, f"Every policy, {big:,} jobs on 1,024 x 8 GPUs, offered load 90 %:", lines)
     if "deep" in args.rows:
-        deep(work, policies, args.timeout)
+        deep(work, policies, args.timeout, report)
     if "fabric" in args.rows:
         trace = write_trace(work, big, 1024)
         res = run_simulator(
             trace, 1024, "gang", work / "fabric", ("fabric=leaf_spine",), timeout=args.timeout
         )
-        table("gang with fabric=leaf_spine:", [row("gang", big, 1024, res, args.timeout)])
+        table(
+            report,
+            f"`gang` with a network fabric (`fabric=leaf_spine`), {big:,} jobs:",
+            [row("gang", big, 1024, res, args.timeout)],
+        )
     if "scaling" in args.rows:
-        scaling(work, big, args.timeout)
+        scaling(work, big, policies, args.timeout, report)
     if "floor" in args.rows:
         trace = write_trace(work, big, 1024)
-        print(
-            f"\nbare SimPy floor (arrivals + completions, no policy, {big:,} jobs): "
-            f"{simpy_floor(trace):.2f} s"
+        line = (
+            f"Bare SimPy floor (arrivals and completions through the public API, no policy, "
+            f"{big:,} jobs): {simpy_floor(trace):.2f} s."
         )
+        report.append(line)
+        print(f"\n{line}")
     if "load" in args.rows:
         trace = write_trace(work, big, 1024)
         t0 = time.perf_counter()
         loaded = load_file(trace)
-        print(
-            f"load {len(loaded.jobs):,}-row Parquet trace into canonical form: "
-            f"{time.perf_counter() - t0:.2f} s"
+        line = (
+            f"Loading a {len(loaded.jobs):,}-row Parquet trace into canonical form: "
+            f"{time.perf_counter() - t0:.2f} s."
+        )
+        report.append(line)
+        print(line)
+    if args.markdown:
+        cmd = " ".join(
+            ["python -m experiments.bench", *(argv if argv is not None else sys.argv[1:])]
+        )
+        when = time.strftime("%Y-%m-%d")
+        write_markdown(
+            args.markdown,
+            f"Generated by `{cmd}` on {when} ({os.cpu_count()} cores).",
+            report,
         )
 
 
-def compile_times(work: Path, trace: Path, policies: list[str]) -> None:
+def compile_times(work: Path, trace: Path, policies: list[str], report: list[str]) -> None:
     """End-to-end seconds of a 2,000-job run with an empty Numba cache, then warm.
 
     The empty cache is what a user's first run after installation sees: every compiled
@@ -234,20 +278,26 @@ def compile_times(work: Path, trace: Path, policies: list[str]) -> None:
     run in turn on one cache, so a later policy reuses what an earlier one compiled (the
     core's kernels) and compiles only its own pass and the loop for it.
     """
-    print("\nfirst run after installation (empty Numba cache), then warm; 2,000 jobs, 16 x 8:\n")
-    print("| policy | pass | first run s | warm s |\n|---|---|---:|---:|")
     cache = Path(tempfile.mkdtemp(prefix="numba-cold-", dir=work))
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    lines = []
     for name in policies:
         cold = run_simulator(trace, 16, name, work / f"cold_{name}", env=env)
         warm = run_simulator(trace, 16, name, work / f"cold2_{name}", env=env)
-        print(
-            f"| {name} | {cold['summary']['engine']} | {cold['wall']:.1f} | {warm['wall']:.1f} |",
-            flush=True,
+        lines.append(
+            f"| {name} | {cold['summary']['engine']} | {cold['wall']:.1f} | {warm['wall']:.1f} |"
         )
+        print(lines[-1], flush=True)
+    table(
+        report,
+        "First run after installation (an empty Numba cache), then the same run warm; "
+        "2,000 jobs on 16 x 8 GPUs, policies in turn on one cache:",
+        lines,
+        "| policy | pass | first run s | warm s |\n|---|---|---:|---:|",
+    )
 
 
-def deep(work: Path, policies: list[str], timeout: float) -> None:
+def deep(work: Path, policies: list[str], timeout: float, report: list[str]) -> None:
     """Every policy on 20,000 jobs offered 150 % of 16 x 8 GPUs (thousands waiting)."""
     jobs, nodes = 20_000, 16
     trace = write_trace(work, jobs, nodes, load=1.5)
@@ -261,43 +311,59 @@ def deep(work: Path, policies: list[str], timeout: float) -> None:
         lines.append(f"{line} {ratio} |")
         print(lines[-1], flush=True)
     table(
-        "deep queue: 20,000 jobs on 16 x 8 GPUs, load 1.5:",
+        report,
+        "The deep-queue case: 20,000 jobs offered 150 % of 16 x 8 GPUs (thousands waiting; "
+        "last column: simulating time over `gang`'s):",
         lines,
         HEADER.replace("GPU util |\n", "GPU util | simulate / gang's |\n") + "---:|",
     )
 
 
-def scaling(work: Path, big: int, timeout: float) -> None:
-    """Gang's cost per job across trace lengths (1,024 nodes) and cluster sizes (big / 5 jobs).
+def scaling(work: Path, big: int, policies: list[str], timeout: float, report: list[str]) -> None:
+    """Cost per job of every policy across trace lengths (1,024 nodes) and cluster sizes.
 
-    ``simulate`` is the engine's own wall time (summary ``wall_seconds``), without the fixed
-    start-up, loading and writing costs that dominate short runs end to end.
+    ``simulate us/job`` is the engine's own time per job (summary ``wall_seconds``), without
+    the fixed start-up, loading and writing costs that dominate short runs end to end. Trace
+    lengths are ``big`` / 10 and ``big``; cluster sizes 128 and 4,096 nodes with ``big`` / 5
+    jobs (the load stays 90 % of the cluster); each ratio is the larger over the smaller.
     """
-    print("\nscaling, gang:\n")
-    print(
-        "| jobs | cluster | wall s (end to end) | simulate s | simulate us/job |\n"
-        "|---:|---|---:|---:|---:|"
-    )
-
-    def show(label: str, cluster: str, jobs: int, res: dict | None) -> None:
-        if res is None:
-            print(f"| {label} | {cluster} | > {timeout:.0f} | | |", flush=True)
-            return
-        sim = res["summary"]["wall_seconds"]
-        print(
-            f"| {label} | {cluster} | {res['wall']:.2f} | {sim:.2f} | {1e6 * sim / jobs:.1f} |",
-            flush=True,
-        )
-
-    for jobs in sorted({big // 10, big // 3, big}):
-        trace = write_trace(work, jobs, 1024)
-        res = run_simulator(trace, 1024, "gang", work / f"s_{jobs}", timeout=timeout)
-        show(f"{jobs:,}", "1,024 x 8", jobs, res)
+    small_n = big // 10
     jobs = max(big // 5, 20_000)
-    for nodes in (128, 512, 1024, 4096):
-        trace = write_trace(work, jobs, nodes)
-        res = run_simulator(trace, nodes, "gang", work / f"n_{nodes}", timeout=timeout)
-        show(f"{jobs:,}", f"{nodes:,} x 8", jobs, res)
+    traces = {
+        "short": write_trace(work, small_n, 1024),
+        "long": write_trace(work, big, 1024),
+        128: write_trace(work, jobs, 128),
+        4096: write_trace(work, jobs, 4096),
+    }
+    lines = []
+    for name in policies:
+        us = {}
+        for key, trace in traces.items():
+            nodes = key if isinstance(key, int) else 1024
+            n = {"short": small_n, "long": big}.get(key, jobs)
+            res = run_simulator(trace, nodes, name, work / f"sc_{name}_{key}", timeout=timeout)
+            us[key] = None if res is None else 1e6 * res["summary"]["wall_seconds"] / n
+
+        def cell(v):
+            return "stopped" if v is None else f"{v:.1f}"
+
+        def ratio(a, b):
+            return "" if a is None or b is None else f"{a / b:.2f}"
+
+        lines.append(
+            f"| {name} | {cell(us['short'])} | {cell(us['long'])} | "
+            f"{ratio(us['long'], us['short'])} | {cell(us[128])} | {cell(us[4096])} | "
+            f"{ratio(us[4096], us[128])} |"
+        )
+        print(lines[-1], flush=True)
+    table(
+        report,
+        f"Cost per simulated job (simulate us/job): {small_n:,} and {big:,} jobs on 1,024 x 8 "
+        f"GPUs, and {jobs:,} jobs on 128 x 8 and 4,096 x 8 GPUs:",
+        lines,
+        f"| policy | {small_n:,} jobs | {big:,} jobs | ratio | 128 nodes | 4,096 nodes | ratio |\n"
+        "|---|---:|---:|---:|---:|---:|---:|",
+    )
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from policies.whatif import give
+from policies.whatif import give, place_on
 from simulator.core.bits import bit_next
 from simulator.core.hooks import PASS_DONE
 from simulator.core.jit import jit
-from simulator.core.kernels import copy_free, min_free, min_node, place_into, take
+from simulator.core.kernels import copy_free, min_free, min_node, take
 from simulator.core.ops import first_queued, place_job, start
 
 __all__ = ["BackfillPass", "new_backfill_pass"]
@@ -76,7 +76,7 @@ def _reserve(es, ps, h, tag):
     On success ``ps.sc`` holds the cluster at that time minus ``h``'s placement there, and
     ``ps.sb`` the element-wise minimum of it and the live cluster.
     """
-    ja, cls = es.jobs, es.cls
+    ja = es.jobs
     now = es.c[0].now
     sc = ps.sc
     copy_free(sc, es.cl)
@@ -99,9 +99,7 @@ def _reserve(es, ps, h, tag):
         size += 1
     for i in range(size // 2 - 1, -1, -1):
         _sift_down(ht, hv, i, size)
-    k = ja.cls[h]
-    gpus, milli, mask = cls.gpus[k], cls.milli[k], cls.mask[k]
-    cpus, mem, single = cls.cpus[k], cls.mem[k], cls.single[k]
+    gpus, milli = ja.num_gpus[h], ja.milli[h]
     buf = ps.sbuf
     while size > 0:
         t = ht[0]
@@ -111,7 +109,7 @@ def _reserve(es, ps, h, tag):
             ht[0] = ht[size]
             hv[0] = hv[size]
             _sift_down(ht, hv, 0, size)
-        m = place_into(sc, gpus, milli, mask, cpus, mem, single, ps.mode, ps.allow_split, True, buf)
+        m = place_on(es, sc, h, ps.mode, ps.allow_split, buf)
         if m >= 0:
             take(sc, buf.nodes[:m], buf.gpus[:gpus], milli, buf.cpu[:m], buf.mem[:m], -1)
             min_free(ps.sb, es.cl, sc)
@@ -134,7 +132,7 @@ def _backfill_pass(es, fs, ps):
     j = first_queued(es)
     if j < 0:
         return PASS_DONE
-    ja, cls = es.jobs, es.cls
+    ja = es.jobs
     now = es.c[0].now
     ps.nstart[1] += 1
     tag = ps.nstart[1]
@@ -198,19 +196,7 @@ def _backfill_pass(es, fs, ps):
             span = s_r < now + max(est[j] - ja.work[j], _MIN_LENGTH)
             if span:
                 if both_fail[k] != tag:
-                    m = place_into(
-                        sb,
-                        cls.gpus[k],
-                        cls.milli[k],
-                        cls.mask[k],
-                        cls.cpus[k],
-                        cls.mem[k],
-                        cls.single[k],
-                        mode,
-                        split,
-                        True,
-                        es.buf,
-                    )
+                    m = place_on(es, sb, j, mode, split, es.buf)
                     if m >= 0:
                         code = start(es, fs, j, m)
                         if code != 0:

@@ -10,7 +10,7 @@ import numpy as np
 
 from policies.base import Decision, Migrate, Policy, Start, overrides
 from policies.consolidate_pass import ConsolidatePass, new_consolidate_pass
-from policies.gang import GangPass
+from policies.gang import new_walk
 from policies.whatif import Scratch
 from simulator.core.jobs import Status
 from simulator.core.placement import Placement
@@ -35,6 +35,12 @@ class ConsolidatePolicy(Policy):
     progress) and starts the waiting job. At most ``max_migrations`` jobs move per started job;
     jobs spanning several nodes are never moved. A migrated job keeps running, so nothing is
     requeued and nothing can loop.
+
+    Cost per pass: the gang walk's; at a consolidation time, per waiting job, one plan per
+    target (every node for a job that fits one) on a what-if copy of the cluster. The compiled
+    pass (:mod:`policies.consolidate_pass`) skips targets that cannot hold the job even
+    without their movable jobs and restores its what-if states node by node instead of
+    copying the cluster per target.
 
     Args:
         interval: seconds between consolidation attempts.
@@ -74,9 +80,7 @@ class ConsolidatePolicy(Policy):
         if overrides(self, ConsolidatePolicy, *methods, "_best_plan", "_plan"):
             return None
         p = self.placer
-        walk = GangPass(
-            p.mode, p.allow_split, True, -1.0, np.full(1, -1, dtype=np.int64), np.zeros(1)
-        )
+        walk = new_walk(p.mode, p.allow_split)
         jobs = view.jobs
         return new_consolidate_pass(
             walk,

@@ -29,13 +29,13 @@ from typing import NamedTuple
 import numpy as np
 
 from policies.gang import gang_walk
-from policies.whatif import give
+from policies.whatif import give, place_on
 from simulator.core.bits import bit_next
 from simulator.core.cluster import MILLI
 from simulator.core.hooks import PASS_DONE
 from simulator.core.jit import jit
 from simulator.core.jobs import Status
-from simulator.core.kernels import copy_free, min_node, place_into, take
+from simulator.core.kernels import copy_free, min_node, take
 from simulator.core.ops import migrate, place_job, start, wake_at
 
 __all__ = ["ConsolidatePass", "new_consolidate_pass"]
@@ -46,7 +46,7 @@ _QUEUED = Status.QUEUED
 @jit
 def _place(es, ps, j):
     """The walk's placement: the shared placer; a job that does not fit is remembered."""
-    k = place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+    k = place_job(es, j, ps.walk.mode, ps.walk.allow_split, True)
     if k < 0:
         n = ps.nblocked[0]
         ps.blocked[n] = j
@@ -120,24 +120,6 @@ def _touch(ps, x):
 
 
 @jit
-def _place_on(es, sc, cls_k, ps, buf):
-    cls = es.cls
-    return place_into(
-        sc,
-        cls.gpus[cls_k],
-        cls.milli[cls_k],
-        cls.mask[cls_k],
-        cls.cpus[cls_k],
-        cls.mem[cls_k],
-        cls.single[cls_k],
-        ps.mode,
-        ps.allow_split,
-        True,
-        buf,
-    )
-
-
-@jit
 def _plan(es, ps, j, target, nt):
     """``ConsolidatePolicy._plan`` for the nodes ``target[:nt]``: moves into ``ps.cur_*``.
 
@@ -153,7 +135,6 @@ def _plan(es, ps, j, target, nt):
         sa.node_up[x] = es.cl.node_up[x]
         sb.node_up[x] = False
         _touch(ps, x)
-    kj = ja.cls[j]
     # movable jobs of the target, in eviction order
     m = 0
     for t in range(nt):
@@ -164,7 +145,7 @@ def _plan(es, ps, j, target, nt):
     if nt > 1 and m > 1:
         _eviction_order(es, ps, ps.movable[:m])
     moves = -1
-    k = _place_on(es, sa, kj, ps, buf)
+    k = place_on(es, sa, j, ps.walk.mode, ps.walk.allow_split, buf)
     if k < 0:  # it does not fit already
         evicted = 0
         for y in range(m):
@@ -175,7 +156,7 @@ def _plan(es, ps, j, target, nt):
             give(es, sb, v, 1)
             ps.cur_job[evicted] = v
             evicted += 1
-            k = _place_on(es, sa, kj, ps, buf)
+            k = place_on(es, sa, j, ps.walk.mode, ps.walk.allow_split, buf)
             if k >= 0:
                 break
         if k >= 0:
@@ -193,7 +174,7 @@ def _plan(es, ps, j, target, nt):
             moves = evicted
             for x in range(evicted):
                 v = ps.cur_job[x]
-                q = _place_on(es, sb, ja.cls[v], ps, buf)
+                q = place_on(es, sb, v, ps.walk.mode, ps.walk.allow_split, buf)
                 if q < 0:
                     moves = -1
                     break
@@ -324,7 +305,7 @@ def _cost_and_keep(es, ps, moves):
 def _consolidate_pass(es, fs, ps):
     """:meth:`ConsolidatePolicy.schedule`, compiled (see the module docstring)."""
     ps.nblocked[0] = 0
-    code = gang_walk(es, fs, ps)
+    code = gang_walk(es, fs, ps, ps.walk)
     if code != PASS_DONE:
         return code
     nb = ps.nblocked[0]
@@ -381,17 +362,9 @@ def _consolidate_pass(es, fs, ps):
 
 
 class ConsolidatePass(NamedTuple):
-    """Compiled state of :class:`~policies.consolidate.ConsolidatePolicy`.
+    """Compiled state of :class:`~policies.consolidate.ConsolidatePolicy`."""
 
-    The first six fields are :class:`~policies.gang.GangPass`'s (the gang walk reads them).
-    """
-
-    mode: int
-    allow_split: bool
-    indexed: bool
-    limit: float
-    head: np.ndarray
-    head_since: np.ndarray
+    walk: object  # the gang walk's state (GangPass: placer settings, no starvation guard)
     interval: float
     max_migrations: int
     node_cap: np.ndarray  # int64[classes]: largest node of the class's GPU models, GPUs
@@ -465,7 +438,7 @@ def new_consolidate_pass(gang, *, interval, max_migrations, node_cap, num_jobs, 
     cur_k, cur_nodes, cur_gpus, cur_cpu, cur_mem = plan_arrays(m, g)
     best_k, best_nodes, best_gpus, best_cpu, best_mem = plan_arrays(m, g)
     return ConsolidatePass(
-        *gang,
+        gang,
         float(interval),
         m,
         np.asarray(node_cap, dtype=np.int64),

@@ -199,6 +199,11 @@ class FairPolicy(Policy):
     the weights' proportions unchanged). Shares are recomputed at every pass (arrivals and
     completions), not on a timer.
 
+    Cost per pass of this Python pass (the reference): ``O(R)`` to recount usage from the
+    ``R`` running jobs, ``O(T)`` for the shares of a ``T``-queue tree, and a heap over the
+    groups' heads; reclaim ``O(R)`` plus the victim search. The compiled pass
+    (:mod:`policies.fair_pass`) keeps usage from starts and stops instead of recounting it.
+
     Args:
         queues: the queue tree, a list of mappings with ``name`` and optional ``deserved``,
             ``over_quota_weight``, ``limit`` and ``children`` (empty = every trace queue is a

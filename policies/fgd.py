@@ -10,7 +10,7 @@ import numpy as np
 from policies import fragmentation as frag
 from policies.base import Decision, Policy, Reject, Start, overrides
 from policies.fgd_pass import FgdPass, new_fgd_pass
-from policies.gang import GangPass
+from policies.gang import new_walk
 from simulator.core import kernels
 from simulator.core.cluster import MILLI
 from simulator.core.jobs import Status
@@ -43,6 +43,9 @@ class FgdPolicy(Policy):
     A task that fits nowhere is rejected for good (``on_no_fit="reject"``, the FGD experiments'
     "the pod fails and is skipped") or waits, its demand class skipped for the pass
     (``"wait"``).
+
+    Cost per pass: class heads in arrival order, one node scoring per head tried
+    (``O(nodes)``; FGD ``O(nodes x task types)``). Compiled pass: :mod:`policies.fgd_pass`.
 
     Args:
         scoring: ``fgd`` or one of ``random``, ``dotprod``, ``gpu_clustering``,
@@ -113,9 +116,7 @@ class FgdPolicy(Policy):
         if overrides(self, FgdPolicy, *methods):
             return None
         p = self.placer
-        walk = GangPass(
-            p.mode, p.allow_split, True, -1.0, np.full(1, -1, dtype=np.int64), np.zeros(1)
-        )
+        walk = new_walk(p.mode, p.allow_split)
         jobs = view.jobs
         return new_fgd_pass(
             walk,

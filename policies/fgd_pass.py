@@ -144,7 +144,7 @@ def _fgd_pass(es, fs, ps):
     """:meth:`FgdPolicy.schedule`, compiled (see the module docstring)."""
     if ps.clustering:
         _forget_finished(es, ps)
-    code = gang_walk(es, fs, ps)
+    code = gang_walk(es, fs, ps, ps.walk)
     if code == PASS_DONE and ps.state[2] != 0:
         code = ps.state[2]
     ps.state[0] = es.c[0].running
@@ -152,17 +152,9 @@ def _fgd_pass(es, fs, ps):
 
 
 class FgdPass(NamedTuple):
-    """Compiled state of :class:`~policies.fgd.FgdPolicy`.
+    """Compiled state of :class:`~policies.fgd.FgdPolicy`."""
 
-    The first six fields are :class:`~policies.gang.GangPass`'s (the gang walk reads them).
-    """
-
-    mode: int
-    allow_split: bool
-    indexed: bool
-    limit: float
-    head: np.ndarray
-    head_since: np.ndarray
+    walk: object  # the gang walk's state (GangPass: no starvation guard)
     fgd: bool  # scoring "fgd" (else the baseline score ``score_mode``)
     score_mode: int
     random_keys: bool  # tie-break keys drawn per placement (else node ids)
@@ -193,7 +185,7 @@ def new_fgd_pass(gang, **kw) -> FgdPass:
     num = kw.pop("num_nodes")
     n = kw.pop("num_jobs")
     return FgdPass(
-        *gang,
+        gang,
         fgd=kw["fgd"],
         score_mode=int(kw["score_mode"]),
         random_keys=bool(kw["random_keys"]),

@@ -15,7 +15,7 @@ from simulator.core.jit import jit
 from simulator.core.ops import first_queued, place_job, start
 from simulator.core.view import SchedulerView
 
-__all__ = ["GangPolicy", "GangPass", "gang_walk", "place_hook", "started_hook"]
+__all__ = ["GangPolicy", "GangPass", "gang_walk", "new_walk", "place_hook", "started_hook"]
 
 place_hook = policy_hook("place")
 """``type(ps).place(es, ps, j)``: where the walk's policy places job ``j`` (into ``es.buf``)."""
@@ -117,14 +117,8 @@ class GangPolicy(Policy):
 
     def _gang_state(self, p) -> GangPass:
         """The walk's state: placer ``p``'s settings and the starvation clock."""
-        limit = -1.0 if self.starvation_timeout is None else float(self.starvation_timeout)
-        return GangPass(
-            p.mode,
-            p.allow_split,
-            p.indexed,
-            limit,
-            np.array([self._head], dtype=np.int64),
-            np.array([self._head_since]),
+        return new_walk(
+            p.mode, p.allow_split, p.indexed, self.starvation_timeout, self._head, self._head_since
         )
 
     def compiled_finish(self, state: GangPass) -> None:
@@ -133,21 +127,22 @@ class GangPolicy(Policy):
 
 
 @jit
-def gang_walk(es, fs, ps):
+def gang_walk(es, fs, ps, w):
     """:meth:`GangPolicy.schedule`, compiled: class heads in arrival order, as they change.
 
     Placement is ``type(ps).place`` (:data:`place_hook`), so a policy that walks the queue as
-    gang does and only places differently (e.g. :mod:`policies.topology`) shares this walk;
-    ``ps`` has :class:`GangPass`'s fields.
+    gang does and only places differently (e.g. :mod:`policies.topology`) shares this walk:
+    ``ps`` is that policy's state, ``w`` the walk's own (a :class:`GangPass`: the starvation
+    clock; ``ps`` itself for gang).
     """
     now = es.c[0].now
     head = first_queued(es)
     if head < 0:
         return PASS_DONE
-    if head != ps.head[0]:
-        ps.head[0] = head
-        ps.head_since[0] = now
-    limit = ps.limit
+    if head != w.head[0]:
+        w.head[0] = head
+        w.head_since[0] = now
+    limit = w.limit
     if es.c[0].queued == 1:  # nothing to skip or order
         k = place_hook(es, ps, head)
         if k >= 0:
@@ -156,7 +151,7 @@ def gang_walk(es, fs, ps):
                 started_hook(es, ps, head)
             return code
         return PASS_DONE
-    starving = limit >= 0 and now - ps.head_since[0] >= limit
+    starving = limit >= 0 and now - w.head_since[0] >= limit
     heads = es.q.heads
     j = bit_next(heads, 0)
     while j >= 0:
@@ -173,10 +168,10 @@ def gang_walk(es, fs, ps):
                 head = first_queued(es)
                 starving = False
                 if limit >= 0 and head >= 0:
-                    if head != ps.head[0]:
-                        ps.head[0] = head
-                        ps.head_since[0] = now
-                    starving = now - ps.head_since[0] >= limit
+                    if head != w.head[0]:
+                        w.head[0] = head
+                        w.head_since[0] = now
+                    starving = now - w.head_since[0] >= limit
         j = bit_next(heads, j + 1)
     return PASS_DONE
 
@@ -193,7 +188,7 @@ def _nothing(es, ps, j):
 
 @jit
 def _gang_pass(es, fs, ps):
-    return gang_walk(es, fs, ps)
+    return gang_walk(es, fs, ps, ps)
 
 
 class GangPass(NamedTuple):
@@ -209,3 +204,23 @@ class GangPass(NamedTuple):
     kernel = _gang_pass
     place = _gang_place
     started = _nothing
+
+
+def new_walk(
+    mode: int,
+    allow_split: bool,
+    indexed: bool = True,
+    starvation_timeout: float | None = None,
+    head: int = -1,
+    head_since: float = 0.0,
+) -> GangPass:
+    """The state of a gang walk (:func:`gang_walk`): placer settings, the starvation clock."""
+    limit = -1.0 if starvation_timeout is None else float(starvation_timeout)
+    return GangPass(
+        int(mode),
+        bool(allow_split),
+        bool(indexed),
+        limit,
+        np.array([head], dtype=np.int64),
+        np.array([head_since]),
+    )

@@ -221,6 +221,10 @@ class _DomainPlacer:
 class TopologyPolicy(GangPolicy):
     """Gang scheduling that places each gang in the smallest network domain that fits.
 
+    Cost per pass: the gang walk's, with an ``O(nodes)`` domain placement per class head
+    tried (usable GPUs per node, then a fewest-node choice per rack). Compiled pass:
+    :mod:`policies.topology_pass`.
+
     Args:
         max_wait: seconds a soft-constrained job may wait for a compact domain once it could
             start spread (0 = never wait, None = wait forever: soft becomes hard).
@@ -332,7 +336,7 @@ class TopologyPolicy(GangPolicy):
 
     def compiled_finish(self, state: TopologyPass) -> None:
         """Copy back the starvation clock and which jobs wait for a compact domain."""
-        super().compiled_finish(state)
+        super().compiled_finish(state.walk)
         waiting = np.flatnonzero(~np.isnan(state.held))
         self.held_since = {int(j): float(state.held[j]) for j in waiting}
 

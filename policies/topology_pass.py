@@ -84,7 +84,7 @@ def _fewest_racks(usable, cl, n, counts):
 def _in_level(es, ps, j, n, level, whole):
     """``_DomainPlacer._in_level``: a placement inside one domain of ``level`` into ``es.buf``."""
     if level == NODE:
-        return place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+        return place_job(es, j, ps.walk.mode, ps.walk.allow_split, ps.walk.indexed)
     cl, ja, buf = es.cl, es.jobs, es.buf
     cpus, mem = ja.cpus[j], ja.mem[j]
     usable = ps.usable
@@ -156,7 +156,7 @@ def _domain_place(es, ps, j):
     ja = es.jobs
     n = ja.num_gpus[j]
     if n == 0 or ja.milli[j] < MILLI:
-        return place_job(es, j, ps.mode, ps.allow_split, ps.indexed)
+        return place_job(es, j, ps.walk.mode, ps.walk.allow_split, ps.walk.indexed)
     k = ja.cls[j]
     node_cap, rack_cap = ps.node_cap[k], ps.rack_cap[k]
     lowest = NODE if n <= node_cap else LEAF if n <= rack_cap else SPINE
@@ -203,7 +203,7 @@ def _started(es, ps, j):
 @jit
 def _topology_pass(es, fs, ps):
     """:meth:`TopologyPolicy.schedule`, compiled: the gang walk, then the rejections."""
-    code = gang_walk(es, fs, ps)
+    code = gang_walk(es, fs, ps, ps.walk)
     if code != PASS_DONE:
         return code
     status = es.jobs.status
@@ -219,17 +219,9 @@ def _topology_pass(es, fs, ps):
 
 
 class TopologyPass(NamedTuple):
-    """Compiled state of :class:`~policies.topology.TopologyPolicy`.
+    """Compiled state of :class:`~policies.topology.TopologyPolicy`."""
 
-    The first six fields are :class:`~policies.gang.GangPass`'s (the gang walk reads them).
-    """
-
-    mode: int
-    allow_split: bool
-    indexed: bool
-    limit: float
-    head: np.ndarray
-    head_since: np.ndarray
+    walk: object  # the gang walk's state (GangPass: base placer settings, starvation clock)
     node_cap: np.ndarray  # int64[classes]: largest node of the class's GPU models, GPUs
     rack_cap: np.ndarray  # int64[classes]: largest rack of them, GPUs
     required: np.ndarray  # int64[n]: hard level of each job (-1 = none)
@@ -268,7 +260,7 @@ def new_topology_pass(
     """A :class:`TopologyPass` from the gang state ``gang`` and the policy's settings."""
     n = len(required)
     return TopologyPass(
-        *gang,
+        gang,
         np.asarray(node_cap, dtype=np.int64),
         np.asarray(rack_cap, dtype=np.int64),
         np.asarray(required, dtype=np.int64),

@@ -22,7 +22,7 @@ from simulator.core.placement import Placement, Placer
 from simulator.core.refs import buf_ref
 from simulator.core.view import SchedulerView
 
-__all__ = ["Scratch", "find_victims", "find_victims_compiled", "give"]
+__all__ = ["Scratch", "find_victims", "find_victims_compiled", "give", "place_on"]
 
 
 class Scratch:
@@ -265,4 +265,28 @@ def give(es, sc, v, sign):
         ja.p_cpu[a:b],
         ja.p_mem[a:b],
         sign,
+    )
+
+
+@jit
+def place_on(es, sc, j, mode, allow_split, buf):
+    """Where job ``j`` would start on cluster ``sc`` (a what-if state): nodes used, or -1.
+
+    The shared placement rule for ``j``'s demand class (as :func:`~simulator.core.ops.place_job`
+    on the live cluster), written into placement buffer ``buf``.
+    """
+    cls = es.cls
+    k = es.jobs.cls[j]
+    return place_into(
+        sc,
+        cls.gpus[k],
+        cls.milli[k],
+        cls.mask[k],
+        cls.cpus[k],
+        cls.mem[k],
+        cls.single[k],
+        mode,
+        allow_split,
+        True,
+        buf,
     )

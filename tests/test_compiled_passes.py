@@ -146,6 +146,23 @@ def test_backfill_pass_equals_python_reference_on_a_deep_queue(estimates):
     assert a == b
 
 
+def _sneaky(sim):
+    """A SimPy process that preempts and starts jobs behind the policy's back."""
+    from simulator.core.placement import Placer
+
+    placer = Placer(sim.view.cluster)
+    while True:
+        yield sim.env.timeout(977.0)
+        running, queued = list(sim.view.running), sim.view.queue.jobs()
+        if not running and not queued and sim.now > 0:
+            return
+        if running and queued:
+            sim.preempt(running[-1])  # make room, then start the oldest waiting job
+            p = placer.place(sim.view.jobs, queued[0])
+            if p is not None:
+                sim.start(queued[0], p)
+
+
 _FAIR_TREE = [
     {
         "name": "prod",
@@ -198,23 +215,9 @@ def test_fair_pass_counts_usage_afresh_when_others_start_jobs():
     # compiled pass keeps from its own starts and the stop log must be recounted
     from policies.fair import FairPolicy
     from simulator.core.cluster import ClusterSpec
-    from simulator.core.placement import Placer
 
     trace = _fair_trace(600, 4)
     cluster = ClusterSpec.homogeneous(8, 8, "H100", cpus_per_node=96)
-
-    def sneaky(sim):
-        placer = Placer(sim.view.cluster)
-        while True:
-            yield sim.env.timeout(977.0)
-            running, queued = list(sim.view.running), sim.view.queue.jobs()
-            if not running and not queued and sim.now > 0:
-                return
-            if running and queued:
-                sim.preempt(running[-1])
-                p = placer.place(sim.view.jobs, queued[0])
-                if p is not None:
-                    sim.start(queued[0], p)
 
     runs, states = [], []
     for ref in (False, True):
@@ -223,7 +226,7 @@ def test_fair_pass_counts_usage_afresh_when_others_start_jobs():
             make = policy.compiled_pass
             policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
         sim = Simulation(
-            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(sneaky,)
+            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(_sneaky,)
         )
         runs.append(sim.run())
     assert [r.engine for r in runs] == ["compiled", "python"]
@@ -303,24 +306,10 @@ def test_tiresias_follows_starts_it_did_not_make():
     # pass must notice (its heap of running jobs is rebuilt) and still equal the reference
     from policies.tiresias import TiresiasPolicy
     from simulator.core.cluster import ClusterSpec
-    from simulator.core.placement import Placer
     from traces.synthetic import generate
 
     trace = generate(600, 64, load=1.4, seed=3)
     cluster = ClusterSpec.homogeneous(8, 8, "H100")
-
-    def sneaky(sim):
-        placer = Placer(sim.view.cluster)
-        while True:
-            yield sim.env.timeout(977.0)
-            running, queued = list(sim.view.running), sim.view.queue.jobs()
-            if not running and not queued and sim.now > 0:
-                return
-            if running and queued:
-                sim.preempt(running[-1])  # make room, then start the oldest waiting job
-                p = placer.place(sim.view.jobs, queued[0])
-                if p is not None:
-                    sim.start(queued[0], p)
 
     runs, states = [], []
     for ref in (False, True):
@@ -329,7 +318,7 @@ def test_tiresias_follows_starts_it_did_not_make():
             make = policy.compiled_pass
             policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
         sim = Simulation(
-            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(sneaky,)
+            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(_sneaky,)
         )
         runs.append(sim.run())
     assert [r.engine for r in runs] == ["compiled", "python"]

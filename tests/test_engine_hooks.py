@@ -301,3 +301,28 @@ def test_placement_from_a_what_if_copy_is_validated():
     trace = make_trace([(1, 0, 10, 4), (2, 0, 10, 4)])
     with pytest.raises(PolicyError, match="without room"):
         Simulation(trace, cluster, TrustsACopy()).run()
+
+
+def test_the_compile_cache_is_keyed_on_every_file_a_pass_calls_into(monkeypatch):
+    # the topology pass's kernel calls the gang walk (policies/gang.py) and the core's
+    # kernels; editing any file the state's module imports must change the cache key of the
+    # loop compiled for that state
+    from pathlib import Path
+
+    from numba import typeof
+
+    import policies.topology_pass as tp
+    from policies.gang import new_walk
+    from simulator.core import jit
+
+    files = {Path(f).name for f in jit._project_files(tp.__name__)}
+    assert {"topology_pass.py", "gang.py", "kernels.py", "ops.py"} <= files
+    assert not any("site-packages" in f for f in jit._project_files(tp.__name__))
+    sig = (typeof(np.zeros(1)), typeof(new_walk(0, False)))
+    before = jit._hook_stamps(sig)
+    assert len(before) == 1 and len(before[0][1]) == len(jit._project_files("policies.gang"))
+    real = jit._file_stamp
+    monkeypatch.setattr(
+        jit, "_file_stamp", lambda f: "edited" if f.endswith("bits.py") else real(f)
+    )
+    assert jit._hook_stamps(sig) != before  # bits.py: imported by gang.py, not defining it

@@ -11,7 +11,8 @@ changes. The cache used here is fresh only if, in addition,
 
 * every file of ``simulator/core`` is unchanged (the loop, the kernels, the state layout), and
 * the file defining each hook-state type in the signature (a policy's or a fabric's compiled
-  state, see :mod:`simulator.core.hooks`) is unchanged.
+  state, see :mod:`simulator.core.hooks`), and every module of the project that file imports
+  (transitively: the code its kernel may call), is unchanged.
 
 So editing a policy kernel, the core, or installing a new version never runs stale code.
 """
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from numba import config, njit
 from numba.core import types
@@ -39,6 +41,7 @@ JIT_OPTIONS = {"nogil": True, "fastmath": False}
 """Options of every compiled function (caching is added by :func:`jit`)."""
 
 _CORE = Path(__file__).resolve().parent
+_ROOT = _CORE.parent.parent
 
 
 @functools.cache
@@ -59,18 +62,52 @@ def _file_stamp(path: str) -> str:
         return path
 
 
+@functools.cache
+def _project_files(module: str) -> tuple[str, ...]:
+    """Files of ``module`` and of every module of this project it imports, transitively.
+
+    A hook state's kernel may call jitted code of any of them (the gang walk, the what-if
+    placements, the fragmentation kernels...), so all of them key the cache.
+    """
+    files, seen, stack = [], set(), [module]
+    while stack:
+        name = stack.pop()
+        mod = sys.modules.get(name)
+        if mod is None or name in seen:
+            continue
+        seen.add(name)
+        path = getattr(mod, "__file__", None)
+        if not path:
+            continue
+        path = Path(path).resolve()
+        if not path.is_relative_to(_ROOT) or "site-packages" in path.parts:
+            continue
+        files.append(str(path))
+        for value in vars(mod).values():
+            if isinstance(value, ModuleType):
+                stack.append(value.__name__)
+            else:
+                owner = getattr(getattr(value, "py_func", value), "__module__", None)
+                if isinstance(owner, str):
+                    stack.append(owner)
+    return tuple(sorted(files))
+
+
 def _hook_stamps(sig: tuple) -> tuple:
-    """Hash of the defining file of every named-tuple type in ``sig`` (hook states)."""
+    """Hash of the files behind every named-tuple type in ``sig`` (hook states).
+
+    The defining module of each type and the project modules it imports (see
+    :func:`_project_files`); the core's own files are in :func:`core_stamp`.
+    """
     out = []
     stack = list(sig)
     while stack:
         t = stack.pop()
         if isinstance(t, types.BaseNamedTuple):
             cls = t.instance_class
-            try:
-                out.append((cls.__qualname__, _file_stamp(inspect.getfile(cls))))
-            except (TypeError, OSError):
-                out.append((cls.__qualname__, ""))
+            files = _project_files(cls.__module__)
+            stamp = tuple(_file_stamp(f) for f in files) if files else ("",)
+            out.append((cls.__qualname__, stamp))
             stack.extend(t.types)
         elif isinstance(t, types.BaseTuple):
             stack.extend(t.types)
