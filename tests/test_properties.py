@@ -417,23 +417,20 @@ class Rogue:
             yield d
 
 
+@pytest.mark.parametrize("how", MUTATIONS)
 @pytest.mark.parametrize("policy_path", POLICY_CONFIGS, ids=[p.stem for p in POLICY_CONFIGS])
-def test_rogue_decisions_are_refused_naming_the_job(policy_path):
+def test_rogue_decisions_are_refused_naming_the_job(policy_path, how):
     # every policy's Python pass (the reference of a compiled one), with and without failures,
     # one decision edited: a negative index, CPUs negative / missing / not adding up, NaN
     # memory, too few GPUs, a GPU another job holds, a migration onto the job's own GPUs
     @settings(
-        max_examples=16,
+        max_examples=5,
         deadline=None,
         derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(
-        s=st.booleans().flatmap(scenarios),
-        at=st.integers(1, 4),
-        how=st.sampled_from(MUTATIONS),
-    )
-    def refused(s: dict, at: int, how: str) -> None:
+    @given(s=st.booleans().flatmap(scenarios), at=st.integers(1, 4))
+    def refused(s: dict, at: int) -> None:
         rogue: list[Rogue] = []
 
         def wrap(policy):
