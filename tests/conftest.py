@@ -42,7 +42,7 @@ def check_outcome(sim: Simulation) -> None:
     """Invariants every finished run must satisfy."""
     jobs = sim.jobs
     assert np.isin(jobs.status, TERMINAL).all(), "a job did not reach a terminal state"
-    fin = jobs.status == Status.FINISHED
+    fin = (jobs.status == Status.FINISHED) & ~np.isnan(jobs.start)  # (not a withdrawn replica)
     assert (jobs.start[fin] >= jobs.submit[fin] - 1e-9).all()
     assert (jobs.end[fin] >= jobs.start[fin]).all()
     never = jobs.status == Status.UNSCHEDULABLE

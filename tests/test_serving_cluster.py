@@ -208,3 +208,61 @@ def test_replica_is_admitted_once_and_never_preempted_at_the_threshold():
         (5.0, "start"),
         (15.0, "finish"),
     ]
+
+
+def test_replica_rows_carry_the_time_they_were_submitted():
+    # issue 18 item 8: replica rows are dormant (submit_time = inf) until the autoscaler submits
+    # them; jobs.parquet gives that time, so start >= submit and wait_time is finite. The first
+    # replica is submitted at 0, the second when the queue grows at the 10 s decision; the
+    # other slots are never submitted and keep inf (status dormant, no start).
+    cluster = ClusterSpec.homogeneous(2, 4, "H100")
+    svc = Service(
+        requests=RequestStream([0.0] + [9.0] * 40, [8] * 41, [200] * 41),
+        step_time=TICK,
+        tensor_parallel=4,
+        warm_start=True,
+        max_batch_size=1,
+        autoscaler=Autoscaler(min_replicas=1, max_replicas=2, interval_s=10.0, queue_high=1.0),
+    )
+    sim = simulate(
+        svc.prepare(pd.DataFrame(), cluster), cluster, FifoPolicy(), processes=svc.processes()
+    )
+    jf = job_frame(sim).set_index("job_id")
+    started = jf[jf["start_time"].notna()]
+    assert len(started) == 2, jf[["submit_time", "start_time", "status"]]
+    assert (started["start_time"] >= started["submit_time"]).all()
+    assert started["submit_time"].tolist() == [0.0, 10.0]
+    assert np.isfinite(started["wait_time"]).all()
+    spare = jf[jf["status"] == "dormant"]
+    assert len(spare) and np.isinf(spare["submit_time"]).all() and spare["start_time"].isna().all()
+
+
+def test_trace_job_id_equal_to_a_replica_id_is_refused():
+    # issue 18 item 8: a trace job named like a replica row gave two rows with one job_id
+    cluster = ClusterSpec.homogeneous(1, 8, "H100")
+    trace = make_trace([("a", 0.0, 5.0, 1), ("llm-replica-2", 1.0, 5.0, 1)])
+    svc = Service(requests=RequestStream([0.0], [8], [3]), step_time=TICK, replica_slots=4)
+    with pytest.raises(
+        ValueError,
+        match=r"service 'llm': trace job id 'llm-replica-2' \(row 1\) is also the id of the "
+        r"service's 4 replica rows \(llm-replica-0 to llm-replica-3\); rename that trace job",
+    ):
+        svc.prepare(trace, cluster)
+    one = Service(requests=RequestStream([0.0], [8], [3]), step_time=TICK)
+    with pytest.raises(ValueError, match=r"'llm-replica-0' \(row 0\) is also the id of the "):
+        one.prepare(make_trace([("llm-replica-0", 1.0, 5.0, 1)]), cluster)
+    # another service name, or integer ids (replicas numbered after the largest), are fine
+    renamed = Service(name="chat", requests=RequestStream([0.0], [8], [3]), step_time=TICK)
+    assert renamed.prepare(trace, cluster)["job_id"].is_unique
+    ints = make_trace([(0, 0.0, 5.0, 1), (7, 1.0, 5.0, 1)])
+    assert svc.prepare(ints, cluster)["job_id"].tolist() == [0, 7, 8, 9, 10, 11]
+
+
+def test_extension_rows_with_a_duplicate_job_id_are_refused():
+    class Adds:
+        def prepare(self, trace, cluster):
+            return pd.concat([trace, trace.iloc[[1]]], ignore_index=True)
+
+    trace = make_trace([("a", 0.0, 5.0, 1), ("b", 1.0, 5.0, 1)])
+    with pytest.raises(ValueError, match=r"Adds: job id 'b' is used by two rows of the trace"):
+        extensions.prepare_trace([Adds()], trace, ClusterSpec.homogeneous(1, 8, "H100"))

@@ -413,7 +413,7 @@ class Simulation:
             ops.ERR_NOT_DORMANT: "is not a dormant job",
             ops.ERR_NOT_ACTIVE: "is neither running nor queued",
             ops.ERR_RATE: "was given a rate that is not > 0",
-            ops.ERR_SAME_PLACE: "would migrate onto its own placement",
+            ops.ERR_SAME_PLACE: "would migrate onto the nodes and GPUs it runs on",
             ops.ERR_NO_NODES: "gives a placement without nodes (or with too many)",
             ops.ERR_REASON: "gives an unknown reject reason",
         }.get(code)
@@ -427,6 +427,13 @@ class Simulation:
         c = self._c[0]
         code = int(c.err)
         c.err = 0
+        if code == ops.ERR_PASS_LOOP and c.err_aux == 1:
+            c.err_aux = 0
+            raise PolicyError(
+                f"policy {type(self.policy).__name__} ran {int(c.max_instant_passes)} scheduling "
+                f"passes in a row at t={float(c.now)} s: simulated time does not advance "
+                "(decisions that undo each other, with a wake-up at the current time?); stopping"
+            )
         if code == ops.ERR_PASS_LOOP:
             raise PolicyError(
                 f"policy {type(self.policy).__name__} ran {int(c.max_idle_passes)} scheduling "
@@ -501,12 +508,35 @@ class Simulation:
         buf.mem[:k] = mem
         return k
 
+    def _check_placement(self, code: int, j: int, k: int) -> None:
+        """Raise :class:`PolicyError` for a refused placement (in ``es.buf``), saying why."""
+        if not code:
+            return
+        buf, ja = self.es.buf, self.es.jobs
+        what = f"placement of job {self._job(j)}"
+        if code == ops.ERR_CPU:
+            cpus, mem = buf.cpu[:k], buf.mem[:k]
+            if not ((cpus >= 0).all() and (mem >= 0).all()):
+                raise PolicyError(
+                    f"{what} gives a negative or NaN amount: CPUs per node {cpus.tolist()}, "
+                    f"memory per node {mem.tolist()} GB"
+                )
+            raise PolicyError(
+                f"{what} gives {float(cpus.sum()):g} CPUs and {float(mem.sum()):g} GB of memory "
+                f"in total; the job asks for {float(ja.cpus[j]):g} CPUs and "
+                f"{float(ja.mem[j]):g} GB"
+            )
+        if code == ops.ERR_SIZE:
+            slots = int(ja.node_off[j + 1] - ja.node_off[j])
+            raise PolicyError(f"{what} spans {k} nodes; the job can use at most {slots}")
+        self._check(code, j)
+
     def start(self, j: object, p: Placement) -> None:
         """Start queued job ``j`` on placement ``p`` (validated; raises :class:`PolicyError`)."""
         self._ready()
         j = self._index(j)
         k = self._load(j, p)
-        self._check(ops_start(self.core, self._fs, j, k), j)
+        self._check_placement(ops_start(self.core, self._fs, j, k), j, k)
         self._notices()
 
     def preempt(self, j: object) -> None:
@@ -521,7 +551,7 @@ class Simulation:
         self._ready()
         j = self._index(j)
         k = self._load(j, p)
-        self._check(ops_migrate(self.core, self._fs, j, k), j)
+        self._check_placement(ops_migrate(self.core, self._fs, j, k), j, k)
         self._notices()
 
     def reject(self, j: object, reason: str = "") -> None:
@@ -886,9 +916,9 @@ def ops_migrate(es, fs, j, k):
     """Validate the placement in ``es.buf`` for running job ``j``, then migrate it there."""
     if es.jobs.status[j] != _RUNNING:
         return ops.ERR_NOT_RUNNING
-    if ops.same_place(es, j, k):
-        return ops.ERR_SAME_PLACE
-    code = ops.check_placement(es, j, k, True)
+    code = ops.check_placement(es, j, k, True)  # first: a valid placement has no duplicates
     if code != 0:
         return code
+    if ops.same_place(es, j, k):
+        return ops.ERR_SAME_PLACE
     return ops.migrate(es, fs, j, k)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from simulator.core.cluster import ClusterSpec
@@ -32,10 +33,24 @@ EXTENSION_GROUPS = ("fabric", "failures", "serving")
 def prepare_trace(
     exts: Iterable[object], trace: pd.DataFrame, cluster: ClusterSpec
 ) -> pd.DataFrame:
-    """Let each extension add or change jobs before the run."""
+    """Let each extension add or change jobs before the run.
+
+    Raises:
+        ValueError: an extension's rows gave two jobs the same ``job_id`` (the message names
+            the id and the extension).
+    """
     for ext in exts:
         if hasattr(ext, "prepare"):
+            n = len(trace)
             trace = ext.prepare(trace, cluster)
+            if len(trace) != n and "job_id" in trace.columns:
+                dup = trace["job_id"].duplicated(keep="first")
+                if dup.any():
+                    k = int(np.flatnonzero(dup.to_numpy())[0])
+                    raise ValueError(
+                        f"{type(ext).__name__}: job id {trace['job_id'].iloc[k]!r} is used by "
+                        f"two rows of the trace after the rows it added (job ids must be unique)"
+                    )
     return trace
 
 

@@ -115,6 +115,14 @@ def end_pass(es):
         c.idle_at = c.now
         c.idle_mark = c.decisions
         c.idle_passes = 0
+    if c.now == c.instant_at:
+        c.instant_passes += 1
+        if c.instant_passes > c.max_instant_passes:
+            c.err = ERR_PASS_LOOP
+            c.err_aux = 1
+    else:
+        c.instant_at = c.now
+        c.instant_passes = 0
 
 
 @jit

@@ -575,16 +575,31 @@ def preempt(es, fs, j):
 
 @jit
 def same_place(es, j, k):
-    """Whether the placement in ``es.buf`` is exactly job ``j``'s current one."""
-    nodes, gpus, cpus, mem = _placement(es, j)
+    """Whether the placement in ``es.buf`` is on job ``j``'s current nodes and GPUs.
+
+    Compared as sets (any order); the CPU and memory split over the nodes does not count: a
+    placement on the same nodes and GPUs does not move the job.
+    """
+    nodes, gpus, _, _ = _placement(es, j)
     buf = es.buf
     if k != nodes.shape[0]:
         return False
     for i in range(k):
-        if buf.nodes[i] != nodes[i] or buf.cpu[i] != cpus[i] or buf.mem[i] != mem[i]:
+        found = False
+        for m in range(k):
+            if buf.nodes[i] == nodes[m]:
+                found = True
+                break
+        if not found:
             return False
-    for i in range(gpus.shape[0]):
-        if buf.gpus[i] != gpus[i]:
+    n = gpus.shape[0]
+    for i in range(n):
+        found = False
+        for m in range(n):
+            if buf.gpus[i] == gpus[m]:
+                found = True
+                break
+        if not found:
             return False
     return True
 

@@ -127,6 +127,10 @@ COUNTERS = np.dtype(
         ("idle_at", np.float64),
         ("idle_mark", np.int64),
         ("max_idle_passes", np.int64),
+        # and passes at one instant in a row whatever they changed (decisions undoing each other)
+        ("instant_passes", np.int64),
+        ("instant_at", np.float64),
+        ("max_instant_passes", np.int64),
         # error raised inside compiled code: code, job, detail
         ("err", np.int64),
         ("err_job", np.int64),
@@ -432,6 +436,8 @@ def build_state(
     r.per_queue = bool(per_queue)
     r.idle_at = math.nan
     r.max_idle_passes = 10_000
+    r.instant_at = math.nan
+    r.max_instant_passes = 100_000
     return EngineState(
         ja,
         cls,

@@ -44,7 +44,9 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
 
     Added columns: ``start_time``, ``end_time``, ``wait_time``, ``jct``, ``status``,
     ``nodes`` (node ids of the last placement), ``num_nodes``, ``gpu_seconds`` (allocated
-    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s).
+    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s). A dormant
+    row (``submit_time = inf``, e.g. an inference replica) that a controller submitted gets
+    the time of submission as its ``submit_time``; one never submitted keeps ``inf``.
     """
     jobs = sim.jobs
     # with copy-on-write (always on from pandas 3) a shallow copy is safe: an edit of the
@@ -59,6 +61,8 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
         )
         f = rename_output_columns(f, {})
     ran = ~np.isnan(jobs.start)
+    if "submit_time" in f and np.isinf(jobs.submit).sum() < np.isinf(f["submit_time"]).sum():
+        f["submit_time"] = jobs.submit  # dormant rows (replicas): the time a controller submitted
     f["start_time"] = jobs.start
     f["end_time"] = jobs.end
     f["wait_time"] = jobs.start - jobs.submit

@@ -275,11 +275,26 @@ class Service:
 
 
 def _replica_ids(trace: pd.DataFrame, name: str, n: int) -> list:
-    """Ids of ``n`` replica rows (ints after the largest int id, else ``NAME-replica-K``)."""
+    """Ids of ``n`` replica rows (ints after the largest int id, else ``NAME-replica-K``).
+
+    Raises:
+        ValueError: a trace job already has one of these ids (the message names it).
+    """
     if "job_id" in trace.columns and len(trace) and pd.api.types.is_integer_dtype(trace["job_id"]):
         first = int(trace["job_id"].max()) + 1
         return list(range(first, first + n))
-    return [f"{name}-replica-{k}" for k in range(n)]
+    ids = [f"{name}-replica-{k}" for k in range(n)]
+    if "job_id" in trace.columns and len(trace):
+        taken = trace["job_id"].astype(str)
+        clash = taken[taken.isin(ids)]
+        if len(clash):
+            rows = f"{n} replica rows ({ids[0]} to {ids[-1]})" if n > 1 else "replica row"
+            raise ValueError(
+                f"service {name!r}: trace job id {clash.iloc[0]!r} (row {clash.index[0]}) is also "
+                f"the id of the service's {rows}; rename that trace job or give the service "
+                "another name (serving.name=...)"
+            )
+    return ids
 
 
 class ServingGroup:
