@@ -235,3 +235,32 @@ def test_skip_existing_single_run_and_failed_run_reruns(tmp_path):
     assert res.returncode == 0 and "existing, skipped" not in res.stdout
     assert (out / "summary.json").is_file() and not (out / "error.txt").exists()
     assert list(load_runs(tmp_path)["run_status"]) == ["ok"]
+
+
+def test_sweep_labels_show_overrides_as_typed_not_summary_values(tmp_path):
+    # issue 17: load_runs let summary keys of the same name overwrite override columns, so
+    # fabric=leaf_spine came back as the model's full name and trace=synthetic as a file path,
+    # and the sweep summary grouped and labelled runs by those
+    sweep = tmp_path / "multi"
+    res = run_cli(
+        "-m",
+        "+policy=gang",
+        "fabric=none,leaf_spine",
+        "trace=default,synthetic",
+        "trace.max_jobs=60",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr
+    df = load_runs(sweep)
+    assert len(df) == 4 and (df["run_status"] == "ok").all()
+    assert sorted(df["fabric"]) == ["leaf_spine", "leaf_spine", "none", "none"]
+    assert sorted(df["trace"]) == ["default", "default", "synthetic", "synthetic"]
+    # the summary's own values are kept, under their own names
+    assert {"summary.fabric", "summary.trace"} <= set(df.columns)
+    assert (df.loc[df["fabric"] == "leaf_spine", "summary.fabric"] != "leaf_spine").all()
+    text = (sweep / "sweep_summary.md").read_text()
+    assert "| policy | fabric | trace | runs |" in text
+    for fabric in ("leaf_spine", "none"):
+        for trace in ("default", "synthetic"):
+            assert f"| gang | {fabric} | {trace} | 1/1 |" in text

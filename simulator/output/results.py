@@ -395,7 +395,12 @@ def error_message(text: str) -> str:
     return " ".join(" ".join(lines[last + 1 :]).split())
 
 
-def _run_row(run: Path) -> dict:
+SUMMARY_PREFIX = "summary."
+"""Prefix of a summary value whose name is also an override's (e.g. ``summary.fabric``)."""
+
+
+def _run_row(run: Path, overridden: set[str]) -> dict:
+    """One run's row: overrides as typed, then summary values (``overridden`` names prefixed)."""
     row: dict = {"run_dir": str(run)}
     summary = _read_summary(run)
     row.update(_safe_overrides(run))
@@ -407,7 +412,8 @@ def _run_row(run: Path) -> dict:
             problem = str(exc).removeprefix(f"{run}: ")
         else:
             row["run_status"] = "ok"
-            row.update(_flat(summary))
+            for key, value in _flat(summary).items():
+                row[f"{SUMMARY_PREFIX}{key}" if key in overridden else key] = value
             return row
     if problem is not None:
         row["run_status"] = "incomplete"
@@ -431,8 +437,12 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     see :func:`verify_run`; ``failed`` when the run left ``error.txt``, whose final exception
     is in ``error``; ``incomplete`` when it has a Hydra record but no readable summary, e.g. a
     run still going or killed, or when its files do not match the manifest or it has none:
-    ``error`` says why), every override as a typed column, and every
-    scalar of ``summary.json``. Failed and incomplete runs are listed, not dropped (their
+    ``error`` says why), every override as a typed column holding the value as it was
+    given on the command line (``fabric=leaf_spine`` gives ``leaf_spine``), and every scalar of
+    ``summary.json`` under its own name, or as ``summary.NAME`` when an override of any run
+    has that name (the summary's ``fabric`` is the fabric model's full name,
+    ``leaf_spine_h100``; its ``trace`` the file that was read): overrides and results never
+    share a column. Failed and incomplete runs are listed, not dropped (their
     ``policy`` comes from the override or Hydra's record). Rows are sorted by ``run_dir``
     (numbers in natural order: run ``2`` before run ``10``); a
     tree without runs gives an empty frame with the columns ``run_dir`` and ``run_status``.
@@ -444,7 +454,8 @@ def load_runs(path: str | Path) -> pd.DataFrame:
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such directory")
     dirs = _run_dirs(root)
-    rows = [_run_row(run) for run in dirs]
+    overridden = {k for run in dirs for k in _safe_overrides(run)}
+    rows = [_run_row(run, overridden) for run in dirs]
     if not rows:
         df = pd.DataFrame({"run_dir": pd.Series(dtype=str), "run_status": pd.Series(dtype=str)})
     else:
@@ -452,7 +463,7 @@ def load_runs(path: str | Path) -> pd.DataFrame:
         first = ["run_dir", "run_status"]
         df = df[first + [c for c in df.columns if c not in first]]
     # which columns came from the command line (the swept parameters), for grouping
-    df.attrs["overrides"] = sorted({k for run in dirs for k in _safe_overrides(run)})
+    df.attrs["overrides"] = sorted(overridden)
     return df
 
 
