@@ -195,10 +195,11 @@ def format_summary(summary: dict) -> str:
         ("policy", summary["policy"]),
         ("cluster", summary["cluster"]),
         (
-            "jobs (finished/unschedulable/total)",
-            f"{summary['jobs_finished']:,} / {summary['jobs_unschedulable']:,} / "
+            "jobs (finished/unfinished/total)",
+            f"{summary['jobs_finished']:,} / {summary['jobs_unfinished']:,} / "
             f"{summary['jobs_total']:,}",
         ),
+        *_other_outcomes(summary),
         (
             "avg / p50 / p99 JCT",
             " / ".join(num(summary[k], " s") for k in ("avg_jct", "p50_jct", "p99_jct")),
@@ -215,6 +216,16 @@ def format_summary(summary: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _other_outcomes(summary: dict) -> list[tuple[str, str]]:
+    """A row for the jobs that ended neither finished nor unfinished, when there are any."""
+    parts = [
+        f"{summary[f'jobs_{k}']:,} {k}"
+        for k in ("unschedulable", "rejected", "failed", "dormant")
+        if summary.get(f"jobs_{k}")
+    ]
+    return [("jobs otherwise", ", ".join(parts))] if parts else []
 
 
 def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:

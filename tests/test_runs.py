@@ -223,3 +223,46 @@ def test_sigterm_leaves_marked_partial_results(tmp_path):
     assert status.get("finished", 0) > 0 and status.get("unfinished", 0) > 0
     assert set(status.index) <= {"finished", "unfinished"}
     assert len(run.jobs) == 500_000
+
+
+def test_a_run_cut_by_until_spans_to_the_cut_and_stays_below_full_utilization():
+    # issue 17: `cluster.num_nodes=1 sim.until=100000` printed GPU utilization 1.058: running
+    # jobs' GPU-seconds were counted up to `until`, the span only to the last completion
+    from simulator.app import format_summary
+    from simulator.output.metrics import summary
+
+    trace = load_philly().jobs
+    sim = Simulation(trace, ClusterSpec.homogeneous(1, 8, "V100"), GangPolicy(), until=100_000)
+    sim.run()
+    s = summary(sim)
+    assert s["jobs_unfinished"] > 0
+    first = float(trace["submit_time"].min())
+    assert s["span"] == pytest.approx(100_000 - first)
+    assert s["span"] > s["makespan"]
+    assert 0.5 < s["gpu_utilization"] <= 1.0
+    assert s["gpu_utilization"] == pytest.approx(sim.jobs.gpu_seconds.sum() / (8 * s["span"]))
+    assert sim.jobs.gpu_seconds.sum() / (8 * s["makespan"]) > 1.0  # what was printed before
+    text = format_summary({**s, "policy": "gang", "cluster": "1 node"})
+    finished, unfinished = s["jobs_finished"], s["jobs_unfinished"]
+    assert f"{finished:,} / {unfinished:,} / {len(trace):,}" in text
+
+
+def test_a_run_that_finishes_spans_its_makespan():
+    sim = Simulation(
+        pd.DataFrame(
+            {
+                "job_id": [0, 1],
+                "submit_time": [0.0, 5.0],
+                "duration": [10.0, 20.0],
+                "num_gpus": [8, 8],
+            }
+        ),
+        ClusterSpec.homogeneous(1, 8, "V100"),
+        GangPolicy(),
+    )
+    sim.run()
+    from simulator.output.metrics import summary
+
+    s = summary(sim)
+    assert s["span"] == s["makespan"] == 30.0
+    assert s["gpu_utilization"] == pytest.approx(1.0)

@@ -4,8 +4,11 @@ Definitions (all times in seconds):
 
 * ``wait_time = start_time - submit_time`` (first start), ``jct = end_time - submit_time``;
 * ``makespan`` = last end time minus first submit time over finished jobs;
-* ``gpu_utilization`` = allocated GPU-seconds / (cluster GPUs x makespan), fractional GPU
-  shares counted by their milli-GPU;
+* ``span`` = the makespan, or for a run cut with jobs unfinished (``sim.until``, an
+  interrupt) the time from the first submission to the cut, if that is longer: GPU-seconds
+  of running jobs are counted up to the cut;
+* ``gpu_utilization`` = allocated GPU-seconds / (cluster GPUs x span), fractional GPU
+  shares counted by their milli-GPU (at most 1);
 * percentiles use linear interpolation (NumPy's default).
 """
 
@@ -193,6 +196,21 @@ def _stat(values: np.ndarray, fn: str, q: float = 0.0) -> float | None:
     return float(np.percentile(values, q))
 
 
+def _span(sim: Simulation, makespan: float, cut: bool) -> float:
+    """Seconds the GPU-seconds of the run are counted over (see the module docstring).
+
+    A run that ends with every job done spans its makespan. A run cut with jobs unfinished
+    (``sim.until``, an interrupt) counts the GPU-seconds of its running jobs up to the cut, so
+    it spans from the first submission to the cut (or to the last completion, if later).
+    """
+    if not cut or sim.jobs.n == 0:
+        return makespan
+    first = float(np.min(sim.jobs.submit[np.isfinite(sim.jobs.submit)], initial=np.inf))
+    if not np.isfinite(first):
+        return makespan
+    return max(makespan, float(sim.now) - first)
+
+
 def summary(sim: Simulation) -> dict:
     """Headline numbers of a run (JSON-serialisable; None where undefined)."""
     jobs = sim.jobs
@@ -203,9 +221,10 @@ def summary(sim: Simulation) -> dict:
         makespan = float(jobs.end[fin].max() - jobs.submit.min())
     else:
         makespan = 0.0
-    cap = sim.state.total_gpus * makespan
-    util = float(jobs.gpu_seconds.sum() / cap) if cap > 0 else None
     count = {name: int((jobs.status == code).sum()) for code, name in STATUS_NAMES.items()}
+    span = _span(sim, makespan, cut=count["unfinished"] > 0)
+    cap = sim.state.total_gpus * span
+    util = float(jobs.gpu_seconds.sum() / cap) if cap > 0 else None
     return {
         "jobs_total": int(jobs.n),
         "jobs_finished": count["finished"],
@@ -222,6 +241,7 @@ def summary(sim: Simulation) -> dict:
         "p50_wait": _stat(wait, "pct", 50),
         "p99_wait": _stat(wait, "pct", 99),
         "makespan": makespan,
+        "span": span,
         "gpu_utilization": util,
         "goodput": _goodput(sim),
         "restarts": int(jobs.restarts.sum()),
