@@ -49,9 +49,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
-from simulator.core.kernels import JIT_OPTIONS, _type_ok
+from simulator.core.jit import jit, jit_inline
+from simulator.core.kernels import _type_ok
 
 __all__ = [
     "BASELINE_SCORES",
@@ -63,8 +63,6 @@ __all__ = [
     "score_select",
     "shape_tag",
 ]
-
-jit = njit(**JIT_OPTIONS)
 
 MILLI = 1000
 _EPS = 1e-9
@@ -157,7 +155,7 @@ def shape_tag(num_gpus: int, milli: int) -> int:
 # ---------------------------------------------------------------------- kernels
 
 
-@jit
+@jit_inline
 def _node_frag(row, cpu_free, model, t_gpus, t_milli, t_cpus, t_mask, t_pop):
     """Expected unusable milli-GPU ``F_n`` of one node (GPU row ``row``)."""
     total = 0
@@ -194,7 +192,7 @@ def _cluster_frag(gpu_free, cpu_free, node_model, t_gpus, t_milli, t_cpus, t_mas
     return out
 
 
-@jit
+@jit_inline
 def _fits_node(i, free_full, gpu_free, cpu_free, mem_free, node_model, node_up, n, milli, c, m, k):
     """Whether a single-node task fits node ``i`` now."""
     if not node_up[i] or not _type_ok(node_model[i], k):
