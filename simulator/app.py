@@ -200,6 +200,7 @@ def format_summary(summary: dict) -> str:
             f"{summary['jobs_total']:,}",
         ),
         *_other_outcomes(summary),
+        *_serving_rows(summary),
         (
             "avg / p50 / p99 JCT",
             " / ".join(num(summary[k], " s") for k in ("avg_jct", "p50_jct", "p99_jct")),
@@ -220,12 +221,31 @@ def format_summary(summary: dict) -> str:
 
 def _other_outcomes(summary: dict) -> list[tuple[str, str]]:
     """A row for the jobs that ended neither finished nor unfinished, when there are any."""
+    names = {"dormant": "dormant (replica slots never used)"}
     parts = [
-        f"{summary[f'jobs_{k}']:,} {k}"
+        f"{summary[f'jobs_{k}']:,} {names.get(k, k)}"
         for k in ("unschedulable", "rejected", "failed", "dormant")
         if summary.get(f"jobs_{k}")
     ]
     return [("jobs otherwise", ", ".join(parts))] if parts else []
+
+
+def _serving_rows(summary: dict) -> list[tuple[str, str]]:
+    """One row per inference service: requests, SLO attainment, p99 TTFT."""
+    rows = []
+    for name, s in (summary.get("serving") or {}).items():
+        ttft = s.get("p99_ttft")
+        slo = s.get("slo_attainment")
+        rows.append(
+            (
+                f"serving {name}",
+                f"{s.get('finished', 0):,} / {s.get('requests', 0):,} requests, SLO met "
+                + ("-" if slo is None else f"{100 * slo:.1f} %")
+                + ", p99 TTFT "
+                + ("-" if ttft is None else f"{ttft:.3f} s"),
+            )
+        )
+    return rows
 
 
 def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:

@@ -266,3 +266,31 @@ def test_extension_rows_with_a_duplicate_job_id_are_refused():
     trace = make_trace([("a", 0.0, 5.0, 1), ("b", 1.0, 5.0, 1)])
     with pytest.raises(ValueError, match=r"Adds: job id 'b' is used by two rows of the trace"):
         extensions.prepare_trace([Adds()], trace, ClusterSpec.homogeneous(1, 8, "H100"))
+
+
+def test_printed_summary_has_a_serving_line_and_counts_dormant_replica_slots():
+    # issue 17: the printed summary hid unfinished jobs and, with serving, the replica slots
+    # never used; it had no serving line at all
+    from simulator.app import format_summary
+    from simulator.output.metrics import summary
+
+    cluster = ClusterSpec.homogeneous(1, 8, "H100")
+    train = make_trace([("train", 0.0, 1000.0, 8)], priority=0)
+    svc = Service(
+        requests=RequestStream([5.0, 6.0, 7.0], [8, 8, 8], [10, 10, 10]),
+        step_time=TICK,
+        tensor_parallel=4,
+        priority=100,
+        load_delay_s=30.0,
+        autoscaler=Autoscaler(min_replicas=0, max_replicas=1, interval_s=10.0),
+    )
+    jobs = svc.prepare(train, cluster)
+    sim = simulate(
+        jobs, cluster, Priority(non_preemptible_threshold=100), processes=svc.processes()
+    )
+    s = {**summary(sim), **svc.summary(sim), "policy": "priority", "cluster": "1 node"}
+    text = format_summary(s)
+    assert s["jobs_dormant"] == 3
+    assert "3 dormant (replica slots never used)" in text
+    line = next(row for row in text.splitlines() if row.startswith("serving llm"))
+    assert "3 / 3 requests" in line and "SLO met" in line and "p99 TTFT" in line
