@@ -28,12 +28,8 @@ Priority = PriorityPolicy  # replicas at priority 100 with non_preemptible_thres
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "serving"
 
 
-def test_replica_preempts_training_under_priority_and_training_resumes():
-    # One 8-GPU node runs an 8-GPU training job from t=0. Requests arrive at 5, 6, 7 s; the
-    # service starts with no replica and decides every 10 s: at 10 it wants one 4-GPU replica,
-    # which preempts the training job, loads for 30 s, serves all three requests from 40 s
-    # (10 iterations of 0.1 s) and stops at 41 s when they are done; training restarts then
-    # and needs its remaining 990 s.
+def _replica_preempts_training():
+    """One 8-GPU node training from t=0; three requests; a 4-GPU replica at priority 100."""
     cluster = ClusterSpec.homogeneous(1, 8, "H100")
     train = make_trace([("train", 0.0, 1000.0, 8)], priority=0)
     svc = Service(
@@ -48,6 +44,16 @@ def test_replica_preempts_training_under_priority_and_training_resumes():
     sim = simulate(
         jobs, cluster, Priority(non_preemptible_threshold=100), processes=svc.processes()
     )
+    return svc, sim
+
+
+def test_replica_preempts_training_under_priority_and_training_resumes():
+    # One 8-GPU node runs an 8-GPU training job from t=0. Requests arrive at 5, 6, 7 s; the
+    # service starts with no replica and decides every 10 s: at 10 it wants one 4-GPU replica,
+    # which preempts the training job, loads for 30 s, serves all three requests from 40 s
+    # (10 iterations of 0.1 s) and stops at 41 s when they are done; training restarts then
+    # and needs its remaining 990 s.
+    svc, sim = _replica_preempts_training()
     events = [(round(t, 9), j, e) for t, j, e in sim.events]
     assert events == [
         (0.0, "train", "arrive"),
@@ -274,20 +280,7 @@ def test_printed_summary_has_a_serving_line_and_counts_dormant_replica_slots():
     from simulator.app import format_summary
     from simulator.output.metrics import summary
 
-    cluster = ClusterSpec.homogeneous(1, 8, "H100")
-    train = make_trace([("train", 0.0, 1000.0, 8)], priority=0)
-    svc = Service(
-        requests=RequestStream([5.0, 6.0, 7.0], [8, 8, 8], [10, 10, 10]),
-        step_time=TICK,
-        tensor_parallel=4,
-        priority=100,
-        load_delay_s=30.0,
-        autoscaler=Autoscaler(min_replicas=0, max_replicas=1, interval_s=10.0),
-    )
-    jobs = svc.prepare(train, cluster)
-    sim = simulate(
-        jobs, cluster, Priority(non_preemptible_threshold=100), processes=svc.processes()
-    )
+    svc, sim = _replica_preempts_training()
     s = {**summary(sim), **svc.summary(sim), "policy": "priority", "cluster": "1 node"}
     text = format_summary(s)
     assert s["jobs_dormant"] == 3
