@@ -163,6 +163,21 @@ def _sneaky(sim):
                 sim.start(queued[0], p)
 
 
+def _runs_behind_the_back(trace, cluster, make_policy):
+    """Compiled and reference runs with :func:`_sneaky`; also the compiled pass's state."""
+    runs, states = [], []
+    for ref in (False, True):
+        policy = make_policy()
+        if not ref:
+            make = policy.compiled_pass
+            policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
+        sim = Simulation(
+            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(_sneaky,)
+        )
+        runs.append(sim.run())
+    return runs, states
+
+
 _FAIR_TREE = [
     {
         "name": "prod",
@@ -219,16 +234,7 @@ def test_fair_pass_counts_usage_afresh_when_others_start_jobs():
     trace = _fair_trace(600, 4)
     cluster = ClusterSpec.homogeneous(8, 8, "H100", cpus_per_node=96)
 
-    runs, states = [], []
-    for ref in (False, True):
-        policy = FairPolicy(_FAIR_TREE)
-        if not ref:
-            make = policy.compiled_pass
-            policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
-        sim = Simulation(
-            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(_sneaky,)
-        )
-        runs.append(sim.run())
+    runs, states = _runs_behind_the_back(trace, cluster, lambda: FairPolicy(_FAIR_TREE))
     assert [r.engine for r in runs] == ["compiled", "python"]
     assert states[0].ucount[3] > 1  # recounts happened (the first pass counts afresh)
     assert digests(runs[0]) == digests(runs[1])
@@ -311,16 +317,9 @@ def test_tiresias_follows_starts_it_did_not_make():
     trace = generate(600, 64, load=1.4, seed=3)
     cluster = ClusterSpec.homogeneous(8, 8, "H100")
 
-    runs, states = [], []
-    for ref in (False, True):
-        policy = TiresiasPolicy(thresholds=[200.0, 2000.0], promote_knob=2.0)
-        if not ref:
-            make = policy.compiled_pass
-            policy.compiled_pass = lambda view, make=make: states.append(make(view)) or states[0]
-        sim = Simulation(
-            trace, cluster, policy, record_events=True, reference_passes=ref, processes=(_sneaky,)
-        )
-        runs.append(sim.run())
+    runs, states = _runs_behind_the_back(
+        trace, cluster, lambda: TiresiasPolicy(thresholds=[200.0, 2000.0], promote_knob=2.0)
+    )
     assert [r.engine for r in runs] == ["compiled", "python"]
     assert states[0].dcount[3] > 0  # rebuilds happened
     assert digests(runs[0]) == digests(runs[1])
