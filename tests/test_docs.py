@@ -1,4 +1,4 @@
-"""The README and docs/: links that resolve, generated blocks that match what their scripts print."""
+"""The README and docs/: links that resolve, generated blocks that match their scripts."""
 
 import re
 import subprocess
