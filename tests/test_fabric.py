@@ -393,6 +393,38 @@ def test_incremental_shares_equal_full_recomputation(philly_sample):
     pd.testing.assert_frame_equal(fast.links_frame(), full.links_frame())
 
 
+class ToldOfEveryJob(Fabric):
+    """The same model, told of every start and stop (no ``notified_jobs`` mask)."""
+
+    notified_jobs = None
+
+
+def test_jobs_that_never_communicate_skip_the_fabric_round_trip(philly_sample):
+    # The engine reports only the jobs notified_jobs() names; a model told of every job
+    # (the behaviour before the mask) must give the same jobs, links and summary, bit for bit.
+    cluster = ClusterSpec.homogeneous(32, 8, "V100", nodes_per_rack=2)
+    args = dict(oversubscription=4.0, comm_fraction=0.3, record_links=True)
+    masked = h100(**args)
+    sims = [Simulation(philly_sample, cluster, GangPolicy(), fabric=masked).run()]
+    full = ToldOfEveryJob(
+        topology="leaf_spine",
+        nvlink_gb_per_s=450.0,
+        nic_gbit_per_s=400.0,
+        nics_per_node=8,
+        nvlink_latency_us=3.4,
+        leaf_latency_us=9.6,
+        spine_latency_us=10.6,
+        **args,
+    )
+    sims.append(Simulation(philly_sample, cluster, GangPolicy(), fabric=full).run())
+    frames_equal(*sims)
+    pd.testing.assert_frame_equal(masked.links_frame(), full.links_frame())
+    assert summary(sims[0]) | {"wall_seconds": 0} == summary(sims[1]) | {"wall_seconds": 0}
+    talks = masked.notified_jobs()
+    assert 0 < talks.sum() < len(talks)  # single-GPU jobs are left out
+    assert (sims[0].jobs.num_gpus[talks] >= 2).all()
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
 def test_presets_build(name):
     obj = instantiate(OmegaConf.load(CONFIGS / f"{name}.yaml"))

@@ -181,7 +181,10 @@ class Simulation:
             (None = retry forever).
         fabric: network model with ``setup(sim)``, ``on_start(j, placement, now)`` and
             ``on_stop(j, now)``, the last two returning ``{job: rate}`` changes (see
-            ``simulator.models.fabric``); None = placement never changes speed.
+            ``simulator.models.fabric``), and optionally ``notified_jobs()`` (after
+            ``setup``: a bool per job, the jobs whose starts and stops it must see; the
+            others run at rate 1 and are not reported to it); None = placement never
+            changes speed.
         processes: generator functions ``f(sim)`` started as SimPy processes before the run
             (failure injectors, autoscalers, ...).
         progress: show a progress bar (None = only on an interactive terminal).
@@ -739,8 +742,13 @@ class Simulation:
                 fs = self.fabric.compiled_state(self)
             if fs is not None:
                 self._fs = fs  # rates change inside the loop, at every start and stop
-            else:  # the Python model, told of every start and stop, in order
-                self.es.jobs.notify[:] = True
+            else:  # the Python model, told of the starts and stops it asks for, in order
+                mask = getattr(self.fabric, "notified_jobs", None)
+                if mask is None:
+                    self.es.jobs.notify[:] = True
+                else:  # jobs it never slows down run at rate 1 without a round trip
+                    notify = self.es.jobs.notify
+                    notify |= np.asarray(mask(), dtype=bool)
                 self._c[0].notify = True
                 self._c[0].defer_completion = True
         self.engine = "python"

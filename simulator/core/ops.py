@@ -454,7 +454,7 @@ def _begin(es, fs, j, k):
     _notice(es, j, NOTICE_START)
     start_hook(es, fs, j)
     c.decisions += 1
-    if c.defer_completion:
+    if c.defer_completion and jobs.notify[j]:
         return OK  # the host sets the fabric's rates first, then schedules it
     return schedule_completion(es, j)
 

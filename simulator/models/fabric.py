@@ -316,6 +316,7 @@ class Fabric:
         comm = (n >= 2) & (jobs.milli >= 1000)
         fraction = np.array([self._fraction(int(k)) for k in n])
         comm &= np.where(np.isnan(size), fraction > 0, size > 0)
+        self._communicates = comm
         self.allreduce_bytes = np.where(comm, size, 0.0)
         per_gpu = np.zeros(jobs.n)  # V = S * 2(n-1)/n bytes each GPU sends per iteration
         t_comp = np.zeros(jobs.n)
@@ -343,6 +344,14 @@ class Fabric:
         self._volume = per_gpu.tolist()
         self._t_comp = t_comp.tolist()
         self._t_ideal = t_ideal.tolist()
+
+    def notified_jobs(self) -> np.ndarray:
+        """The jobs whose starts and stops the model must see: those that communicate.
+
+        Every other job runs at rate 1 wherever it is placed and loads no link, so the engine
+        need not report it (``on_start`` would return ``{j: 1.0}`` and ``on_stop`` nothing).
+        """
+        return self._communicates
 
     # ------------------------------------------------------------------ events
     def on_start(self, j: int, placement, now: float) -> dict[int, float]:
