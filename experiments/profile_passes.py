@@ -16,11 +16,11 @@ compiled loop from Numba's cache), simulating, the result frames and writing the
 sees it as one block of machine code. This script runs the *same* code as plain Python instead
 (``NUMBA_DISABLE_JIT=1``: the compiled pass and loop, not the policy's Python reference) under
 ``cProfile``, each run in a process of its own, and reports for the functions of ``policies/``
-and ``simulator/core/`` how often each is called per job and its share of the profiled time. Call counts are exact
-and are the algorithm's work whatever the compiler does; the time shares are those of the
-interpreted code and only rank the functions. The workload is the benchmark's deep-queue case
-(``experiments.bench``: synthetic trace, offered load 150 % of 16 x 8 GPUs), shortened to
-``--jobs`` jobs.
+and ``simulator/core/`` how often each is called per job and its share of the profiled time.
+Call counts are exact and are the algorithm's work whatever the compiler does; the time
+shares are those of the interpreted code and only rank the functions. The workload is the
+benchmark's deep-queue case (``experiments.bench``: synthetic trace, offered load 150 % of
+16 x 8 GPUs), shortened to ``--jobs`` jobs.
 """
 
 from __future__ import annotations
