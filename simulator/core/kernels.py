@@ -236,21 +236,21 @@ def _best_counts(avail, k, n):
 
 
 @jit
-def _candidate(usable, members, n, counts, fill):
-    """Tightest fewest-node choice among node ids ``members``.
+def _fewest_nodes(usable, members, n):
+    """Fewest of node ids ``members`` that hold ``n`` GPUs: ``(k, avail, greedy total)``.
 
-    Returns (nodes used, GPUs left free on them), or (-1, 0) when ``members`` cannot hold n.
-    With ``fill``, writes the GPUs taken per node into ``counts``: within a GPU value lower node
-    ids are taken first, and the last (smallest) node taken gives only what is still needed.
+    ``avail[v]`` counts the members offering ``v`` usable GPUs. ``k`` is -1 when the members
+    hold fewer than ``n`` GPUs together. Largest nodes first gives the fewest nodes; when their
+    total is exactly ``n`` nothing is left over and that choice is the tightest too.
     """
     top = 0
     total = 0
     for i in members:
         top = max(top, usable[i])
         total += usable[i]
-    if total < n:
-        return -1, 0
     avail = np.zeros(top + 1, dtype=np.int64)
+    if total < n:
+        return -1, avail, 0
     for i in members:
         avail[usable[i]] += 1
     k, got = 0, 0
@@ -260,7 +260,14 @@ def _candidate(usable, members, n, counts, fill):
         got += t * v
         if got >= n:
             break
+    return k, avail, got
+
+
+@jit
+def _tightest(avail, k, n, got):
+    """How many nodes of each value to take (``k`` of them, least total >= n) and that total."""
     if got == n:
+        top = avail.shape[0] - 1
         take = np.zeros(top + 1, dtype=np.int64)  # greedy is exact: nothing left over
         got = 0
         for v in range(top, 0, -1):
@@ -268,21 +275,40 @@ def _candidate(usable, members, n, counts, fill):
             got += take[v] * v
             if got >= n:
                 break
-        best = n
-    else:
-        take, best = _best_counts(avail, k, n)
+        return take, n
+    return _best_counts(avail, k, n)
+
+
+@jit
+def _fill_counts(usable, members, n, take, counts):
+    """GPUs taken per node for ``take``: within a value lower node ids first, the last partly."""
+    need = n
+    for v in range(take.shape[0] - 1, 0, -1):
+        left = take[v]
+        for i in members:
+            if left == 0:
+                break
+            if usable[i] == v:
+                g = min(v, need)
+                counts[i] = g
+                need -= g
+                left -= 1
+
+
+@jit
+def _candidate(usable, members, n, counts, fill):
+    """Tightest fewest-node choice among node ids ``members``.
+
+    Returns (nodes used, GPUs left free on them), or (-1, 0) when ``members`` cannot hold n.
+    With ``fill``, writes the GPUs taken per node into ``counts``: within a GPU value lower node
+    ids are taken first, and the last (smallest) node taken gives only what is still needed.
+    """
+    k, avail, got = _fewest_nodes(usable, members, n)
+    if k < 0:
+        return -1, 0
+    take, best = _tightest(avail, k, n, got)
     if fill:
-        need = n
-        for v in range(top, 0, -1):
-            left = take[v]
-            for i in members:
-                if left == 0:
-                    break
-                if usable[i] == v:
-                    g = min(v, need)
-                    counts[i] = g
-                    need -= g
-                    left -= 1
+        _fill_counts(usable, members, n, take, counts)
     return k, best - n
 
 
@@ -295,26 +321,47 @@ def _select_gang(usable, racks, rack_order, rack_start, n):
     ids win ties), then the whole cluster. ``rack_order`` lists node ids grouped by rack and
     ``rack_start[r]:rack_start[r + 1]`` is rack ``r``'s slice of it. Returns int64[N] counts
     (all zero if infeasible).
+
+    The fewest nodes of every rack and of the cluster come first (a greedy count); the
+    tightest fit, a small dynamic program, is computed only for the racks with the fewest
+    nodes (in rack order, until one leaves nothing free) and for the cluster when it ties
+    with them: the choice is the one trying every rack's tightest fit would make.
     """
     num = usable.shape[0]
     n_racks = rack_start.shape[0] - 1
-    best_k, best_left, best_rack = -1, 0, -1
-    dummy = np.zeros(0, dtype=np.int64)
-    for r in range(n_racks):
-        members = rack_order[rack_start[r] : rack_start[r + 1]]
-        k, left = _candidate(usable, members, n, dummy, False)
-        if k > 0 and (best_k < 0 or k < best_k or (k == best_k and left < best_left)):
-            best_k, best_left, best_rack = k, left, r
     counts = np.zeros(num, dtype=np.int64)
     everything = np.arange(num)
-    k, left = _candidate(usable, everything, n, dummy, False)
-    if k > 0 and (best_k < 0 or k < best_k or (k == best_k and left < best_left)):
-        # only the whole cluster does better on nodes or fit: it wins even across racks
-        _candidate(usable, everything, n, counts, True)
+    k_all, avail_all, got_all = _fewest_nodes(usable, everything, n)
+    if k_all < 0:
         return counts
-    if best_rack >= 0:
+    fewest = -1  # fewest nodes of any single rack
+    for r in range(n_racks):
+        k, _, _ = _fewest_nodes(usable, rack_order[rack_start[r] : rack_start[r + 1]], n)
+        if k > 0 and (fewest < 0 or k < fewest):
+            fewest = k
+    best_rack, best_left, best_take = -1, 0, avail_all
+    if fewest == k_all:  # a rack can match the cluster's node count: compare the fits
+        for r in range(n_racks):
+            members = rack_order[rack_start[r] : rack_start[r + 1]]
+            k, avail, got = _fewest_nodes(usable, members, n)
+            if k != fewest:
+                continue
+            take, total = _tightest(avail, k, n, got)
+            if best_rack < 0 or total - n < best_left:
+                best_rack, best_left, best_take = r, total - n, take
+                if best_left == 0:
+                    break
+    if best_rack >= 0 and best_left == 0:  # the cluster cannot do better
         members = rack_order[rack_start[best_rack] : rack_start[best_rack + 1]]
-        _candidate(usable, members, n, counts, True)
+        _fill_counts(usable, members, n, best_take, counts)
+        return counts
+    take, total = _tightest(avail_all, k_all, n, got_all)
+    if best_rack < 0 or total - n < best_left:
+        # only the whole cluster does better on nodes or fit: it wins even across racks
+        _fill_counts(usable, everything, n, take, counts)
+        return counts
+    members = rack_order[rack_start[best_rack] : rack_start[best_rack + 1]]
+    _fill_counts(usable, members, n, best_take, counts)
     return counts
 
 
