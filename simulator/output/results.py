@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from simulator.output.rundir import RunLock
+from simulator.output.schema import SCHEMA_VERSION, arrow_table
 
 __all__ = [
     "RunResult",
@@ -168,9 +169,14 @@ def write_run(
     :class:`~simulator.output.rundir.RunDirBusy`). The old manifest is removed first, and so
     are tables of an earlier run that this run does not write (every other ``*.parquet`` at
     the top of ``out_dir``); ``manifest.json`` is written last. ``summary.json`` is strict
-    JSON: NaN and infinities are written as ``null``.
+    JSON: NaN and infinities are written as ``null``; its first key is ``schema_version``
+    (:data:`~simulator.output.schema.SCHEMA_VERSION`, also in every table's Parquet metadata).
     """
     out = Path(out_dir)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        **{k: v for k, v in summary.items() if k != "schema_version"},
+    }
     tables = {**{f"{name}.parquet": f for name, f in (extra or {}).items()}}
     tables[JOBS_FILE] = jobs
     tables[TIMELINE_FILE] = timeline
@@ -283,15 +289,13 @@ def seal_run(path: str | Path) -> Path:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    # Without pandas' schema metadata the Arrow list column ``nodes`` reads back as arrays of
-    # node ids under any pandas version (the metadata names an Arrow-backed dtype that older
-    # readers cannot parse).
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    # dictionary-encode text columns only: on numbers it costs time and rarely saves space
+    # the same Arrow types under any pandas, stamped with the schema version (see
+    # simulator.output.schema.arrow_table)
+    table = arrow_table(frame)
+    # dictionary-encode text columns only: on numbers it costs time and rarely saves space;
+    # categoricals too, so that their categories (also unused ones) are kept
     text = [
-        f.name
-        for f in table.schema
-        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
     ]
     pq.write_table(table, path, use_dictionary=text)
 
