@@ -9,6 +9,7 @@ loaders must concatenate them cleanly.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,15 @@ from hydra import compose, initialize_config_dir
 
 from simulator.app import CONFIG_DIR, run_config
 from simulator.output import schema
-from simulator.output.results import load_run, load_runs, verify_run
+from simulator.output.results import (
+    load_breakdowns,
+    load_jobs,
+    load_run,
+    load_runs,
+    load_tables,
+    verify_run,
+    write_run,
+)
 
 TEXT = pa.string()
 CAT = pa.dictionary(pa.int32(), pa.string())
@@ -138,6 +147,22 @@ CASES = {
 }
 """Runs of the sweep-like tree: name -> overrides."""
 
+KEYS = [
+    "run_dir",
+    "policy",
+    "trace.max_jobs",
+    "seed",
+    "fabric",
+    "failures",
+    "trace",
+    "serving",
+    "serving.requests.num_requests",
+    "cluster.gpu_type",
+    "trace.num_jobs",
+]
+"""Run keys of the concatenated tables: run_dir, overrides (in order of first appearance over
+the runs in natural order), policy and seed."""
+
 RUN_TABLES = {
     "serving": {"requests", "replicas"},
     "failures": {"failures"},
@@ -233,6 +258,88 @@ def test_summary_carries_the_schema_version_and_the_manifest_holds(sweep):
     assert (runs["schema_version"] == 1).all() and runs["schema_version"].dtype == np.int64
 
 
+def test_load_jobs_concatenates_every_trace_cleanly_and_round_trips(sweep, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mixed types" warning either
+        jobs = load_jobs(sweep)
+    sizes = {n: len(pd.read_parquet(sweep / n / "jobs.parquet")) for n in CASES}
+    assert len(jobs) == sum(sizes.values())
+    fixed = [c for c, _ in JOBS]
+    assert list(jobs.columns[: len(KEYS)]) == KEYS
+    assert list(jobs.columns[len(KEYS) : len(KEYS) + len(fixed)]) == fixed
+    objects = [c for c in jobs.columns if jobs[c].dtype == object]
+    assert objects == ["nodes"]  # arrays of node ids; nothing else of mixed types
+    for col in ("policy", "trace", "fabric", "gpu_type", "kind", "queue", "status", "service"):
+        assert isinstance(jobs[col].dtype, pd.CategoricalDtype), col
+    queues = set().union(
+        *(set(pd.read_parquet(sweep / n / "jobs.parquet")["queue"]) for n in CASES)
+    )
+    assert list(jobs["queue"].cat.categories) == sorted(queues)  # the union, sorted
+    assert list(jobs["status"].cat.categories) == list(schema.STATUS_CATEGORIES)
+    assert pd.api.types.is_string_dtype(jobs["job_id"])
+    assert jobs["job_id"].map(type).eq(str).all()
+    # columns only some runs have: nullable integers, NaN floats, missing text
+    assert jobs["served_requests"].dtype == "Int64" and jobs["trace.max_jobs"].dtype == "Int64"
+    serving = jobs["run_dir"].str.endswith("serving")
+    assert jobs.loc[serving, "served_requests"].notna().all()
+    assert jobs.loc[~serving, "served_requests"].isna().all()
+    assert jobs["comm_fraction"].dtype == np.float64 and jobs["seed"].dtype == np.int64
+    path = tmp_path / "all.parquet"
+    jobs.to_parquet(path)
+    pd.testing.assert_frame_equal(pd.read_parquet(path), jobs)
+
+
+def test_other_tables_concatenate_with_one_dtype_per_column(sweep):
+    for table, columns in TABLES.items():
+        frame = load_tables(sweep, table)
+        assert len(frame) or table == "links", table  # no job of the fabric run crosses leaves
+        for col, t in columns:
+            if t == CAT:
+                assert isinstance(frame[col].dtype, pd.CategoricalDtype), (table, col)
+            elif t == I64:
+                assert frame[col].dtype == np.int64, (table, col)
+        assert not [c for c in frame.columns if frame[c].dtype == object], table
+
+
+def test_load_runs_is_narrow_and_breakdowns_have_their_loader(sweep):
+    runs = load_runs(sweep)
+    assert len(runs) == len(CASES) and (runs["run_status"] == "ok").all()
+    results = [c for c in runs.columns if c not in runs.attrs["overrides"]]
+    assert not [c for c in results if c.split(".")[0] in ("queues", "kinds", "serving")]
+    assert runs["jobs_total"].dtype == np.int64
+    # only the run with failure injection has a failure count (named like its override)
+    assert runs["summary.failures"].dtype == "Int64"
+    assert runs["summary.failures"].notna().sum() == 1
+    # run-level nested numbers stay, flattened (only the openb loader drops pending pods)
+    assert runs["trace_report.dropped_pending"].dtype == "Int64"
+    assert runs["partial"].dtype == bool and runs["avg_jct"].dtype == np.float64
+    wide = load_runs(sweep, breakdowns=True)
+    assert "queues.default.avg_jct" in wide.columns and "kinds.train.jobs" in wide.columns
+
+    queues = load_breakdowns(sweep, by="queue")
+    assert list(queues.columns[: len(KEYS) + 3]) == [*KEYS, "queue", "jobs", "finished"]
+    assert isinstance(queues["queue"].dtype, pd.CategoricalDtype)
+    assert queues["jobs"].dtype == np.int64 and queues["avg_jct"].dtype == np.float64
+    for name in CASES:
+        summary = json.loads((sweep / name / "summary.json").read_text())
+        mine = queues[queues["run_dir"] == str(sweep / name)]
+        assert list(mine["queue"]) == list(summary["queues"])
+        assert mine["jobs"].sum() == summary["jobs_total"]
+    kinds = load_breakdowns(sweep, by="kind")
+    assert set(kinds["kind"]) == {"train", "infer"}
+    services = load_breakdowns(sweep, by="service")
+    assert list(services["service"]) == ["llm"] and services["requests"].tolist() == [300]
+    assert services["p99_ttft"].dtype == np.float64
+    with pytest.raises(ValueError, match="by must be one of"):
+        load_breakdowns(sweep, by="tenant")
+    # several directories at once
+    two = load_runs([sweep / "openb", sweep / "default"])
+    assert [d.rsplit("/", 1)[-1] for d in two["run_dir"]] == ["openb", "default"]
+    assert len(load_breakdowns([sweep / "serving"], by="service")) == 1
+    with pytest.raises(FileNotFoundError, match="nope: no such directory"):
+        load_jobs([sweep, sweep / "nope"])
+
+
 # ----------------------------------------------------------------------- unit level
 def test_conform_jobs_orders_fixed_then_extension_then_trace_columns():
     frame = pd.DataFrame(
@@ -259,6 +366,33 @@ def test_conform_jobs_orders_fixed_then_extension_then_trace_columns():
     assert list(out["service"].cat.categories) == ["", "s"]
     with pytest.raises(ValueError, match=r"missing column\(s\) \['jct'"):
         schema.conform_jobs(frame.drop(columns=["jct"]))
+
+
+def test_concat_unions_categories_and_makes_gaps_nullable():
+    a = pd.DataFrame({"q": pd.Categorical(["b", "a"], categories=["a", "b"]), "n": [1, 2]})
+    b = pd.DataFrame({"q": pd.Categorical(["c"]), "f": [None]})
+    c = pd.DataFrame({"q": ["a"], "n": [3], "f": [0.5]})
+    out = schema.concat_frames([a, b, c])
+    assert list(out["q"].cat.categories) == ["a", "b", "c"]
+    assert out["q"].tolist() == ["b", "a", "c", "a"]
+    assert out["n"].dtype == "Int64" and out["n"].tolist() == [1, 2, pd.NA, 3]
+    assert out["f"].dtype == np.float64
+    with pytest.warns(UserWarning, match="column 'x' holds int and text"):
+        mixed = schema.concat_frames([pd.DataFrame({"x": [1]}), pd.DataFrame({"x": ["a"]})])
+    assert mixed["x"].tolist() == ["1", "a"]
+
+
+def test_all_null_metrics_are_nan_not_none(tmp_path):
+    jobs = pd.DataFrame({"job_id": ["a"], "jct": [1.0]})
+    timeline = pd.DataFrame({"time": [0.0]})
+    for k in range(2):
+        summary = {"policy": "p", "avg_jct": None, "jobs_total": 1, "queues": {"q": {"jobs": 1}}}
+        write_run(tmp_path / str(k), jobs, timeline, summary)
+    runs = load_runs(tmp_path)
+    assert runs["avg_jct"].dtype == np.float64 and runs["avg_jct"].isna().all()
+    assert runs["jobs_total"].dtype == np.int64
+    assert "queues.q.jobs" not in runs.columns
+    assert load_runs(tmp_path, breakdowns=True)["queues.q.jobs"].tolist() == [1, 1]
 
 
 def test_arrow_types_do_not_depend_on_the_number_of_categories():
