@@ -340,6 +340,33 @@ def test_load_runs_is_narrow_and_breakdowns_have_their_loader(sweep):
         load_jobs([sweep, sweep / "nope"])
 
 
+def test_a_file_trace_keeps_its_own_columns_after_the_fixed_ones(tmp_path):
+    trace = pd.DataFrame(
+        {
+            "team": ["x", "y", "z"],
+            "job_id": [7, 8, 9],
+            "submit_time": [0.0, 1.0, 2.0],
+            "duration": [10.0, 20.0, 5.0],
+            "num_gpus": [1, 2, 0],
+            "status": ["done", "done", "killed"],  # named like a result column
+            "queue": ["a", None, "b"],
+        }
+    )
+    trace.to_parquet(tmp_path / "trace.parquet")
+    overrides = ["+policy=fifo", "trace=file", f"trace.path={tmp_path / 'trace.parquet'}"]
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "sim.progress=false"])
+        summary = run_config(cfg, tmp_path / "run")
+    path = tmp_path / "run" / "jobs.parquet"
+    assert arrow_columns(path) == [*JOBS, ("team", TEXT), ("trace_status", TEXT)]
+    jobs = pd.read_parquet(path)
+    assert jobs["job_id"].tolist() == ["7", "8", "9"]
+    assert jobs["trace_status"].tolist() == ["done", "done", "killed"]
+    assert jobs["status"].tolist() == ["finished"] * 3
+    assert jobs["queue"].tolist() == ["a", "default", "b"]  # an empty cell: the default
+    assert summary["trace_report"] == {"renamed_status_to_trace_status": 3}
+
+
 # ----------------------------------------------------------------------- unit level
 def test_conform_jobs_orders_fixed_then_extension_then_trace_columns():
     frame = pd.DataFrame(

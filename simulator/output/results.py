@@ -6,7 +6,10 @@ to a temporary name of their own and renamed, under the run directory's lock
 (:class:`simulator.output.rundir.RunLock`: one writer at a time). ``manifest.json`` is written
 last: it names every file of the run with its size and SHA-256, so a reader can tell one
 complete run from a partial or mixed set of files (:func:`verify_run`); :func:`load_run`,
-:func:`load_runs` and :func:`load_tables` accept a directory only when its files match it.
+:func:`load_runs`, :func:`load_tables` and :func:`load_breakdowns` accept a directory only when
+its files match it. The tables' columns and dtypes are those of :mod:`simulator.output.schema`
+(version in ``summary.json`` and in each file's Parquet metadata); tables of several runs are
+concatenated with one dtype per column.
 """
 
 from __future__ import annotations
