@@ -26,7 +26,7 @@ from simulator.core.engine import Simulation
 from simulator.core.extensions import EXTENSION_GROUPS
 from simulator.core.gpus import GPU_SPECS
 from simulator.core.interrupts import GracefulStop
-from simulator.output import metrics, plots
+from simulator.output import metrics, plots, schema
 from simulator.output.results import (
     ERROR_FILE,
     MANIFEST_FILE,
@@ -138,9 +138,14 @@ def run_config(
     summary["reject_reasons"] = dict(sim.reject_reasons)
     summary["config_key"] = config_key(cfg)
     jobs = metrics.job_frame(sim)
+    trace_columns = set(jobs.columns)
     tables = {"queues": metrics.queue_timeline_frame(sim)}
     extensions.collect_outputs(exts, sim, jobs, summary, tables)
-    write_run(out_dir, jobs, metrics.timeline_frame(sim), summary, extra=tables, record=record)
+    # the tables as written: the columns and dtypes of simulator.output.schema
+    jobs = schema.conform_jobs(jobs, added=[c for c in jobs.columns if c not in trace_columns])
+    timeline = schema.conform_table("timeline", metrics.timeline_frame(sim))
+    tables = {name: schema.conform_table(name, frame) for name, frame in tables.items()}
+    write_run(out_dir, jobs, timeline, summary, extra=tables, record=record)
     return summary
 
 

@@ -50,6 +50,11 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s). A dormant
     row (``submit_time = inf``, e.g. an inference replica) that a controller submitted gets
     the time of submission as its ``submit_time``; one never submitted keeps ``inf``.
+
+    The trace's columns keep the types they came with; ``jobs.parquet`` is this frame (with
+    the extensions' columns) in the fixed layout of
+    :func:`simulator.output.schema.conform_jobs` (``job_id`` as text, categoricals, canonical
+    defaults filled).
     """
     jobs = sim.jobs
     # with copy-on-write (always on from pandas 3) a shallow copy is safe: an edit of the

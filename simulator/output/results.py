@@ -6,7 +6,10 @@ to a temporary name of their own and renamed, under the run directory's lock
 (:class:`simulator.output.rundir.RunLock`: one writer at a time). ``manifest.json`` is written
 last: it names every file of the run with its size and SHA-256, so a reader can tell one
 complete run from a partial or mixed set of files (:func:`verify_run`); :func:`load_run`,
-:func:`load_runs` and :func:`load_tables` accept a directory only when its files match it.
+:func:`load_runs`, :func:`load_tables` and :func:`load_breakdowns` accept a directory only when
+its files match it. The tables' columns and dtypes are those of :mod:`simulator.output.schema`
+(version in ``summary.json`` and in each file's Parquet metadata); tables of several runs are
+concatenated with one dtype per column.
 """
 
 from __future__ import annotations
@@ -17,17 +20,20 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
 from simulator.output.rundir import RunLock
+from simulator.output.schema import SCHEMA_VERSION, arrow_table, concat_frames, typed_series
 
 __all__ = [
     "RunResult",
@@ -41,6 +47,7 @@ __all__ = [
     "load_runs",
     "load_jobs",
     "load_tables",
+    "load_breakdowns",
     "mean_ci",
     "ci_halfwidth",
     "t_quantile",
@@ -168,9 +175,14 @@ def write_run(
     :class:`~simulator.output.rundir.RunDirBusy`). The old manifest is removed first, and so
     are tables of an earlier run that this run does not write (every other ``*.parquet`` at
     the top of ``out_dir``); ``manifest.json`` is written last. ``summary.json`` is strict
-    JSON: NaN and infinities are written as ``null``.
+    JSON: NaN and infinities are written as ``null``; its first key is ``schema_version``
+    (:data:`~simulator.output.schema.SCHEMA_VERSION`, also in every table's Parquet metadata).
     """
     out = Path(out_dir)
+    summary = {
+        "schema_version": SCHEMA_VERSION,
+        **{k: v for k, v in summary.items() if k != "schema_version"},
+    }
     tables = {**{f"{name}.parquet": f for name, f in (extra or {}).items()}}
     tables[JOBS_FILE] = jobs
     tables[TIMELINE_FILE] = timeline
@@ -283,15 +295,13 @@ def seal_run(path: str | Path) -> Path:
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    # Without pandas' schema metadata the Arrow list column ``nodes`` reads back as arrays of
-    # node ids under any pandas version (the metadata names an Arrow-backed dtype that older
-    # readers cannot parse).
-    table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-    # dictionary-encode text columns only: on numbers it costs time and rarely saves space
+    # the same Arrow types under any pandas, stamped with the schema version (see
+    # simulator.output.schema.arrow_table)
+    table = arrow_table(frame)
+    # dictionary-encode text columns only: on numbers it costs time and rarely saves space;
+    # categoricals too, so that their categories (also unused ones) are kept
     text = [
-        f.name
-        for f in table.schema
-        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+        f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type)
     ]
     pq.write_table(table, path, use_dictionary=text)
 
@@ -335,14 +345,24 @@ def load_run(path: str | Path) -> RunResult:
     )
 
 
-def _flat(summary: dict, prefix: str = "") -> dict:
-    row = {}
-    for k, v in summary.items():
-        if isinstance(v, dict):
-            row.update(_flat(v, f"{prefix}{k}."))
-        elif not isinstance(v, list):
-            row[f"{prefix}{k}"] = v
-    return row
+BREAKDOWNS = {"queue": "queues", "kind": "kinds", "service": "serving"}
+"""Entries of ``summary.json`` that hold one dict of numbers per queue, job kind or inference
+service: ``by`` of :func:`load_breakdowns` -> summary key. :func:`load_runs` leaves them out."""
+
+
+def _flat(summary: dict, breakdowns: bool = False) -> dict:
+    """Scalars of ``summary``, nested dicts flattened as ``NAME.KEY`` (lists left out).
+
+    The per-queue, per-kind and per-service entries (:data:`BREAKDOWNS`) are left out unless
+    ``breakdowns``.
+    """
+    keep = {k: v for k, v in summary.items() if breakdowns or k not in BREAKDOWNS.values()}
+    if not keep:
+        return {}
+    flat = pd.json_normalize(keep, sep=".")
+    # the one row as Python values (to_dict would take 2 ms a run, this 0.2)
+    row = zip(flat.columns, flat.to_numpy(dtype=object)[0], strict=True)
+    return {k: v for k, v in row if not isinstance(v, list | dict)}
 
 
 def _natural(path: Path) -> list:
@@ -399,7 +419,7 @@ SUMMARY_PREFIX = "summary."
 """Prefix of a summary value whose name is also an override's (e.g. ``summary.fabric``)."""
 
 
-def _run_row(run: Path, overridden: set[str]) -> dict:
+def _run_row(run: Path, overridden: set[str], breakdowns: bool) -> dict:
     """One run's row: overrides as typed, then summary values (``overridden`` names prefixed)."""
     row: dict = {"run_dir": str(run)}
     summary = _read_summary(run)
@@ -412,7 +432,7 @@ def _run_row(run: Path, overridden: set[str]) -> dict:
             problem = str(exc).removeprefix(f"{run}: ")
         else:
             row["run_status"] = "ok"
-            for key, value in _flat(summary).items():
+            for key, value in _flat(summary, breakdowns).items():
                 row[f"{SUMMARY_PREFIX}{key}" if key in overridden else key] = value
             return row
     if problem is not None:
@@ -430,38 +450,61 @@ def _run_row(run: Path, overridden: set[str]) -> dict:
     return row
 
 
-def load_runs(path: str | Path) -> pd.DataFrame:
-    """One row per run found under ``path`` (a multirun directory, or any tree of runs).
+Paths = str | Path | Iterable[str | Path]
+"""One directory, or several: each a run directory or any tree of runs (e.g. a sweep)."""
+
+
+def _roots(path: Paths) -> list[Path]:
+    roots = [Path(path)] if isinstance(path, str | Path) else [Path(p) for p in path]
+    for root in roots:
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: no such directory")
+    return roots
+
+
+def _runs_under(path: Paths) -> list[Path]:
+    """Every run under each directory of ``path`` (natural order per directory), once."""
+    return list(dict.fromkeys(run for root in _roots(path) for run in _run_dirs(root)))
+
+
+def load_runs(path: Paths, breakdowns: bool = False) -> pd.DataFrame:
+    """One row per run found under ``path`` (a multirun directory, any tree of runs, or a list).
 
     Columns: ``run_dir``, ``run_status`` (``ok`` when its files match its ``manifest.json``,
     see :func:`verify_run`; ``failed`` when the run left ``error.txt``, whose final exception
     is in ``error``; ``incomplete`` when it has a Hydra record but no readable summary, e.g. a
     run still going or killed, or when its files do not match the manifest or it has none:
     ``error`` says why), every override as a typed column holding the value as it was
-    given on the command line (``fabric=leaf_spine`` gives ``leaf_spine``), and every scalar of
-    ``summary.json`` under its own name, or as ``summary.NAME`` when an override of any run
-    has that name (the summary's ``fabric`` is the fabric model's full name,
-    ``leaf_spine_h100``; its ``trace`` the file that was read): overrides and results never
-    share a column. Failed and incomplete runs are listed, not dropped (their
-    ``policy`` comes from the override or Hydra's record). Rows are sorted by ``run_dir``
-    (numbers in natural order: run ``2`` before run ``10``); a
-    tree without runs gives an empty frame with the columns ``run_dir`` and ``run_status``.
+    given on the command line (``fabric=leaf_spine`` gives ``leaf_spine``), and every
+    run-level scalar of ``summary.json`` under its own name (nested dicts flattened by
+    :func:`pandas.json_normalize`: ``trace_report.dropped_duplicate_rows``), or as
+    ``summary.NAME`` when an override of any run has that name (the summary's ``fabric`` is
+    the fabric model's full name, ``leaf_spine_h100``; its ``trace`` the file that was read):
+    overrides and results never share a column. The per-queue, per-kind and per-service
+    numbers (``queues``, ``kinds``, ``serving`` of the summary) are in :func:`load_breakdowns`;
+    ``breakdowns=True`` adds them here too, flattened (``queues.NAME.avg_jct``, ...).
+
+    Each column has one dtype: whole numbers int64 (nullable ``Int64`` when some runs have
+    no value, e.g. failed runs), flags bool (``boolean``), numbers float64 (a metric without
+    any value is NaN, not ``None``), text the text dtype; an override given as numbers in
+    some runs and as text in others keeps its values as typed (object). Failed and
+    incomplete runs are listed, not dropped (their ``policy`` comes from the override or
+    Hydra's record). Rows are sorted by ``run_dir`` (numbers in natural order: run ``2``
+    before run ``10``); a tree without runs gives an empty frame with the columns
+    ``run_dir`` and ``run_status``. ``attrs["overrides"]`` names the override columns.
 
     Raises:
-        FileNotFoundError: ``path`` is not a directory.
+        FileNotFoundError: ``path`` (or one of them) is not a directory.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    dirs = _run_dirs(root)
+    dirs = _runs_under(path)
     overridden = {k for run in dirs for k in _safe_overrides(run)}
-    rows = [_run_row(run, overridden) for run in dirs]
+    rows = [_run_row(run, overridden, breakdowns) for run in dirs]
     if not rows:
         df = pd.DataFrame({"run_dir": pd.Series(dtype=str), "run_status": pd.Series(dtype=str)})
     else:
-        df = pd.DataFrame(rows)
         first = ["run_dir", "run_status"]
-        df = df[first + [c for c in df.columns if c not in first]]
+        names = [*first, *(c for c in dict.fromkeys(k for r in rows for k in r) if c not in first)]
+        df = pd.DataFrame({c: typed_series([r.get(c) for r in rows]) for c in names})
     # which columns came from the command line (the swept parameters), for grouping
     df.attrs["overrides"] = sorted(overridden)
     return df
@@ -477,50 +520,117 @@ def _run_keys(run: Path, summary: dict, taken: pd.Index) -> dict:
     return {(f"run.{k}" if k in taken else k): v for k, v in keys.items()}
 
 
-def load_tables(path: str | Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+def _key_columns(keys: dict, n: int) -> dict:
+    """The run keys as ``n``-row columns: text as categories (``run_dir`` as text)."""
+    out: dict = {}
+    for name, value in keys.items():
+        if value is None:
+            out[name] = np.full(n, None, dtype=object)
+        elif name == "run_dir":
+            out[name] = pd.Series([value] * n, dtype=pd.Series([value]).dtype)
+        elif isinstance(value, bool | int | float):
+            out[name] = np.full(n, value)
+        else:  # text, or a list or dict given on the command line: as its text
+            text = value if isinstance(value, str) else str(value)
+            out[name] = pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[text])
+    return out
+
+
+def _finished_runs(path: Paths) -> Iterator[tuple[Path, dict, list[str]]]:
+    """``(run, summary, files)`` of every run under ``path`` that matches its manifest."""
+    for run in _runs_under(path):
+        summary = _read_summary(run)
+        if summary is None:
+            continue
+        try:
+            files = verify_run(run)
+        except RunDirError:
+            continue  # listed by load_runs as incomplete, with the reason
+        yield run, summary, files
+
+
+def _with_keys(run: Path, summary: dict, frame: pd.DataFrame, names: dict) -> pd.DataFrame:
+    """``frame`` prefixed with the run's key columns (their names are added to ``names``)."""
+    keys = _key_columns(_run_keys(run, summary, frame.columns), len(frame))
+    names.update(dict.fromkeys(keys))
+    return pd.concat([pd.DataFrame(keys, index=frame.index), frame], axis=1)
+
+
+def load_tables(path: Paths, name: str, columns: list[str] | None = None) -> pd.DataFrame:
     """Concatenate one result table (``NAME.parquet``) of every finished run under ``path``.
 
     Args:
-        path: a multirun directory, or any tree of run directories.
-        name: the table: ``jobs``, ``timeline`` or ``queues``.
+        path: a multirun directory, any tree of run directories, or a list of them.
+        name: the table: ``jobs``, ``timeline``, ``queues``, ``requests``, ...
         columns: read only these columns of the table (saves memory on big sweeps).
 
     Returns:
         The rows of all finished runs that have the table, each prefixed with its run keys:
-        ``run_dir``, every override as a typed column, ``policy`` and ``seed`` (a key named
-        like a table column is renamed ``run.KEY``). Failed and incomplete runs (see
-        :func:`load_runs`: also runs whose files do not match their manifest) have no rows.
+        ``run_dir`` (text), every override as a typed column, ``policy`` and ``seed`` (a key
+        named like a table column is renamed ``run.KEY``); text keys (``policy``) are
+        categorical. Each column has one dtype across runs (see
+        :func:`simulator.output.schema.concat_frames`): categoricals get the union of the
+        categories, integer columns some runs lack are nullable ``Int64``. The frame
+        round-trips through :meth:`pandas.DataFrame.to_parquet`. Failed and incomplete runs
+        (see :func:`load_runs`: also runs whose files do not match their manifest) have no
+        rows.
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such directory")
-    parts = []
-    for run in _run_dirs(root):
-        summary = _read_summary(run)
+    parts, keys = [], {}
+    for run, summary, files in _finished_runs(path):
         table = run / f"{name}.parquet"
-        if summary is None or not table.is_file():
+        if table.name not in files:
             continue
-        try:
-            if table.name not in verify_run(run):
-                continue
-        except RunDirError:
-            continue  # listed by load_runs as incomplete, with the reason
-        frame = pd.read_parquet(table, columns=columns)
-        keys = _run_keys(run, summary, frame.columns)
-        key_frame = pd.DataFrame({k: [v] * len(frame) for k, v in keys.items()}, index=frame.index)
-        parts.append(pd.concat([key_frame, frame], axis=1))
+        parts.append(_with_keys(run, summary, pd.read_parquet(table, columns=columns), keys))
     if not parts:
         return pd.DataFrame({"run_dir": pd.Series(dtype=str)})
-    return pd.concat(parts, ignore_index=True)
+    return concat_frames(parts, what=f"{name}.parquet", first=keys)
 
 
-def load_jobs(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
+def load_jobs(path: Paths, columns: list[str] | None = None) -> pd.DataFrame:
     """All per-job tables of the finished runs under ``path``, with run keys.
 
     ``load_jobs(dir).groupby("policy")["jct"].describe()`` compares policies job by job. See
     :func:`load_tables` for the key columns; ``columns`` limits the job columns read.
     """
     return load_tables(path, "jobs", columns)
+
+
+def load_breakdowns(path: Paths, by: str = "queue") -> pd.DataFrame:
+    """The per-queue, per-kind or per-service numbers of every finished run, one row each.
+
+    A tidy table: one row per run and queue (``by="queue"``: the summary's ``queues``), job
+    kind (``"kind"``: ``kinds``) or inference service (``"service"``: ``serving``), with the
+    run keys of :func:`load_tables` (``run_dir``, overrides, ``policy``, ``seed``), the
+    ``by`` column (categorical) and one column per number of the summary's entry (``jobs``,
+    ``finished``, ``avg_jct``, ...; nested dicts flattened as ``NAME.KEY``). For a long
+    table, ``melt`` it: ``df.melt(id_vars=[..., "queue"], var_name="metric")``.
+
+    ``load_breakdowns(sweep).groupby(["policy", "queue"])["avg_wait"].mean()`` compares
+    queues across policies. Runs without such entries (no ``serving``, or written before
+    the summary had them) have no rows.
+
+    Raises:
+        ValueError: ``by`` is not ``queue``, ``kind`` or ``service``.
+        FileNotFoundError: ``path`` (or one of them) is not a directory.
+    """
+    if by not in BREAKDOWNS:
+        raise ValueError(f"load_breakdowns: by must be one of {sorted(BREAKDOWNS)}, got {by!r}")
+    parts, keys = [], {}
+    for run, summary, _ in _finished_runs(path):
+        entries = summary.get(BREAKDOWNS[by])
+        if not isinstance(entries, dict) or not entries:
+            continue
+        rows = [v if isinstance(v, dict) else {"value": v} for v in entries.values()]
+        numbers = pd.json_normalize(rows, sep=".")
+        lists = [c for c in numbers.columns if numbers[c].map(lambda v: isinstance(v, list)).any()]
+        numbers = numbers.drop(columns=lists)
+        names = list(entries)
+        group = pd.Categorical(names, categories=sorted(names))
+        frame = pd.concat([pd.DataFrame({by: group}), numbers], axis=1)
+        parts.append(_with_keys(run, summary, frame, keys))
+    if not parts:
+        return pd.DataFrame({"run_dir": pd.Series(dtype=str), by: pd.Categorical([])})
+    return concat_frames(parts, what=f"summary.json {BREAKDOWNS[by]}", first=keys)
 
 
 def _t_two_sided(t: float, dof: int) -> float:
