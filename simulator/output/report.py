@@ -148,25 +148,28 @@ def status_line(runs: pd.DataFrame) -> str:
     return f"{len(runs)} runs: " + ", ".join(parts)
 
 
-def table_markdown(table: pd.DataFrame) -> str:
-    """A pipe table (cells with ``|`` escaped)."""
+def _escaped(table: pd.DataFrame) -> pd.DataFrame:
+    """Cells and headers as text that cannot break a pipe table (``|`` escaped, one line)."""
 
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
-    head = "| " + " | ".join(cell(c) for c in table.columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.to_numpy()]
-    return "\n".join([head, rule, *body])
+    return table.astype(str).map(cell).rename(columns=cell)
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    """A pipe table (``DataFrame.to_markdown``), cells as given (``|`` escaped, no padding)."""
+    if table.columns.empty:
+        return ""
+    # cells are already formatted text: no number parsing, no padding (one line per row)
+    return _escaped(table).to_markdown(
+        index=False, tablefmt="pipe", disable_numparse=True, stralign=None, numalign=None
+    )
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in table.to_numpy()
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>"
+    """An HTML table (``DataFrame.to_html``, cells HTML-escaped)."""
+    return table.astype(str).to_html(index=False, escape=True, border=0)
 
 
 @dataclass
