@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from simulator.output import formats as fmt
 from simulator.output import plots
 from simulator.output.plots import time_unit
 from simulator.output.results import load_runs, load_tables, mean_ci
@@ -45,10 +46,15 @@ METRICS = (
     ("p99_jct", "p99 JCT", "time"),
     ("avg_wait", "avg wait", "time"),
     ("p99_wait", "p99 wait", "time"),
-    ("gpu_utilization", "GPU utilization (%)", "percent"),
+    ("gpu_utilization", "GPU utilization (%)", "share"),
     ("makespan", "makespan", "time"),
 )
-"""Summary columns of the report table: (metric, header, kind of number)."""
+"""Summary columns of the report table: (metric, header, kind of number).
+
+Kinds (formats of :mod:`simulator.output.formats`): ``count`` (``1,234``), ``time`` (in the
+column's unit: seconds with one decimal, min, h or days with two), ``share`` (a percentage
+with one decimal, the ``%`` in the header).
+"""
 
 MAX_QUEUE_PANELS = 6
 """Groups shown in the per-queue plot (one panel each)."""
@@ -90,14 +96,11 @@ def group_labels(runs: pd.DataFrame, by: list[str]) -> pd.Series:
 
 
 def _number(value: float, kind: str, div: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if kind == "percent":
-        return f"{100 * value:.1f}"
+    if kind == "share":
+        return fmt.share(value, unit=False)
     if kind == "count":
-        return f"{value:,.0f}"
-    v = value / div
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+        return fmt.count(value)
+    return fmt.scaled(value, div)
 
 
 def summary_table(
@@ -134,7 +137,7 @@ def summary_table(
         cells = []
         for m, c in zip(means, cis, strict=True):
             cell = _number(m, kind, div)
-            if math.isfinite(c) and cell != "-":
+            if math.isfinite(c) and cell != fmt.MISSING:
                 cell += f" ± {_number(c, kind, div)}"
             cells.append(cell)
         table[f"{header} ({unit})" if unit else header] = cells
