@@ -281,11 +281,13 @@ def _duration_axis(ax, low: float, top: float) -> None:
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
     top = max(top, 1.0)
     start = max((v for v, _ in _DURATION_TICKS if 0 < v <= low), default=0.0)
-    ticks = [(v, lab) for v, lab in _DURATION_TICKS if start <= v <= top * 1.01]
+    # up to the first tick at or above the largest value, when there is one
+    stop = min((v for v, _ in _DURATION_TICKS if v >= top), default=top)
+    ticks = [(v, lab) for v, lab in _DURATION_TICKS if start <= v <= stop]
     ax.xaxis.set_major_locator(FixedLocator([v for v, _ in ticks]))
     ax.set_xticklabels([lab for _, lab in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xlim(start / 1.3 if start else -0.2, top * 1.3)
+    ax.set_xlim(start / 1.3 if start else -0.2, stop * 1.3)
 
 
 def cdf_figure(

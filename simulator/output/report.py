@@ -334,6 +334,7 @@ class _Group:
     runs: pd.DataFrame
     colour: object
     same_as: str | None = None  # the earlier group whose runs wrote the same results
+    dash: tuple[int, int] = (0, 1)  # this group's place among the copies of same_as, of n
 
     def shown(self, suffix: str = "") -> str:
         """Legend label: the group, ``suffix``, and ``(= other group)`` when identical."""
@@ -342,8 +343,15 @@ class _Group:
 
     @property
     def style(self) -> dict:
-        """Line style: the group's colour, dashed when identical to an earlier group."""
-        return {"color": self.colour, **({"linestyle": "--"} if self.same_as else {})}
+        """Line style: the group's colour, dashed when identical to an earlier group.
+
+        Several copies of one group get dashes that take turns, with gaps where the first
+        group's line shows.
+        """
+        if not self.same_as:
+            return {"color": self.colour}
+        i, n = self.dash
+        return {"color": self.colour, "linestyle": (4 * i, (4, 4 * n))}
 
 
 def _groups(ok: pd.DataFrame, by: list[str]) -> tuple[list[_Group], int | None]:
@@ -360,15 +368,14 @@ def _groups(ok: pd.DataFrame, by: list[str]) -> tuple[list[_Group], int | None]:
     groups = [
         _Group(label, part, colour) for (label, part), colour in zip(parts, colours, strict=True)
     ]
-    first: dict[tuple, str] = {}
+    copies: dict[tuple, list[_Group]] = {}
     for g in groups:
         digests = tuple(results_digest(d) for d in g.runs["run_dir"])
-        if None in digests:
-            continue
-        if digests in first:
-            g.same_as = first[digests]
-        else:
-            first[digests] = g.label
+        if None not in digests:
+            copies.setdefault(digests, []).append(g)
+    for first, *rest in copies.values():
+        for i, g in enumerate(rest):
+            g.same_as, g.dash = first.label, (i, len(rest))
     return groups, columns
 
 
