@@ -260,6 +260,11 @@ def test_compare_writes_markdown_html_and_plots(sweep_dir):
         assert f"]({name})" in md and f'<img src="{name}"' in page
     assert "<table" in page and "<td>fifo</td>" in page and "<td>gang</td>" in page
     assert "Failed and incomplete runs" not in md
+    for name in pngs:
+        with Image.open(out / name) as img:
+            title = img.text["Title"]
+        # the trace's file name, not its path (trace.path is the same in every run)
+        assert "policy fifo vs gang · trace jobs.csv · cluster 2 nodes, 16 GPUs" in title
 
 
 def test_report_numbers_match_the_runs(sweep_dir, tmp_path):
