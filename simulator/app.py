@@ -26,6 +26,7 @@ from simulator.core.engine import Simulation
 from simulator.core.extensions import EXTENSION_GROUPS
 from simulator.core.gpus import GPU_SPECS
 from simulator.core.interrupts import GracefulStop
+from simulator.output import formats as fmt
 from simulator.output import metrics, plots, schema
 from simulator.output.results import (
     ERROR_FILE,
@@ -187,36 +188,34 @@ def _check_cluster_size(cfg: DictConfig) -> None:
 
 
 def format_summary(summary: dict) -> str:
-    """A short human-readable table of the headline numbers."""
+    """A short human-readable table of the headline numbers.
 
-    def num(v: object, unit: str = "") -> str:
-        if v is None:
-            return "-"
-        if isinstance(v, float):
-            return f"{v:,.1f}{unit}" if abs(v) >= 100 else f"{v:.3f}{unit}"
-        return f"{v:,}{unit}"
-
+    Numbers have one format per kind (:mod:`simulator.output.formats`): counts and seconds
+    with thousands separators, seconds with one decimal, shares as percentages with one
+    decimal, request latencies in milliseconds.
+    """
     rows = [
         ("policy", summary["policy"]),
         ("cluster", summary["cluster"]),
         (
             "jobs (finished/unfinished/total)",
-            f"{summary['jobs_finished']:,} / {summary['jobs_unfinished']:,} / "
-            f"{summary['jobs_total']:,}",
+            " / ".join(
+                fmt.count(summary[k]) for k in ("jobs_finished", "jobs_unfinished", "jobs_total")
+            ),
         ),
         *_other_outcomes(summary),
         *_serving_rows(summary),
         (
             "avg / p50 / p99 JCT",
-            " / ".join(num(summary[k], " s") for k in ("avg_jct", "p50_jct", "p99_jct")),
+            " / ".join(fmt.seconds(summary[k]) for k in ("avg_jct", "p50_jct", "p99_jct")),
         ),
-        ("avg / p99 wait", " / ".join(num(summary[k], " s") for k in ("avg_wait", "p99_wait"))),
-        ("makespan", num(summary["makespan"], " s")),
-        ("GPU utilization", num(summary["gpu_utilization"])),
-        *_failure_rows(summary, num),
+        ("avg / p99 wait", " / ".join(fmt.seconds(summary[k]) for k in ("avg_wait", "p99_wait"))),
+        ("makespan", fmt.seconds(summary["makespan"])),
+        ("GPU utilization", fmt.share(summary["gpu_utilization"])),
+        *_failure_rows(summary),
         (
             "wall time",
-            num(summary["wall_seconds"], " s")
+            fmt.seconds(summary["wall_seconds"])
             + (f" ({summary['engine']} pass)" if summary.get("engine") else ""),
         ),
     ]
@@ -228,7 +227,7 @@ def _other_outcomes(summary: dict) -> list[tuple[str, str]]:
     """A row for the jobs that ended neither finished nor unfinished, when there are any."""
     names = {"dormant": "dormant (replica slots never used)"}
     parts = [
-        f"{summary[f'jobs_{k}']:,} {names.get(k, k)}"
+        f"{fmt.count(summary[f'jobs_{k}'])} {names.get(k, k)}"
         for k in ("unschedulable", "rejected", "failed", "dormant")
         if summary.get(f"jobs_{k}")
     ]
@@ -239,30 +238,33 @@ def _serving_rows(summary: dict) -> list[tuple[str, str]]:
     """One row per inference service: requests, SLO attainment, p99 TTFT."""
     rows = []
     for name, s in (summary.get("serving") or {}).items():
-        ttft = s.get("p99_ttft")
-        slo = s.get("slo_attainment")
         rows.append(
             (
                 f"serving {name}",
-                f"{s.get('finished', 0):,} / {s.get('requests', 0):,} requests, SLO met "
-                + ("-" if slo is None else f"{100 * slo:.1f} %")
-                + ", p99 TTFT "
-                + ("-" if ttft is None else f"{ttft:.3f} s"),
+                f"{fmt.count(s.get('finished', 0))} / {fmt.count(s.get('requests', 0))} "
+                f"requests, SLO met {fmt.share(s.get('slo_attainment'))}, "
+                f"p99 TTFT {fmt.millis(s.get('p99_ttft'))}",
             )
         )
     return rows
 
 
-def _failure_rows(summary: dict, num) -> list[tuple[str, str]]:
+def _failure_rows(summary: dict) -> list[tuple[str, str]]:
     """Summary rows of a run with failure injection (none otherwise)."""
     if "failures" not in summary:
         return []
     return [
-        ("failures / repairs", f"{summary['failures']:,} / {summary.get('repairs', 0):,}"),
-        ("jobs killed / failed", f"{summary.get('jobs_killed', 0):,} / {summary['jobs_failed']:,}"),
+        (
+            "failures / repairs",
+            f"{fmt.count(summary['failures'])} / {fmt.count(summary.get('repairs', 0))}",
+        ),
+        (
+            "jobs killed / failed",
+            f"{fmt.count(summary.get('jobs_killed', 0))} / {fmt.count(summary['jobs_failed'])}",
+        ),
         (
             "lost GPU-hours / goodput",
-            f"{num(summary.get('lost_gpu_hours'))} / {num(summary.get('goodput'))}",
+            f"{fmt.gpu_hours(summary.get('lost_gpu_hours'))} / {fmt.share(summary.get('goodput'))}",
         ),
     ]
 

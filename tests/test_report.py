@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from simulator.output.plots import png_size, step_resample
-from simulator.output.report import build_report, group_keys
+from simulator.output.report import _table_html, build_report, group_keys, table_markdown
 from simulator.output.results import (
     ci_halfwidth,
     error_message,
@@ -177,6 +177,24 @@ def test_group_keys_skip_seeds_and_redundant_overrides():
     assert group_keys(runs) == ["policy", "cluster.num_nodes"]
 
 
+def test_tables_keep_cells_as_formatted_and_escape_them():
+    table = pd.DataFrame(
+        {
+            "policy": ["a|b", "<gang>"],
+            "runs": ["3/3", "1/2"],
+            "avg JCT (h)": ["1,234.50", "0.10\nx"],
+        }
+    )
+    md = table_markdown(table).splitlines()
+    assert md[0] == "| policy | runs | avg JCT (h) |"
+    assert set(md[1]) <= {"|", "-", ":"}
+    # numbers stay as formatted (no re-parsing of "1,234.50"), pipes escaped, one line per row
+    assert md[2:] == ["| a\\|b | 3/3 | 1,234.50 |", "| <gang> | 1/2 | 0.10 x |"]
+    page = _table_html(table)
+    assert "<td>&lt;gang&gt;</td>" in page and "<td>1,234.50</td>" in page
+    assert "<th>avg JCT (h)</th>" in page and page.count("<tr>") == 2
+
+
 def test_step_resample_holds_values():
     got = step_resample(np.array([1.0, 2.0, 2.0, 5.0]), np.array([3, 4, 7, 0]), np.arange(7.0))
     assert got.tolist() == [0, 3, 7, 7, 7, 0, 0]
@@ -240,8 +258,13 @@ def test_compare_writes_markdown_html_and_plots(sweep_dir):
     assert md.count("| fifo | 3/3 |") == 1 and md.count("| gang | 3/3 |") == 1
     for name in pngs:
         assert f"]({name})" in md and f'<img src="{name}"' in page
-    assert "<table>" in page and "<td>fifo</td>" in page and "<td>gang</td>" in page
+    assert "<table" in page and "<td>fifo</td>" in page and "<td>gang</td>" in page
     assert "Failed and incomplete runs" not in md
+    for name in pngs:
+        with Image.open(out / name) as img:
+            title = img.text["Title"]
+        # the trace's file name, not its path (trace.path is the same in every run)
+        assert "policy fifo vs gang · trace jobs.csv · cluster 2 nodes, 16 GPUs" in title
 
 
 def test_report_numbers_match_the_runs(sweep_dir, tmp_path):

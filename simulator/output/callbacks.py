@@ -27,6 +27,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from simulator.output import formats as fmt
 from simulator.output.report import status_line, summary_table, table_markdown
 from simulator.output.results import load_runs
 from simulator.output.rundir import RunDirBusy, RunLock
@@ -51,11 +52,11 @@ def job_line(job_return: JobReturn, num: int | None = None) -> str:
     state = "skipped (results exist)" if value.get("skipped") else "ok"
     numbers = []
     if value.get("avg_jct") is not None:
-        numbers.append(f"avg JCT {value['avg_jct']:,.1f} s")
+        numbers.append(f"avg JCT {fmt.seconds(value['avg_jct'])}")
     if value.get("gpu_utilization") is not None:
-        numbers.append(f"GPU util {value['gpu_utilization']:.3f}")
+        numbers.append(f"GPU util {fmt.share(value['gpu_utilization'])}")
     if value.get("wall_seconds") is not None and not value.get("skipped"):
-        numbers.append(f"{value['wall_seconds']:.2f} s simulating")
+        numbers.append(f"{fmt.seconds(value['wall_seconds'])} simulating")
     return f"{head}: {state}" + (f", {', '.join(numbers)}" if numbers else "")
 
 

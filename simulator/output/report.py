@@ -14,18 +14,25 @@ mean ± Student-t confidence interval. The table needs only pandas; the plots ne
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
+import json
 import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from simulator.output import formats as fmt
 from simulator.output import plots
 from simulator.output.plots import time_unit
-from simulator.output.results import load_runs, load_tables, mean_ci
+from simulator.output.results import MANIFEST_FILE, load_runs, load_tables, mean_ci
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "Report",
@@ -33,8 +40,11 @@ __all__ = [
     "group_keys",
     "group_labels",
     "main",
+    "results_digest",
     "status_line",
     "summary_table",
+    "sweep_description",
+    "sweep_figures",
     "table_markdown",
 ]
 
@@ -45,10 +55,15 @@ METRICS = (
     ("p99_jct", "p99 JCT", "time"),
     ("avg_wait", "avg wait", "time"),
     ("p99_wait", "p99 wait", "time"),
-    ("gpu_utilization", "GPU utilization (%)", "percent"),
+    ("gpu_utilization", "GPU utilization (%)", "share"),
     ("makespan", "makespan", "time"),
 )
-"""Summary columns of the report table: (metric, header, kind of number)."""
+"""Summary columns of the report table: (metric, header, kind of number).
+
+Kinds (formats of :mod:`simulator.output.formats`): ``count`` (``1,234``), ``time`` (in the
+column's unit: seconds with one decimal, min, h or days with two), ``share`` (a percentage
+with one decimal, the ``%`` in the header).
+"""
 
 MAX_QUEUE_PANELS = 6
 """Groups shown in the per-queue plot (one panel each)."""
@@ -77,27 +92,56 @@ def group_keys(runs: pd.DataFrame) -> list[str]:
     return keys
 
 
+def _short_values(values: pd.Series) -> dict[str, str]:
+    """Legend text of each value of a group key: file paths become file names.
+
+    Two paths with the same file name get their directory's name added, ``jobs.csv (a)``;
+    if that is still ambiguous, a number, ``jobs.csv #2``.
+    """
+    distinct = list(dict.fromkeys(values.astype(str)))
+    short = {v: plots.short_trace(v) for v in distinct}
+
+    def clashing() -> set[str]:
+        names = list(short.values())
+        return {v for v in distinct if names.count(short[v]) > 1}
+
+    for v in clashing():
+        parent = Path(v.rstrip("/")).parent.name if "/" in v else ""
+        if parent:
+            short[v] = f"{short[v]} ({parent})"
+    seen: dict[str, int] = {}
+    for v in [w for w in distinct if w in clashing()]:
+        seen[short[v]] = seen.get(short[v], 0) + 1
+        if seen[short[v]] > 1:
+            short[v] = f"{short[v]} #{seen[short[v]]}"
+    return short
+
+
 def group_labels(runs: pd.DataFrame, by: list[str]) -> pd.Series:
-    """Legend label per run: the policy, then ``key=value`` for the other group keys."""
+    """Legend label per run: the policy, then ``key=value`` for the other group keys.
 
-    def label(row: pd.Series) -> str:
-        parts = [str(row[k]) if k == "policy" else f"{k}={row[k]}" for k in by]
-        return ", ".join(parts)
-
+    Values that are file paths are shown by their file name (legends carry no paths).
+    """
     if runs.empty:
         return pd.Series(dtype=str)
+    shown = {k: _short_values(runs[k]) for k in by if k in runs}
+
+    def label(row: pd.Series) -> str:
+        parts = []
+        for k in by:
+            value = shown[k].get(str(row[k]), str(row[k])) if k in shown else str(row.get(k))
+            parts.append(value if k == "policy" else f"{k}={value}")
+        return ", ".join(parts)
+
     return runs.apply(label, axis=1)
 
 
 def _number(value: float, kind: str, div: float) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    if kind == "percent":
-        return f"{100 * value:.1f}"
+    if kind == "share":
+        return fmt.share(value, unit=False)
     if kind == "count":
-        return f"{value:,.0f}"
-    v = value / div
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}"
+        return fmt.count(value)
+    return fmt.scaled(value, div)
 
 
 def summary_table(
@@ -134,7 +178,7 @@ def summary_table(
         cells = []
         for m, c in zip(means, cis, strict=True):
             cell = _number(m, kind, div)
-            if math.isfinite(c) and cell != "-":
+            if math.isfinite(c) and cell != fmt.MISSING:
                 cell += f" ± {_number(c, kind, div)}"
             cells.append(cell)
         table[f"{header} ({unit})" if unit else header] = cells
@@ -148,25 +192,28 @@ def status_line(runs: pd.DataFrame) -> str:
     return f"{len(runs)} runs: " + ", ".join(parts)
 
 
-def table_markdown(table: pd.DataFrame) -> str:
-    """A pipe table (cells with ``|`` escaped)."""
+def _escaped(table: pd.DataFrame) -> pd.DataFrame:
+    """Cells and headers as text that cannot break a pipe table (``|`` escaped, one line)."""
 
     def cell(v: object) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
 
-    head = "| " + " | ".join(cell(c) for c in table.columns) + " |"
-    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.to_numpy()]
-    return "\n".join([head, rule, *body])
+    return table.astype(str).map(cell).rename(columns=cell)
+
+
+def table_markdown(table: pd.DataFrame) -> str:
+    """A pipe table (``DataFrame.to_markdown``), cells as given (``|`` escaped, no padding)."""
+    if table.columns.empty:
+        return ""
+    # cells are already formatted text: no number parsing, no padding (one line per row)
+    return _escaped(table).to_markdown(
+        index=False, tablefmt="pipe", disable_numparse=True, stralign=None, numalign=None
+    )
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in table.to_numpy()
-    )
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>{body}</tbody>\n</table>"
+    """An HTML table (``DataFrame.to_html``, cells HTML-escaped)."""
+    return table.astype(str).to_html(index=False, escape=True, border=0)
 
 
 @dataclass
@@ -196,44 +243,200 @@ _FIGURES = (
 )
 
 
-def _timeline_series(path: Path, runs: pd.DataFrame, labels: pd.Series) -> dict:
-    """Per group: the run's timeline, or the mean of its runs' timelines on a common grid."""
-    timelines = load_tables(path, "timeline")
-    series = {}
-    for label, dirs in runs.groupby(labels, sort=False)["run_dir"]:
-        parts = [timelines[timelines["run_dir"] == d] for d in dirs]
+def results_digest(run_dir: str | Path) -> str | None:
+    """A digest of a run's result tables (from ``manifest.json``), or None if unreadable.
+
+    Two runs with the same digest wrote byte-identical tables: the same results, whatever
+    their config (the summary, holding the policy's name and the wall time, is left out).
+    """
+    try:
+        files = json.loads((Path(run_dir) / MANIFEST_FILE).read_text())["files"]
+        tables = sorted((n, e["sha256"]) for n, e in files.items() if n.endswith(".parquet"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return hashlib.sha256(json.dumps(tables).encode()).hexdigest()[:16] if tables else None
+
+
+def _values_text(values: pd.Series, plural: str, shorten: bool = False) -> str | None:
+    """``fifo`` or ``fifo vs gang`` or ``5 policies``: the distinct values of a column."""
+    text = values.dropna().astype(str)
+    if shorten:
+        text = text.map(plots.short_trace)
+        if text.nunique() > 1:  # synthetic traces named with their seed: one trace
+            text = text.str.replace(r"(,\s*)?\bseed=\d+", "", regex=True)
+    distinct = list(dict.fromkeys(text))
+    if not distinct:
+        return None
+    return " vs ".join(distinct) if len(distinct) <= 3 else f"{len(distinct)} {plural}"
+
+
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A summary field of the runs (``summary.NAME`` when an override took the name)."""
+    for col in (f"summary.{name}", name):
+        if col in runs:
+            return runs[col]
+    return pd.Series(dtype=str)
+
+
+def sweep_description(runs: pd.DataFrame) -> str:
+    """Second title line of the sweep's plots: its policies, traces and clusters."""
+    return plots.describe(
+        _values_text(runs["policy"], "policies") if "policy" in runs else None,
+        _values_text(_column(runs, "trace"), "traces", shorten=True),
+        _values_text(_column(runs, "cluster"), "clusters"),
+    )
+
+
+def _palette(keys: pd.DataFrame) -> tuple[list, int | None]:
+    """A colour per group (rows of ``keys``, the group key values, in legend order).
+
+    Groups that differ only in the first varying key (``fifo`` and ``gang`` on the same
+    cluster) share a hue in two shades (matplotlib's ``tab20`` pairs; lighter and lighter
+    shades of a ``tab10`` hue for families of three and more). With one varying key every
+    group gets its own ``tab10`` colour.
+
+    Returns:
+        The colours, and the number of shades when every family has each of them (the legend
+        then shows one family per row), else None.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    tab10, tab20 = colormaps["tab10"].colors, colormaps["tab20"].colors
+    text = keys.astype(str)
+    varying = [k for k in text.columns if text[k].nunique() > 1]
+    if len(varying) < 2:
+        return [tab10[i % len(tab10)] for i in range(len(keys))], None
+    family = text[varying[1:]].apply(tuple, axis=1).tolist()
+    families = list(dict.fromkeys(family))
+    members = {f: [i for i, g in enumerate(family) if g == f] for f in families}
+    size = max(len(m) for m in members.values())
+    colours = []
+    for i, f in enumerate(family):
+        k, j = families.index(f), members[f].index(i)
+        if size <= 2 and len(families) <= len(tab20) // 2:
+            colours.append(tab20[2 * k + j])
+        else:
+            base = np.array(to_rgb(tab10[k % len(tab10)]))
+            mix = 0.65 * j / max(size - 1, 1)
+            colours.append(tuple(base + (1.0 - base) * mix))
+    shades = text[varying[0]].nunique()
+    complete = all(len(m) == shades for m in members.values())
+    # groups come sorted by the shade key first: column-major legend rows are the families
+    return colours, (shades if complete else None)
+
+
+@dataclass
+class _Group:
+    """One group of runs as the plots show it."""
+
+    label: str
+    runs: pd.DataFrame
+    colour: object
+    same_as: str | None = None  # the earlier group whose runs wrote the same results
+    dash: tuple[int, int] = (0, 1)  # this group's place among the copies of same_as, of n
+
+    def shown(self, suffix: str = "") -> str:
+        """Legend label: the group, ``suffix``, and ``(= other group)`` when identical."""
+        same = f" (= {self.same_as})" if self.same_as else ""
+        return f"{self.label}{suffix}{same}"
+
+    @property
+    def style(self) -> dict:
+        """Line style: the group's colour, dashed when identical to an earlier group.
+
+        Several copies of one group get dashes that take turns, with gaps where the first
+        group's line shows.
+        """
+        if not self.same_as:
+            return {"color": self.colour}
+        i, n = self.dash
+        return {"color": self.colour, "linestyle": (4 * i, (4, 4 * n))}
+
+
+def _groups(ok: pd.DataFrame, by: list[str]) -> tuple[list[_Group], int | None]:
+    """The groups of the finished runs in legend order, coloured, identical ones marked.
+
+    Returns:
+        The groups and the legend's columns (see :func:`_palette`).
+    """
+    ok = _sorted_runs(ok, by)
+    labels = group_labels(ok, by)
+    parts = [(label, part) for label, part in ok.groupby(labels, sort=False)]
+    keys = pd.DataFrame([part.iloc[0].reindex(by) for _, part in parts], columns=by)
+    colours, columns = _palette(keys)
+    groups = [
+        _Group(label, part, colour) for (label, part), colour in zip(parts, colours, strict=True)
+    ]
+    copies: dict[tuple, list[_Group]] = {}
+    for g in groups:
+        digests = tuple(results_digest(d) for d in g.runs["run_dir"])
+        if None not in digests:
+            copies.setdefault(digests, []).append(g)
+    for first, *rest in copies.values():
+        for i, g in enumerate(rest):
+            g.same_as, g.dash = first.label, (i, len(rest))
+    return groups, columns
+
+
+def _timeline_series(
+    timelines: pd.DataFrame, groups: list[_Group], until: float | None
+) -> tuple[dict, dict]:
+    """Per group: its run's timeline or the mean of its runs' timelines (up to ``until``).
+
+    Returns:
+        Legend label -> frame, and legend label -> line style.
+    """
+    series, styles = {}, {}
+    for g in groups:
+        parts = [timelines[timelines["run_dir"] == d] for d in g.runs["run_dir"]]
         parts = [p.sort_values("time", kind="stable") for p in parts if len(p)]
         if not parts:
             continue
         if len(parts) == 1:
-            series[label] = parts[0]
-            continue
-        grid = np.linspace(0.0, max(float(p["time"].max()) for p in parts), plots.GRID_POINTS)
-        mean = {
-            col: np.mean([plots.step_resample(p["time"], p[col], grid) for p in parts], axis=0)
-            for col in ("allocated_gpus", "queue_length")
-        }
-        series[f"{label} (mean of {len(parts)} runs)"] = pd.DataFrame({"time": grid, **mean})
-    return series
+            label, frame = g.shown(), parts[0]
+        else:
+            end = max(float(p["time"].max()) for p in parts)
+            grid = np.linspace(0.0, min(end, until or end), plots.GRID_POINTS)
+            mean = {
+                col: np.mean([plots.step_resample(p["time"], p[col], grid) for p in parts], axis=0)
+                for col in ("allocated_gpus", "queue_length")
+            }
+            label = g.shown(f" (mean of {len(parts)} runs)")
+            frame = pd.DataFrame({"time": grid, **mean})
+        series[label], styles[label] = frame, g.style
+    return series, styles
 
 
-def _queue_panels(runs: pd.DataFrame, labels: pd.Series) -> dict:
-    """Per group (up to :data:`MAX_QUEUE_PANELS`): its first run's queues table if 2+ queues."""
-    panels = {}
-    for label, part in runs.groupby(labels, sort=False):
+def _queue_panels(groups: list[_Group]) -> dict:
+    """Per group (up to :data:`MAX_QUEUE_PANELS`): its first run's queues table if 2+ queues.
+
+    A run whose results equal an earlier panel's is named in that panel's title instead.
+    """
+    panels: list[list] = []  # [title, (queues, capacity)]
+    index: dict[str, int] = {}  # results digest -> its panel
+    for g in groups:
+        part = g.runs
         first = part.sort_values(["seed", "run_dir"] if "seed" in part else "run_dir").iloc[0]
         f = Path(first["run_dir"]) / "queues.parquet"
         capacity = first.get("cluster_gpus")
         if not f.is_file() or not capacity:
             continue
+        seed = f" (seed {first['seed']})" if "seed" in first and pd.notna(first["seed"]) else ""
+        title = f"{g.label}{seed}"
+        digest = results_digest(first["run_dir"])
+        if digest in index:
+            panels[index[digest]][0] += f" = {title}"
+            continue
+        if len(panels) == MAX_QUEUE_PANELS:
+            continue
         queues = pd.read_parquet(f)
         if queues["queue"].nunique() < 2:
             continue
-        seed = f" (seed {first['seed']})" if "seed" in first and pd.notna(first["seed"]) else ""
-        panels[f"{label}{seed}"] = (queues, float(capacity))
-        if len(panels) == MAX_QUEUE_PANELS:
-            break
-    return panels
+        if digest is not None:
+            index[digest] = len(panels)
+        panels.append([title, (queues, float(capacity))])
+    return dict(panels)
 
 
 def _sorted_runs(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
@@ -245,30 +448,75 @@ def _sorted_runs(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         return runs.sort_values(cols, kind="stable", key=lambda c: c.astype(str))
 
 
-def _plots(path: Path, out: Path, ok: pd.DataFrame, by: list[str]) -> list[Path]:
-    ok = _sorted_runs(ok, by)
-    labels = group_labels(ok, by)
-    jobs = load_tables(path, "jobs", columns=["jct", "wait_time", "status"])
+def _figures(path: Path, ok: pd.DataFrame, by: list[str]) -> dict[str, Figure]:
+    """The sweep's plots: file name -> figure."""
+    groups, columns = _groups(ok, by)
+    text = sweep_description(ok)
+    jobs = load_tables(path, "jobs", columns=["jct", "wait_time", "status", "end_time"])
     jobs = jobs[jobs["status"] == "finished"]
-    label_of = dict(zip(ok["run_dir"], labels, strict=True))
-    jobs = jobs.assign(group=jobs["run_dir"].map(label_of))
-    order = list(dict.fromkeys(labels))
-    jct = {g: jobs.loc[jobs["group"] == g, "jct"].to_numpy() for g in order}
-    wait = {g: jobs.loc[jobs["group"] == g, "wait_time"].to_numpy() for g in order}
+    by_run = dict(tuple(jobs.groupby("run_dir", sort=False)))
+    empty = jobs.iloc[:0]
+
+    def pooled(g: _Group, col: str) -> np.ndarray:
+        frames = [by_run.get(d, empty)[col] for d in g.runs["run_dir"]]
+        return pd.concat(frames).to_numpy(dtype=float)
+
+    styles = {g.shown(): g.style for g in groups}
+    timelines = load_tables(path, "timeline")
+    span = float(timelines["time"].max()) if len(timelines) else 1.0
+    cut = plots.tail_cut((f["end_time"].to_numpy() for f in by_run.values()), span)
+    series, line_styles = _timeline_series(timelines, groups, cut.limit if cut else None)
     capacities = ok["cluster_gpus"].dropna().unique() if "cluster_gpus" in ok else []
-    images = [
-        plots.cdf_plot(jct, "Job completion time", "JCT CDF per group", out / "jct_cdf.png"),
-        plots.cdf_plot(wait, "Wait time", "Wait-time CDF per group", out / "wait_cdf.png"),
-        plots.timeline_plot(
-            _timeline_series(path, ok, labels),
-            out / "timeline.png",
-            capacity=float(capacities[0]) if len(capacities) == 1 else None,
+    figures = {
+        "jct_cdf.png": plots.cdf_figure(
+            {g.shown(): pooled(g, "jct") for g in groups},
+            "Job completion time",
+            "JCT CDF per group",
+            text,
+            styles,
+            columns,
         ),
-    ]
-    panels = _queue_panels(ok, labels)
+        "wait_cdf.png": plots.cdf_figure(
+            {g.shown(): pooled(g, "wait_time") for g in groups},
+            "Wait time",
+            "Wait-time CDF per group",
+            text,
+            styles,
+            columns,
+        ),
+        "timeline.png": plots.timeline_figure(
+            series,
+            capacity=float(capacities[0]) if len(capacities) == 1 else None,
+            description=text,
+            styles=line_styles,
+            cut=cut,
+            legend_columns=columns,
+        ),
+    }
+    panels = _queue_panels(groups)
     if panels:
-        images.append(plots.queue_share_plot(panels, out / "queues.png"))
-    return images
+        figures["queues.png"] = plots.queue_share_figure(panels, description=text, cut=cut)
+    return figures
+
+
+def sweep_figures(path: str | Path, by: list[str] | None = None) -> dict[str, Figure]:
+    """The plots of the report of the runs under ``path``: file name -> figure.
+
+    What :func:`build_report` saves as PNG (``by``: group columns, default
+    :func:`group_keys`).
+
+    Raises:
+        FileNotFoundError: ``path`` holds no finished run.
+    """
+    runs = load_runs(path)
+    ok = runs[runs["run_status"] == "ok"] if len(runs) else runs
+    if ok.empty:
+        raise FileNotFoundError(f"{path}: no finished runs")
+    return _figures(Path(path), ok, by or group_keys(runs))
+
+
+def _plots(path: Path, out: Path, ok: pd.DataFrame, by: list[str]) -> list[Path]:
+    return [plots.save_png(fig, out / name) for name, fig in _figures(path, ok, by).items()]
 
 
 def _problems(runs: pd.DataFrame, root: Path) -> pd.DataFrame:
