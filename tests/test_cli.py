@@ -240,3 +240,84 @@ def test_simulator_help_is_ours(tmp_path):
     assert "hydra/launcher" not in lines
     assert text.count("python -m simulator ") >= 4  # the examples
     assert "Exit status: 0 done, 1 the run failed" in text
+
+
+# ---------------------------------------------------------------------------------- other CLIs
+def test_traces_convert_exit_statuses(tmp_path, capsys, monkeypatch):
+    from traces import convert, philly
+
+    sample = str(philly.SAMPLE)
+    assert convert.main([sample, str(tmp_path / "ok.parquet"), "--max-jobs", "5"]) == 0
+    assert convert.main([str(tmp_path / "missing.csv"), str(tmp_path / "x.parquet")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
+    assert convert.main([sample, str(tmp_path / "x.txt")]) == 2  # checked before loading
+    assert "x.txt: output must end in .parquet or .csv" in capsys.readouterr().err
+    # the input is fine, the output cannot be written: the work failed
+    assert convert.main([sample, str(tmp_path / "no" / "such" / "x.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write ") and err.count("\n") == 1
+    with pytest.raises(SystemExit) as stop:
+        convert.main(["--format", "nope", sample, "x.csv"])
+    assert stop.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(convert, "load_from_args", interrupted)
+    assert convert.main([sample, str(tmp_path / "y.parquet")]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_traces_describe_exit_statuses(tmp_path, capsys, monkeypatch):
+    from traces import describe, philly
+
+    assert describe.main([str(philly.SAMPLE), "--max-jobs", "5"]) == 0
+    assert describe.main([str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: file not found" in capsys.readouterr().err
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert describe.main([str(folder), "--format", "philly"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(describe, "load_from_args", interrupted)
+    assert describe.main([str(philly.SAMPLE)]) == 130
+
+
+def test_limits_command_line(capsys):
+    from simulator import limits
+
+    assert limits.main(["1e6", "64", "8", "--available-gb", "100"]) == 0
+    assert "1,000,000 jobs on 64 nodes x 8 GPUs: about 0.71 GiB" in capsys.readouterr().out
+    assert limits.main(["1e9", "64", "8", "--available-gb", "100"]) == 1
+    assert capsys.readouterr().err.startswith("error: not enough memory: 1,000,000,000 jobs")
+    for bad in (
+        ["-5", "64", "8"],
+        ["1.5", "64", "8"],
+        ["10", "64"],
+        ["1", "1", "1", "--available-gb", "0"],
+    ):
+        with pytest.raises(SystemExit) as stop:
+            limits.main(bad)
+        assert stop.value.code == 2, bad
+    with pytest.raises(SystemExit) as stop:
+        limits.main(["--help"])
+    assert stop.value.code == 0 and "Exit status: 0 it fits" in capsys.readouterr().out
+
+
+def test_limits_help_runs_nothing(tmp_path):
+    res = run_module("simulator.limits", "--help", cwd=tmp_path)
+    assert res.returncode == 0 and res.stdout.startswith("usage: python -m simulator.limits")
+
+
+def test_compare_exit_statuses(tmp_path, capsys):
+    from simulator.output import report
+
+    assert report.main([str(tmp_path)]) == 2
+    assert "no runs found" in capsys.readouterr().err
+    assert report.main([str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit) as stop:
+        report.main([str(tmp_path), "--level", "1.5"])
+    assert stop.value.code == 2
