@@ -161,8 +161,12 @@ def run(main: Callable[[list[str] | None], object], argv: list[str] | None = Non
     """
     from traces.errors import TraceError  # local: keep --help free of heavy imports
 
-    main_thread = threading.current_thread() is threading.main_thread()
-    if main_thread and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    previous = signal.getsignal(signal.SIGTERM)
+    mapped = threading.current_thread() is threading.main_thread() and previous in (
+        signal.SIG_DFL,
+        None,
+    )
+    if mapped:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         status = main(argv)
@@ -172,6 +176,9 @@ def run(main: Callable[[list[str] | None], object], argv: list[str] | None = Non
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    finally:
+        if mapped:
+            signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
     sys.exit(status if isinstance(status, int) else 0)
 
 

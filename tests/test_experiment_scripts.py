@@ -299,3 +299,12 @@ def test_trace_loading_markdown(tmp_path):
         "| canonical CSV, cache hit |" in body
         and "| philly_sample.csv (Pollux, 2,998 jobs) |" in body
     )
+
+
+def test_interrupt_is_one_line_and_status_130(monkeypatch, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script("fair_reclaim"), "experiment", interrupted)
+    assert run("fair_reclaim", []) == 130
+    assert capsys.readouterr().err == "interrupted\n"
