@@ -2,8 +2,9 @@
 
 Usage::
 
-    python -m experiments.fabric_philly [--path PHILLY_CSV] [--nodes 96] [--nodes-per-leaf 4]
-        [--oversubscription 2 4] [--comm-fraction 0.2] [--max-jobs N]
+    python -m experiments.fabric_philly [--shared DIR | --path PHILLY_CSV] [--nodes 96]
+        [--nodes-per-leaf 4] [--oversubscription 2 4] [--comm-fraction 0.2] [--max-jobs N]
+        [--markdown FILE]
 
 The full Pollux Philly table (82,182 jobs, gangs up to 128 GPUs) replays on 96 DGX-H100-like
 nodes (768 GPUs; 80 nodes queue too long to compare placements, see replay_real) grouped 4 per
@@ -26,11 +27,14 @@ Policies (all walk the queue like ``gang``; they differ in placement only):
 Columns: average JCT and wait (s); p99 slowdown (run seconds / trace duration) over all jobs
 and over multi-GPU jobs; mean slowdown of gangs larger than a node; how many of those crossed
 the spine; GPU utilisation (allocated GPU-seconds / capacity); wall-clock seconds.
+
+About 40 s on an idle 2-core machine (13 runs of the full trace). ``--markdown FILE`` writes
+the table between the ``fabric_philly`` markers of FILE (README: "Results: Philly on a 2:1
+leaf-spine").
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -39,6 +43,7 @@ import pandas as pd
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from experiments import _cli
 from policies.gang import GangPolicy
 from policies.topology import TopologyPolicy
 from simulator.core.cluster import ClusterSpec
@@ -47,8 +52,8 @@ from simulator.core.extensions import collect_outputs
 from simulator.output import metrics
 from traces import philly
 
+NAME = "fabric_philly"
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATH = ROOT.parent / "shared" / "traces" / "philly-pollux" / "philly.csv"
 PRESET = ROOT / "configs" / "fabric" / "leaf_spine.yaml"
 
 
@@ -110,17 +115,27 @@ def table(rows: list[tuple[str, str, dict]]) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", type=Path, default=DEFAULT_PATH, help="Pollux philly.csv")
-    parser.add_argument("--nodes", type=int, default=96)
-    parser.add_argument("--nodes-per-leaf", type=int, default=4)
-    parser.add_argument("--oversubscription", type=float, nargs="+", default=[2.0, 4.0])
-    parser.add_argument("--comm-fraction", type=float, default=0.2)
-    parser.add_argument("--max-jobs", type=int, default=None, help="first N jobs only")
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    parser = _cli.parser(__doc__, shared=True, name=NAME)
+    parser.add_argument(
+        "--path", type=Path, default=None, help="Pollux philly.csv (default: in --shared)"
+    )
+    parser.add_argument("--nodes", type=_cli.positive_int, default=96)
+    parser.add_argument("--nodes-per-leaf", type=_cli.positive_int, default=4)
+    parser.add_argument(
+        "--oversubscription", type=_cli.positive_float, nargs="+", default=[2.0, 4.0]
+    )
+    parser.add_argument("--comm-fraction", type=_cli.fraction, default=0.2)
+    parser.add_argument(
+        "--max-jobs", type=_cli.positive_int, default=None, help="first N jobs only"
+    )
+    args = _cli.parse(parser, argv, NAME)
+    path = args.path or _cli.shared_dir(args) / "philly-pollux" / "philly.csv"
+    _cli.need(
+        path, "the Pollux Philly table", "pass --path FILE, --shared DIR or set GPUSIM_TRACES"
+    )
     t0 = time.perf_counter()
-    trace = philly.load(path=str(args.path), max_jobs=args.max_jobs).jobs
+    trace = philly.load(path=str(path), max_jobs=args.max_jobs).jobs
     cluster = ClusterSpec.homogeneous(
         args.nodes, 8, "H100", nodes_per_rack=args.nodes_per_leaf, name="philly-h100"
     )
@@ -134,10 +149,23 @@ def main(argv: list[str] | None = None) -> None:
             fabric = make_fabric(over, args.comm_fraction)
             rows.append((f"leaf-spine {over:g}:1", name, run(trace, cluster, policy, fabric)))
             print(f"  {rows[-1][0]} / {name}: {rows[-1][2]['wall']:.1f} s", flush=True)
+    total = time.perf_counter() - t0
     print()
     print(table(rows))
-    print(f"\ntotal wall time {time.perf_counter() - t0:.0f} s")
+    print(f"\ntotal wall time {total:.0f} s")
+    config = (
+        f"Trace: `{path.name}` (Pollux Philly table; {'the first ' if args.max_jobs else ''}"
+        f"{len(trace):,} jobs). Cluster: {args.nodes} nodes x 8 H100, {args.nodes_per_leaf} "
+        "nodes per leaf. Fabric: preset `leaf_spine` (`configs/fabric/leaf_spine.yaml`) with "
+        f"leaf uplinks oversubscribed {', '.join(f'{o:g}:1' for o in args.oversubscription)}, "
+        f"`comm_fraction` {args.comm_fraction:g} for every job of >= 2 GPUs; the first row "
+        "runs without a fabric. Deterministic (no seed); total wall time "
+        f"{total:.0f} s."
+    )
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, table(rows))
+    _cli.emit(args, NAME, body, argv)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

@@ -3,7 +3,7 @@
 Usage::
 
     python -m experiments.failures_lost_work              # 5,000 kills per row (~15 s)
-    python -m experiments.failures_lost_work --kills 20000
+    python -m experiments.failures_lost_work --kills 20000 --markdown README.md   # ~1 min
 
 Setup (as in ``tests/test_failures.py``): 64 nodes of one GPU, each running one job that never
 ends; node failures with MTBF 10 h (exponential, or Weibull of shape 0.7), repairs 30 min; the
@@ -15,21 +15,23 @@ kill, ``S`` its survival function; :func:`simulator.models.failures.expected_los
 ``z`` = (measured - exact) / standard error. The last column is the share of all allocated
 GPU time lost to kills. Rows of one failure model share the same failure schedule (same seed:
 common random numbers), so only the checkpoint interval differs between them.
+``--markdown FILE`` writes the table between the ``failures_lost_work`` markers of FILE.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 from policies.fifo import FifoPolicy
 from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
 from simulator.models.failures import HOUR, RandomFailures, expected_lost_per_kill
 
+NAME = "failures_lost_work"
 NODES = 64
 MTBF_HOURS = 10.0
 REPAIR_HOURS = 0.5
@@ -76,25 +78,45 @@ def run(distribution: str, shape: float, interval: float, kills: int, seed: int)
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=5000, help="kills per row (default 5000)")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    print(
-        "| failures | C (s) | kills | measured lost/kill (s) | C/2 + R (s) | exact (s) | z "
-        "| GPU time lost |"
+HEADER = (
+    "| failures | C (s) | kills | measured lost/kill (s) | C/2 + R (s) | exact (s) | z "
+    "| GPU time lost |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def line(r: dict) -> str:
+    """One row of the table."""
+    return (
+        f"| {r['failures']} | {r['C (s)']:,.0f} | {r['kills']:,} | "
+        f"{r['measured']:,.1f} ± {r['se']:.1f} | {r['C/2+R']:,.0f} | {r['exact']:,.1f} | "
+        f"{r['z']:+.2f} | {r['lost share']:.2%} |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _cli.parser(__doc__, name=NAME)
+    p.add_argument(
+        "--kills", type=_cli.positive_int, default=5000, help="kills per row (default 5000)"
+    )
+    p.add_argument("--seed", type=int, default=1, help="seed of the failure schedule (1)")
+    args = _cli.parse(p, argv, NAME)
+    print(HEADER)
+    lines = []
     for distribution, shape in (("exponential", 1.0), ("weibull", 0.7)):
         for interval in INTERVALS:
-            r = run(distribution, shape, interval, args.kills, args.seed)
-            print(
-                f"| {r['failures']} | {r['C (s)']:,.0f} | {r['kills']:,} | "
-                f"{r['measured']:,.1f} ± {r['se']:.1f} | {r['C/2+R']:,.0f} | {r['exact']:,.1f} | "
-                f"{r['z']:+.2f} | {r['lost share']:.2%} |"
-            )
+            lines.append(line(run(distribution, shape, interval, args.kills, args.seed)))
+            print(lines[-1], flush=True)
+    config = (
+        f"{NODES} nodes x 1 H100, each running one job that never ends (FIFO); node failures "
+        f"with MTBF {MTBF_HOURS:g} h, exponential and Weibull of shape 0.7, repairs "
+        f"{REPAIR_HOURS * 60:g} min; restart overhead R = {OVERHEAD:g} s; checkpoint intervals "
+        f"C = {', '.join(f'{c:,.0f}' for c in INTERVALS)} s; about {args.kills:,} kills per "
+        f"row; seed {args.seed} (rows of one failure model share the failure schedule)."
+    )
+    table = HEADER + "\n" + "\n".join(lines)
+    _cli.emit(args, NAME, _cli.markdown_block(f"experiments.{NAME}", argv, config, table), argv)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

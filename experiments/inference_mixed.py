@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m experiments.inference_mixed [--shared ../shared/traces] [--scales 1 2 4]
+    python -m experiments.inference_mixed [--shared DIR] [--scales 1 2 4] [--markdown FILE]
     python -m experiments.inference_mixed --bench      # 1M requests, 1,000 GPUs, with training
 
 The Azure LLM conversation trace (19,366 requests over an hour, 2023) is served by an
@@ -13,18 +13,23 @@ Policy: ``priority`` with replicas (priority 100) non-preemptible and preempting
 (priority 0); preempted training jobs roll back to a 30-minute checkpoint and pay 60 s to
 restart. Requests start at 30 min, when the training backlog has filled the cluster; the
 request trace is time-scaled 1x, 2x, 4x (same requests, higher rate); the first row is
-training alone. Prints a Markdown table and wall times.
+training alone. Prints a Markdown table and wall times (about 6 s in all, 2 cores).
+
+``--markdown FILE`` writes the table between the ``inference_mixed`` markers of FILE (README:
+"Results: inference next to training"); with ``--bench`` (about 50 s) its row goes between the
+``inference_mixed_bench`` markers instead. Needs ``DIR/philly-pollux/philly.csv`` and (not for
+``--bench``) ``DIR/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv``.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 from policies.priority import PriorityPolicy
 from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
@@ -38,7 +43,9 @@ from simulator.models.serving import (
 from simulator.output import metrics
 from traces import philly
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+NAME = "inference_mixed"
+BENCH_NAME = "inference_mixed_bench"
+"""Markers of the ``--bench`` table (the experiment's own are ``inference_mixed``)."""
 Priority = PriorityPolicy
 SIM = {"checkpoint_interval": 1800.0, "restart_overhead": 60.0}
 
@@ -119,32 +126,50 @@ def table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(out)
 
 
-def mixed(shared: Path, scales: list[float]) -> None:
-    conv = shared / "azure-llm-inference-2023" / "AzureLLMInferenceTrace_conv.csv"
-    training = philly.load(
-        path=str(shared / "philly-pollux" / "philly.csv"),
-        start="2017-10-02 00:00:00",
-        end="2017-10-03 00:00:00",
-        time_scale=24.0,
-    ).jobs
+DAY = ("2017-10-02 00:00:00", "2017-10-03 00:00:00")
+"""The day of Philly training (submit times) that runs next to the service."""
+
+
+def load_training(philly_csv: Path, time_scale: float) -> pd.DataFrame:
+    """The Philly jobs submitted on :data:`DAY`, arrivals compressed ``time_scale`` times."""
+    return philly.load(path=str(philly_csv), start=DAY[0], end=DAY[1], time_scale=time_scale).jobs
+
+
+def mixed(philly_csv: Path, conv: Path, scales: list[float]) -> tuple[str, str]:
+    """The table of training alone and next to the service at each time scale, and its setup."""
+    training = load_training(philly_csv, 24.0)
     cluster = ClusterSpec.homogeneous(16, 8, "H100", nodes_per_rack=8)
     rows = [("none (training only)", run(training, cluster, None))]
     for scale in scales:
         requests = AzureRequests(path=str(conv), time_scale=scale, offset_s=1800.0)
         service = chat_service(requests)
         rows.append((f"conv x{scale:g}", run(training, cluster, service)))
-    print(f"cluster: {cluster.describe()}; training: {len(training)} Philly jobs")
-    print(table(rows))
+    n_requests = next((r["requests"] for _, r in rows if "requests" in r), 0)
+    config = (
+        f"Cluster: {cluster.describe()}, 8 nodes per rack. Training: the {len(training):,} "
+        f"Philly jobs (`{philly_csv.name}`) submitted on {DAY[0][:10]}, arrivals compressed "
+        "24x into the hour, durations unchanged. Inference: "
+        f"`{conv.name}` ({n_requests:,} requests) from t = 30 min, time-scaled "
+        f"{', '.join(f'{s:g}x' for s in scales)}, served by Llama-2-70B (tensor parallel 4 on "
+        "H100, roofline step times, batches up to 128 requests / 8,192 tokens, 2-minute model "
+        "load, least-outstanding routing, SLOs TTFT 2 s and TPOT 100 ms) with a utilisation "
+        "autoscaler (target 0.25, 1-16 replicas, a decision every 30 s, scale-in after 300 s). "
+        "Policy `priority`: replicas priority 100 and non-preemptible, training 0; training "
+        "checkpoints every 30 min and pays 60 s to restart. Deterministic (no seed). Replica "
+        "averages are over the service's life from t = 0."
+    )
+    return table(rows), config
 
 
-def bench(shared: Path, n: int) -> None:
-    """A million requests on 125 x 8 H100 next to a day of Philly training compressed 8x."""
-    training = philly.load(
-        path=str(shared / "philly-pollux" / "philly.csv"),
-        start="2017-10-02 00:00:00",
-        end="2017-10-03 00:00:00",
-        time_scale=8.0,
-    ).jobs
+BENCH_HEADER = (
+    "| requests | span (s) | training jobs | cluster | SLO attain. | avg / max replicas "
+    "| iterations | wall (s) | simulation (s) |\n|---:|---:|---:|---|---:|---|---:|---:|---:|"
+)
+
+
+def bench(philly_csv: Path, n: int) -> tuple[str, str]:
+    """Requests on 125 x 8 H100 next to a day of Philly training compressed 8x: row, setup."""
+    training = load_training(philly_csv, 8.0)
     cluster = ClusterSpec.homogeneous(125, 8, "H100", nodes_per_rack=16)
     requests = SyntheticRequests(
         rate=100.0,
@@ -156,30 +181,57 @@ def bench(shared: Path, n: int) -> None:
     )
     service = chat_service(requests, max_replicas=64)
     r = run(training, cluster, service)
-    print(
-        f"bench: {r['requests']:,} requests over {r['span_s']:,.0f} s, {len(training):,} "
-        f"training jobs, {cluster.describe()}: SLO attainment {r['slo_attainment']:.3f}, "
-        f"avg/max replicas {r['avg_ready_replicas']:.1f}/{r['max_ready_replicas']}, "
-        f"{r['iterations']:,} iterations; wall {r['wall']:.1f} s "
-        f"(simulation {r['sim_wall']:.1f} s)"
+    row = (
+        f"| {r['requests']:,} | {r['span_s']:,.0f} | {len(training):,} | {cluster.describe()} | "
+        f"{r['slo_attainment']:.3f} | {r['avg_ready_replicas']:.1f} / {r['max_ready_replicas']} "
+        f"| {r['iterations']:,} | {r['wall']:.1f} | {r['sim_wall']:.1f} |"
     )
+    config = (
+        f"{n:,} synthetic requests (Gamma arrivals, cv 2, 100 req/s; prompts lognormal median "
+        "1,024 tokens, sigma 1, at most 8,192; outputs lognormal median 200, sigma 1, at most "
+        "2,048) served by Llama-2-70B (tensor parallel 4, up to 64 replicas, autoscaled as in "
+        f"the experiment) on {cluster.describe()} next to the {len(training):,} Philly jobs "
+        f"(`{philly_csv.name}`) of {DAY[0][:10]}, arrivals compressed 8x; policy `priority`."
+    )
+    return BENCH_HEADER + "\n" + row, config
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
-    parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 2.0, 4.0])
-    parser.add_argument("--bench", action="store_true", help="run the 1M-request benchmark")
-    parser.add_argument("--bench-requests", type=int, default=1_000_000)
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None) -> int:
+    p = _cli.parser(__doc__, shared=True, name=NAME)
+    p.add_argument(
+        "--scales",
+        type=_cli.positive_float,
+        nargs="+",
+        default=[1.0, 2.0, 4.0],
+        help="time scales of the request trace (default 1 2 4)",
+    )
+    p.add_argument("--bench", action="store_true", help="run the 1M-request benchmark instead")
+    p.add_argument("--bench-requests", type=_cli.positive_int, default=1_000_000)
+    args = p.parse_args(argv)
+    _cli.check_markdown(p, args, BENCH_NAME if args.bench else NAME)
+    shared = _cli.shared_dir(args)
+    philly_csv = _cli.need(shared / "philly-pollux" / "philly.csv", "the Pollux Philly table")
     t0 = time.perf_counter()
     if args.bench:
-        bench(args.shared, args.bench_requests)
+        result, config = bench(philly_csv, args.bench_requests)
+        name = BENCH_NAME
     else:
-        mixed(args.shared, args.scales)
-    print(f"total wall time {time.perf_counter() - t0:.1f} s")
+        conv = _cli.need(
+            shared / "azure-llm-inference-2023" / "AzureLLMInferenceTrace_conv.csv",
+            "the Azure LLM conversation trace",
+        )
+        result, config = mixed(philly_csv, conv, args.scales)
+        name = NAME
+    total = time.perf_counter() - t0
+    print(config)
+    print(result)
+    print(f"total wall time {total:.1f} s")
+    config += f" Total wall time {total:.1f} s."
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, result)
+    _cli.emit(args, name, body, argv, script=NAME)
+    return 0
 
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    main()
+    _cli.run(main)

@@ -2,34 +2,40 @@
 
 Usage::
 
-    python -m experiments.mooncake_reuse [FILE.jsonl ...] [--block-tokens 512]
+    python -m experiments.mooncake_reuse [FILE.jsonl ...] [--block-tokens 512] [--shared DIR]
+        [--markdown FILE]
 
 For every trace (default: ``conversation_trace.jsonl`` and ``synthetic_trace.jsonl`` in
-``../shared/traces/mooncake-fast25/``), replays its requests in arrival order (ties in file
-order) through one unbounded prefix cache, i.e. one replica that never evicts: a request's
-reusable prefix is its leading run of 512-token blocks whose hash an earlier request already
-had. Prints the share of input tokens (and of blocks) in reusable prefixes, and the "Cache
-Ratio" the Mooncake paper reports for the same trace (Qin et al., FAST'25, Table 2: 40 %
-conversation, 59 % tool&agent, 66 % synthetic). ``non-leading hits`` counts blocks seen before
-but behind a miss; it is 0 when every hash names its whole prefix.
+``DIR/mooncake-fast25/``, ``DIR`` = ``$GPUSIM_TRACES`` or ``../shared/traces``), replays its
+requests in arrival order (ties in file order) through one unbounded prefix cache, i.e. one
+replica that never evicts: a request's reusable prefix is its leading run of 512-token blocks
+whose hash an earlier request already had. Prints the share of input tokens (and of blocks) in
+reusable prefixes, and the "Cache Ratio" the Mooncake paper reports for the same trace (Qin et
+al., FAST'25, Table 2: 40 % conversation, 59 % tool&agent, 66 % synthetic). ``non-leading
+hits`` counts blocks seen before but behind a miss; it is 0 when every hash names its whole
+prefix.
 
-Exit status 2 with a one-line message when an input file is missing or malformed.
+Exit status 2 with a one-line message when an input file is missing or malformed. A few
+seconds for the two default files. ``--markdown FILE`` writes the table between the
+``mooncake_reuse`` markers of FILE (traces/README.md: "Reusable prefix").
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from experiments import _cli
 from simulator.models.serving import MooncakeRequests
 from traces.canonical import TraceError
 
 __all__ = ["PAPER_CACHE_RATIO", "main", "reuse_row"]
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "traces" / "mooncake-fast25"
-DEFAULT_FILES = (SHARED / "conversation_trace.jsonl", SHARED / "synthetic_trace.jsonl")
+NAME = "mooncake_reuse"
+SUBDIR = "mooncake-fast25"
+DEFAULT_NAMES = ("conversation_trace.jsonl", "synthetic_trace.jsonl")
+"""The files read without arguments, in ``--shared DIR``'s ``mooncake-fast25/``."""
 
 PAPER_CACHE_RATIO = {
     "conversation_trace": 0.40,
@@ -84,20 +90,26 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints a Markdown table, returns the exit status."""
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.mooncake_reuse",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = _cli.parser(__doc__, shared=True, name=NAME)
+    parser.add_argument(
+        "files",
+        nargs="*",
+        type=Path,
+        help="Mooncake .jsonl traces (default: the FAST'25 traces in --shared)",
     )
     parser.add_argument(
-        "files", nargs="*", help="Mooncake .jsonl traces (default: the shared FAST'25 traces)"
+        "--block-tokens", type=_cli.positive_int, default=512, help="tokens per hash block"
     )
-    parser.add_argument("--block-tokens", type=int, default=512, help="tokens per hash block")
-    args = parser.parse_args(argv)
-    files = [Path(f) for f in args.files] or list(DEFAULT_FILES)
+    argv = None if argv is None else list(argv)
+    args = _cli.parse(parser, argv, NAME)
+    folder = _cli.shared_dir(args) / SUBDIR
+    files = args.files or [folder / name for name in DEFAULT_NAMES]
     for f in files:
         if not f.is_file():
-            print(f"error: {f}: file not found (give Mooncake .jsonl files)", file=sys.stderr)
+            how = "give Mooncake .jsonl files" + (
+                "" if args.files else ", or pass --shared DIR or set GPUSIM_TRACES"
+            )
+            print(f"error: {f}: file not found ({how})", file=sys.stderr)
             return 2
     try:
         rows = [reuse_row(f, args.block_tokens) for f in files]
@@ -105,8 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(_table(rows))
+    config = (
+        f"Traces: {', '.join(f'`{f.name}`' for f in files)} (Mooncake, FAST'25), requests "
+        "replayed in arrival order (ties in file order) through one unbounded prefix cache (one "
+        f"replica that never evicts), {args.block_tokens}-token hash blocks. Paper: Qin et "
+        'al., FAST\'25, Table 2 "Cache Ratio".'
+    )
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, _table(rows))
+    _cli.emit(args, NAME, body, argv)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run(main)

@@ -13,17 +13,23 @@ waits and all policies tie. Every policy uses the same best-fit placer; preempti
 
     python -m experiments.philly_policies                      # fifo, srtf, tiresias (+ sjf, gang)
     python -m experiments.philly_policies --nodes 128 --policies fifo tiresias --thresholds 3600
+    python -m experiments.philly_policies --nodes 64 80 96 128 --markdown README.md
+
+The trace is ``--trace FILE``, else ``philly-pollux/philly.csv`` in ``--shared`` (default
+``$GPUSIM_TRACES``, else ``../shared/traces``). ``--markdown FILE`` writes the table of average
+JCTs (one row per cluster size; README: "Policy results") and one detailed table per size
+between the ``philly_policies`` markers of FILE. A few seconds to a minute per cluster size
+(five policies; more for the overloaded sizes, where queues are deep).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from experiments import _cli
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
 from policies.sjf import SjfPolicy
@@ -34,7 +40,7 @@ from simulator.core.engine import Simulation
 from simulator.output import metrics
 from traces.philly import load as load_philly
 
-TRACE = Path(__file__).resolve().parents[2] / "shared/traces/philly-pollux/philly.csv"
+NAME = "philly_policies"
 POLICIES = {
     "fifo": FifoPolicy,
     "gang": lambda: GangPolicy(starvation_timeout=None),
@@ -57,52 +63,121 @@ def run(trace: pd.DataFrame, nodes: int, name: str, thresholds=None, **sim) -> d
     return out
 
 
+COLUMNS = {
+    "avg_jct": "avg JCT s",
+    "p50_jct": "p50 JCT s",
+    "p99_jct": "p99 JCT s",
+    "avg_wait": "avg wait s",
+    "preemptions": "preemptions",
+    "gpu_utilization": "GPU util",
+    "wall_seconds": "wall s",
+}
+
+
+def _num(v: float) -> str:
+    return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+
+
+def _change(v: float, base: float) -> str:
+    return f"{(v / base - 1) * 100:+.1f} %".replace("-", "\u2212")
+
+
+def detail_table(rows: list[dict]) -> str:
+    """One row per policy (one cluster size): JCT, wait, preemptions, utilisation, wall."""
+    base = next((r["avg_jct"] for r in rows if r["policy"] == "fifo"), None)
+    head = ["policy", *(["vs fifo"] if base else []), *COLUMNS.values()]
+    out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for r in rows:
+        cells = [r["policy"], *([_change(r["avg_jct"], base)] if base else [])]
+        cells += [f"{r[k]:,}" if k == "preemptions" else _num(r[k]) for k in COLUMNS]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def jct_table(results: dict[int, list[dict]], policies: list[str]) -> str:
+    """Average JCT per cluster size (rows, GPUs) and policy, with the change versus fifo."""
+    out = ["| GPUs | " + " | ".join(policies) + " |", "|---|" + "---:|" * len(policies)]
+    for nodes, rows in results.items():
+        by = {r["policy"]: r["avg_jct"] for r in rows}
+        base = by.get("fifo")
+        cells = [
+            f"{by[p]:,.0f}" if p == "fifo" or not base else f"{by[p]:,.0f} ({_change(by[p], base)})"
+            for p in policies
+        ]
+        out.append(f"| {nodes * 8:,} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trace", type=Path, default=TRACE)
-    ap.add_argument("--nodes", type=int, default=80, help="8-GPU nodes (default 80 = 640 GPUs)")
-    ap.add_argument("--max-jobs", type=int, default=None, help="first N jobs only")
-    ap.add_argument("--policies", nargs="+", default=["fifo", "gang", "sjf", "srtf", "tiresias"])
+    ap = _cli.parser(__doc__, shared=True, name=NAME)
+    ap.add_argument("--trace", type=Path, default=None, help="philly.csv (default: in --shared)")
+    ap.add_argument(
+        "--nodes",
+        type=_cli.positive_int,
+        nargs="+",
+        default=[80],
+        help="8-GPU nodes, one or more sizes (default 80 = 640 GPUs; README: 64 80 96 128)",
+    )
+    ap.add_argument("--max-jobs", type=_cli.positive_int, default=None, help="first N jobs only")
+    ap.add_argument(
+        "--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES), metavar="NAME"
+    )
     ap.add_argument("--checkpoint", type=float, default=0.0, help="checkpoint interval, s")
     ap.add_argument("--restart", type=float, default=0.0, help="restart overhead, s")
     ap.add_argument(
-        "--thresholds", type=float, nargs="+", help="tiresias queue limits, GPU-s (default 3600)"
+        "--thresholds",
+        type=_cli.positive_float,
+        nargs="+",
+        help="tiresias queue limits, GPU-s (default 3600)",
     )
-    args = ap.parse_args(argv)
+    args = _cli.parse(ap, argv, NAME)
+    path = args.trace or _cli.shared_dir(args) / "philly-pollux" / "philly.csv"
+    _cli.need(
+        path, "the Pollux Philly table", "pass --trace FILE, --shared DIR or set GPUSIM_TRACES"
+    )
     t0 = time.perf_counter()
-    trace = load_philly(path=args.trace, max_jobs=args.max_jobs).jobs
+    trace = load_philly(path=path, max_jobs=args.max_jobs).jobs
     print(f"trace: {len(trace):,} jobs, loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-    rows = []
-    for name in args.policies:
-        s = run(
-            trace,
-            args.nodes,
-            name,
-            args.thresholds,
-            checkpoint_interval=args.checkpoint,
-            restart_overhead=args.restart,
-        )
-        rows.append(s)
-        print(f"{name}: avg JCT {s['avg_jct']:,.0f} s ({s['wall_seconds']:.1f} s)", flush=True)
-    table = pd.DataFrame(rows).set_index("policy")
-    base = table["avg_jct"].get("fifo")
-    cols = {
-        "avg_jct": "avg JCT s",
-        "p50_jct": "p50 JCT s",
-        "p99_jct": "p99 JCT s",
-        "avg_wait": "avg wait s",
-        "preemptions": "preemptions",
-        "gpu_utilization": "GPU util",
-        "wall_seconds": "wall s",
-    }
-    show = table[list(cols)].rename(columns=cols)
-    if base is not None:
-        show.insert(1, "vs fifo", [f"{(v / base - 1) * 100:+.1f} %" for v in table["avg_jct"]])
-    print(f"\nPhilly, {len(trace):,} jobs, {args.nodes} x 8 V100 ({args.nodes * 8} GPUs)")
-    print(show.to_string(float_format=lambda v: f"{v:,.3f}" if v < 10 else f"{v:,.0f}"))
+    results: dict[int, list[dict]] = {}
+    details = []
+    for nodes in args.nodes:
+        rows = results.setdefault(nodes, [])
+        for name in args.policies:
+            s = run(
+                trace,
+                nodes,
+                name,
+                args.thresholds,
+                checkpoint_interval=args.checkpoint,
+                restart_overhead=args.restart,
+            )
+            rows.append(s)
+            print(
+                f"{nodes} nodes, {name}: avg JCT {s['avg_jct']:,.0f} s ({s['wall_seconds']:.1f} s)",
+                flush=True,
+            )
+        title = f"Philly, {len(trace):,} jobs, {nodes} x 8 V100 ({nodes * 8:,} GPUs):"
+        details += [title, detail_table(rows)]
+        print(f"\n{title}\n{details[-1]}\n")
+    summary = jct_table(results, args.policies)
+    print("average JCT (s), change versus fifo")
+    print(summary)
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    config = (
+        f"Trace: `{path.name}` (Pollux copy of the Philly job log; "
+        f"{'the first ' if args.max_jobs else ''}{len(trace):,} jobs). Clusters: "
+        f"{', '.join(str(n) for n in args.nodes)} nodes x 8 V100, 8 nodes per rack. Policies: "
+        f"{', '.join(f'`{p}`' for p in args.policies)}"
+        + ("; `gang` without starvation timeout" if "gang" in args.policies else "")
+        + (f"; tiresias thresholds {args.thresholds} GPU-s" if args.thresholds else "")
+        + f". Checkpoint interval {args.checkpoint:g} s, restart overhead {args.restart:g} s"
+        " (0 = free preemption); deterministic (no seed). Average JCT in seconds and change "
+        "versus `fifo`:"
+    )
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, summary, *details)
+    _cli.emit(args, NAME, body, argv)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run(main)

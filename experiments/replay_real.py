@@ -2,7 +2,8 @@
 
 Usage::
 
-    python -m experiments.replay_real [--shared ../shared/traces]
+    python -m experiments.replay_real [--shared DIR] [--nodes 80 96 128] [--max-jobs N]
+        [--markdown FILE]
 
 Philly (82,182 jobs after dropping 65 duplicate rows) runs on 80, 96 and 128 nodes x 8 GPUs:
 80 is the smallest 8-GPU-node cluster that carries the busiest month's demand (589 GPUs on
@@ -11,17 +12,22 @@ pods, the 31 pods created before the dense window clipped to its start) runs on 
 list (1,213 nodes, 6,212 GPUs). Next to the simulated waits the script prints what the
 traces themselves record: openb's ``scheduled_time - creation_time`` and the Philly queueing
 delays published with AcmeTrace (``cluster_summary.csv``, full raw Philly trace).
+
+About 10 s (2 s of simulation, the wall column; a first run also compiles, 30-70 s).
+``--markdown FILE`` writes the table and the recorded figures between the ``replay_real``
+markers of FILE (README: "Real traces replayed"). Needs ``DIR/philly-pollux/philly.csv`` and
+``DIR/alibaba-openb-gpu-v2023/openb_pod_list_default.csv``; ``DIR/acmetrace`` is optional.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 from policies.fifo import FifoPolicy
 from policies.gang import GangPolicy
 from simulator.core.cluster import ClusterSpec
@@ -30,7 +36,7 @@ from simulator.output import metrics
 from traces import alibaba_openb, philly
 from traces.inventories import alibaba_openb as openb_cluster
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "traces"
+NAME = "replay_real"
 
 
 def run(trace: pd.DataFrame, cluster: ClusterSpec, policy) -> dict:
@@ -64,48 +70,77 @@ def recorded_openb_wait(path: Path) -> tuple[float, float, float]:
     return float(wait.mean()), float(np.median(wait)), float(np.percentile(wait, 99))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED,
-        help="folder holding philly-pollux/ and alibaba-openb-gpu-v2023/",
+def main(argv: list[str] | None = None) -> int:
+    p = _cli.parser(__doc__, shared=True, name=NAME)
+    p.add_argument(
+        "--nodes",
+        type=_cli.positive_int,
+        nargs="+",
+        default=[80, 96, 128],
+        help="Philly cluster sizes, nodes of 8 V100 (default 80 96 128)",
     )
-    args = parser.parse_args(argv)
-    philly_csv = args.shared / "philly-pollux" / "philly.csv"
-    openb_csv = args.shared / "alibaba-openb-gpu-v2023" / "openb_pod_list_default.csv"
+    p.add_argument(
+        "--max-jobs", type=_cli.positive_int, default=None, help="first N jobs of each trace"
+    )
+    args = _cli.parse(p, argv, NAME)
+    shared = _cli.shared_dir(args)
+    philly_csv = _cli.need(shared / "philly-pollux" / "philly.csv", "the Pollux Philly table")
+    openb_csv = _cli.need(
+        shared / "alibaba-openb-gpu-v2023" / "openb_pod_list_default.csv", "the openb pod list"
+    )
     rows = []
-    ph = philly.load(path=str(philly_csv))
-    for nodes in (80, 96, 128):
+    ph = philly.load(path=str(philly_csv), max_jobs=args.max_jobs)
+    for nodes in args.nodes:
         ph_cluster = ClusterSpec.homogeneous(nodes, 8, "V100", nodes_per_rack=16)
         for policy in (FifoPolicy(), GangPolicy()):
             rows.append(
                 (f"Philly ({nodes} x 8 GPUs)", policy.name, run(ph.jobs, ph_cluster, policy))
             )
             print(rows[-1][0], rows[-1][1], f"{rows[-1][2]['wall']:.1f} s", flush=True)
-    ob = alibaba_openb.load(path=str(openb_csv), dense_window="clip")
+    ob = alibaba_openb.load(path=str(openb_csv), dense_window="clip", max_jobs=args.max_jobs)
     ob_cluster = openb_cluster()
     for policy in (FifoPolicy(), GangPolicy()):
-        rows.append(("openb default (1,213 nodes)", policy.name, run(ob.jobs, ob_cluster, policy)))
+        rows.append(
+            (
+                f"openb default ({ob_cluster.num_nodes:,} nodes)",
+                policy.name,
+                run(ob.jobs, ob_cluster, policy),
+            )
+        )
         print(rows[-1][0], rows[-1][1], f"{rows[-1][2]['wall']:.1f} s", flush=True)
-    print()
-    print(table(rows))
-    print(f"\nPhilly loader report: {ph.report}; openb loader report: {ob.report}")
+    recorded = [f"Philly loader report: {ph.report}; openb loader report: {ob.report}."]
     mean, med, p99 = recorded_openb_wait(openb_csv)
-    print(
+    recorded.append(
         f"openb recorded wait (scheduled - creation, scheduled pods): mean {mean:,.0f} s, "
-        f"median {med:,.0f} s, p99 {p99:,.0f} s"
+        f"median {med:,.0f} s, p99 {p99:,.0f} s."
     )
-    summary = args.shared / "acmetrace" / "cluster_summary.csv"
+    summary = shared / "acmetrace" / "cluster_summary.csv"
     if summary.is_file():
         acme = pd.read_csv(summary).set_index("id")
-        print(
+        recorded.append(
             f"Philly recorded queueing (AcmeTrace, all {acme.loc['Philly', 'gpu_job_num']:,} "
             f"GPU jobs of the raw trace): mean {acme.loc['Philly', 'avg_que_time_gpu']:,.0f} s, "
-            f"median {acme.loc['Philly', 'med_que_time_gpu']:,.0f} s"
+            f"median {acme.loc['Philly', 'med_que_time_gpu']:,.0f} s."
         )
+    print()
+    print(table(rows))
+    print()
+    print("\n".join(recorded))
+    config = (
+        f"Traces: `philly-pollux/philly.csv` ({'the first ' if args.max_jobs else ''}"
+        f"{len(ph.jobs):,} jobs) on {', '.join(str(n) for n in args.nodes)} nodes x 8 V100 "
+        "(16 nodes per rack); "
+        f"`alibaba-openb-gpu-v2023/openb_pod_list_default.csv` ("
+        f"{'the first ' if args.max_jobs else ''}{len(ob.jobs):,} pods, "
+        f"`dense_window=clip`) on its own inventory ({ob_cluster.describe()}). Policies `fifo` "
+        "and `gang` (default parameters); deterministic (no seed)."
+    )
+    body = _cli.markdown_block(
+        f"experiments.{NAME}", argv, config, table(rows), "\n".join(f"- {r}" for r in recorded)
+    )
+    _cli.emit(args, NAME, body, argv)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

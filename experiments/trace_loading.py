@@ -3,16 +3,17 @@
 Usage::
 
     python -m experiments.trace_loading [--jobs 1000000] [--dir /tmp/trace-bench] [--philly FILE]
+        [--markdown FILE]
 
 Writes the synthetic files once (seeded), then reports the wall time of
 :func:`traces.file.load` on each, of a cold and a warm :mod:`traces.cache` load of the CSV, and
-optionally of :func:`traces.philly.load` on a real ``philly.csv``.
+optionally of :func:`traces.philly.load` on a real ``philly.csv``. About 30 s for 1M jobs the
+first time (writing the files), a few seconds after. ``--markdown FILE`` writes the table
+between the ``trace_loading`` markers of FILE (traces/README.md: "Cache for big files").
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -21,10 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from experiments import _cli
 from traces import file as file_format
 from traces import philly
 
 __all__ = ["main", "synthetic_jobs", "timed"]
+
+NAME = "trace_loading"
 
 
 def synthetic_jobs(n: int, seed: int = 0) -> pd.DataFrame:
@@ -66,15 +70,14 @@ def timed(fn: Callable[[], object]) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; prints one line per measurement."""
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.trace_loading",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser = _cli.parser(__doc__, name=NAME)
+    parser.add_argument("--jobs", type=_cli.positive_int, default=1_000_000)
     parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "trace-bench"))
-    parser.add_argument("--philly", help="a full Pollux philly.csv to time as well")
-    args = parser.parse_args(argv)
+    parser.add_argument("--philly", type=Path, help="a full Pollux philly.csv to time as well")
+    argv = None if argv is None else list(argv)
+    args = _cli.parse(parser, argv, NAME)
+    if args.philly is not None:
+        _cli.need(args.philly, "the --philly file", "give the path of a Pollux philly.csv")
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     csv, pq = folder / f"jobs{args.jobs}.csv", folder / f"jobs{args.jobs}.parquet"
@@ -86,19 +89,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     for old in cache.glob("*") if cache.is_dir() else ():
         old.unlink()
     results = {
-        f"canonical CSV, {args.jobs} jobs": timed(lambda: file_format.load(str(csv))),
-        f"canonical Parquet, {args.jobs} jobs": timed(lambda: file_format.load(str(pq))),
+        f"canonical CSV, {args.jobs:,} jobs": timed(lambda: file_format.load(str(csv))),
+        f"canonical Parquet, {args.jobs:,} jobs": timed(lambda: file_format.load(str(pq))),
         "canonical CSV, cache miss": timed(
             lambda: file_format.load(str(csv), cache_dir=str(cache))
         ),
         "canonical CSV, cache hit": timed(lambda: file_format.load(str(csv), cache_dir=str(cache))),
     }
     if args.philly:
-        results["philly.csv (Pollux)"] = timed(lambda: philly.load(args.philly))
+        rows = len(philly.load(str(args.philly)).jobs)
+        results[f"{args.philly.name} (Pollux, {rows:,} jobs)"] = timed(
+            lambda: philly.load(str(args.philly))
+        )
     for name, seconds in results.items():
         print(f"{name:<40} {seconds:7.2f} s")
+    table = "\n".join(
+        ["| load | wall (s) |", "|---|---:|"]
+        + [f"| {name} | {seconds:.2f} |" for name, seconds in results.items()]
+    )
+    config = (
+        f"Synthetic canonical traces of {args.jobs:,} jobs (seeded, every canonical column, "
+        "`synthetic_jobs`) written once as CSV and Parquet, then each loaded once with "
+        "`traces.file.load` (cold OS cache not forced); the cache rows go through "
+        "`trace.cache_dir` (a miss parses and stores, a hit reads the stored Parquet)"
+        + (f"; `{args.philly.name}` loaded with `traces.philly.load`" if args.philly else "")
+        + "."
+    )
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, table)
+    _cli.emit(args, NAME, body, argv)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run(main)

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from simulator import limits
 from simulator.core import extensions
@@ -39,7 +44,18 @@ from simulator.output.results import (
 )
 from simulator.output.rundir import RunDirBusy, RunLock
 
-__all__ = ["main", "run_config", "available_policies", "config_key"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
+    "RunInputs",
+    "available_policies",
+    "build_inputs",
+    "config_key",
+    "input_error",
+    "main",
+    "run_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +63,29 @@ RUN_CONTROL_KEYS = ("print_summary", "plots", "skip_existing")
 """Top-level options that change what is printed or drawn, never the simulated results."""
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+EXIT_FAILED = 1
+"""Exit status of a run that failed (in a sweep: at least one run failed)."""
+EXIT_USAGE = 2
+"""Exit status of a usage or input error: bad override, bad or missing input file, no policy."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C or SIGTERM (128 + SIGINT)."""
+
+LAUNCHER_PLUGINS = {
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+    "ray_aws": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweep"),
+    "local_joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "sweep"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "sweep"),
+}
+"""``hydra/launcher=NAME`` -> (plugin module, its distribution, the project extra with it)."""
+
+EXTRA_NOTES = {
+    "ray": " in an environment without the sweep extra (the Ray plugin pins cloudpickle 2.2, "
+    "which joblib >= 1.5 refuses)",
+}
 
 
 def available_policies() -> list[str]:
@@ -98,18 +137,24 @@ def config_key(cfg: DictConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def run_config(
-    cfg: DictConfig,
-    out_dir: str | Path,
-    stop: GracefulStop | None = None,
-    record: dict[str, str] | None = None,
-) -> dict:
-    """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary.
+class RunInputs(NamedTuple):
+    """A run built from its config, not yet simulated (:func:`build_inputs`)."""
 
-    ``stop``: a held :class:`~simulator.core.interrupts.GracefulStop`; a signal received while
-    loading makes the run stop at its first event (results marked partial). ``record``: the
-    Hydra record files of the run, rewritten with the results (see
-    :func:`~simulator.output.results.write_run`).
+    cluster: object
+    source: str
+    report: dict
+    policy: object
+    extensions: list
+    simulation: Simulation
+
+
+def build_inputs(cfg: DictConfig) -> RunInputs:
+    """Build the cluster, trace, policy, extensions and simulation of ``cfg``, checking sizes.
+
+    Sizes and memory are checked before anything big is built; the ``sim.*`` options are
+    checked by :class:`~simulator.core.engine.Simulation`. An error raised here is the
+    config's or an input file's (exit status 2 on the command line, see :func:`input_error`),
+    never the simulation's.
     """
     _check_cluster_size(cfg)
     cluster = instantiate(cfg.cluster, _convert_="all")
@@ -128,7 +173,51 @@ def run_config(
         fabric=extensions.fabric_of(exts),
         processes=extensions.processes(exts),
         **sim_args,
-    ).run(stop)
+    )
+    return RunInputs(cluster, source, report, policy, exts, sim)
+
+
+def input_error(exc: BaseException) -> bool:
+    """Whether an error of :func:`build_inputs` means a bad config or input (not a bug).
+
+    Bad values (``ValueError``, including ``TraceError``; ``TypeError``, ``LookupError``),
+    unreadable or missing files (``OSError``), a run too big for the memory
+    (``MemoryLimitError``), a ``_target_`` that cannot be imported, a missing mandatory
+    value (``???``): the user fixes the command line. Anything else is a failure (status 1).
+    """
+    cause = exc
+    while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+        cause = cause.__cause__
+    return isinstance(
+        cause,
+        ValueError
+        | TypeError
+        | LookupError
+        | OSError
+        | MemoryError
+        | ImportError
+        | OmegaConfBaseException
+        | InstantiationException,
+    )
+
+
+def run_config(
+    cfg: DictConfig,
+    out_dir: str | Path,
+    stop: GracefulStop | None = None,
+    record: dict[str, str] | None = None,
+    inputs: RunInputs | None = None,
+) -> dict:
+    """Build trace, cluster and policy from ``cfg``, simulate, write results, return summary.
+
+    ``stop``: a held :class:`~simulator.core.interrupts.GracefulStop`; a signal received while
+    loading makes the run stop at its first event (results marked partial). ``record``: the
+    Hydra record files of the run, rewritten with the results (see
+    :func:`~simulator.output.results.write_run`). ``inputs``: what :func:`build_inputs`
+    returned for ``cfg``, not run yet (built here if None).
+    """
+    cluster, source, report, policy, exts, sim = inputs or build_inputs(cfg)
+    sim = sim.run(stop)
     summary = metrics.summary(sim)
     summary["policy"] = _policy_name(cfg, policy)
     summary["trace"] = source
@@ -372,23 +461,114 @@ def _hydra_record(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:
     }
 
 
+def missing_launcher(args: list[str]) -> str | None:
+    """The one-line error for a ``hydra/launcher=NAME`` whose plugin is not installed, or None.
+
+    Args:
+        args: the command-line arguments (overrides).
+    """
+    for arg in args:
+        key, sep, name = arg.lstrip("+").partition("=")
+        if not sep or key != "hydra/launcher" or name not in LAUNCHER_PLUGINS:
+            continue
+        module, dist, extra = LAUNCHER_PLUGINS[name]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return (
+                f"hydra/launcher={name} needs Hydra's launcher plugin {dist}, which is not "
+                f'installed: pip install -e ".[{extra}]"{EXTRA_NOTES.get(extra, "")}'
+            )
+    return None
+
+
+_UNESCAPED_EQUALS = re.compile(r"(?<!\\)=")
+
+
+def escape_equals(args: list[str]) -> list[str]:
+    r"""Overrides whose value holds a bare ``=`` (``trace.path=/d/seed=0/x.trace``), escaped.
+
+    Hydra's grammar refuses an unquoted ``=`` in a value; a folder named ``seed=0`` (Gavel's
+    traces) would need quoting (``'trace.path="/d/seed=0/x.trace"'``). An override that Hydra
+    cannot parse as given, has no quotes, and parses once each ``=`` of its value is escaped
+    (``seed\=0``, Hydra's own escape) is passed on escaped; everything else is left as it is
+    (Hydra then reports what is wrong). Sweeps keep working:
+    ``trace.path=/d/seed=0/x,/d/seed=1/x`` is two paths.
+
+    Args:
+        args: the command-line arguments.
+
+    Returns:
+        The arguments, with such overrides escaped.
+    """
+    parser = None
+    out = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if arg.startswith("-") or not sep or "=" not in value or "'" in arg or '"' in arg:
+            out.append(arg)
+            continue
+        parser = parser or OverridesParser.create()
+        try:
+            parser.parse_override(arg)
+            out.append(arg)
+            continue
+        except HydraException:
+            pass
+        escaped = key + "=" + _UNESCAPED_EQUALS.sub(r"\\=", value)
+        try:
+            parser.parse_override(escaped)
+        except HydraException:
+            escaped = arg
+        out.append(escaped)
+    return out
+
+
+def main() -> None:
+    """``python -m simulator [overrides]``: one run or a sweep, with the exit status rule.
+
+    Exit status: 0 done; 1 the run failed (in a sweep: a run failed); 2 usage or input error
+    (no policy, a bad override or value, a bad or missing input file, a launcher whose plugin
+    is not installed); 130 interrupted. Hydra itself exits with 1 on a config it cannot
+    compose (an unknown key or choice, an override it cannot parse); that becomes 2 here.
+    """
+    missing = missing_launcher(sys.argv[1:])
+    if missing:
+        print(f"error: {missing}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    sys.argv[1:] = escape_equals(sys.argv[1:])
+    try:
+        run_app()
+    except SystemExit as exc:
+        # Hydra reports an error it caught (printed already) with sys.exit(1) inside its
+        # handler, so the error is the exit's context; our own exits carry their status
+        if exc.code == EXIT_FAILED and isinstance(
+            exc.__context__, HydraException | OmegaConfBaseException
+        ):
+            raise SystemExit(EXIT_USAGE) from None
+        raise
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+def run_app(cfg: DictConfig) -> dict | None:
     """Run one simulation from the composed config (see README for options).
 
     In a multirun a failing run leaves ``error.txt`` and returns ``{"run_status": "failed"}``
     so that the other runs go on (the sweep callback then exits with status 1); a single run
-    raises. ``skip_existing=true`` returns the existing summary (with ``skipped: True``) when
-    the output directory already holds the results of this config.
+    exits with status 2 when its config or inputs are wrong, 1 when it fails later.
+    ``skip_existing=true`` returns the existing summary (with ``skipped: True``) when the
+    output directory already holds the results of this config.
     """
     if cfg.get("policy") is None:
         print(_no_policy_message(), file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_USAGE)
     try:
         _check_flags(cfg)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(EXIT_USAGE)
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -404,7 +584,7 @@ def main(cfg: DictConfig) -> dict | None:
         )
         if not multirun:
             print(f"error: {text}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(EXIT_FAILED)
         log.error("run not started (the sweep goes on): %s", text)
         return {"run_status": "failed", "error": text}
     try:
@@ -419,7 +599,13 @@ def _run_locked(
     """The body of :func:`main` once the run directory is held."""
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if cfg.get("plots"):
-        plots.require_matplotlib()  # before simulating, not after
+        try:
+            plots.require_matplotlib()  # before simulating, not after
+        except ImportError as exc:
+            if multirun:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(EXIT_USAGE)
     if cfg.get("skip_existing"):
         done = _existing_summary(cfg, out_dir)
         if done is not None:
@@ -430,22 +616,25 @@ def _run_locked(
     # held until the end: a signal after the results are written only sets a flag, and the
     # run then exits with status 130 saying its results are complete
     with GracefulStop() as stop:
+        building = True  # an error while building is the config's or an input's (status 2)
         try:
-            summary = run_config(cfg, out_dir, stop, record=record)
+            inputs = build_inputs(cfg)
+            building = False
+            summary = run_config(cfg, out_dir, stop, record=record, inputs=inputs)
         except KeyboardInterrupt:
             # a second Ctrl-C / SIGTERM: the user wants out now
             print(
                 f"aborted by a second interrupt: no results written in {out_dir}",
                 file=sys.stderr,
             )
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except Exception as exc:
             _write_error(out_dir, traceback.format_exc())
             if not multirun:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
                 print(f"error: {_root_cause(exc)}", file=sys.stderr)
-                sys.exit(1)
+                sys.exit(EXIT_USAGE if building and input_error(exc) else EXIT_FAILED)
             log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
             return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         try:
@@ -467,5 +656,5 @@ def _run_locked(
             file=sys.stderr,
         )
     if stop.requested and not multirun:
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     return summary

@@ -33,12 +33,17 @@ A 10M-job run took 8.0 GB peak resident memory for the whole process (trace incl
 the check lets about 33M jobs through (28M counting the trace); a cluster of 100k GPUs
 (12,500 x 8) adds 7 MB: cluster size is never the memory limit (it is a time limit: every
 scheduling pass scans node arrays).
+
+On the command line, ``python -m simulator.limits JOBS NODES GPUS_PER_NODE`` prints the
+estimate and whether it fits here (exit status 0 it fits, 1 it does not, 2 bad arguments).
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +61,7 @@ __all__ = [
     "check",
     "check_cluster",
     "estimate_bytes",
+    "main",
     "memory_available",
     "time_limit",
 ]
@@ -249,3 +255,78 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+# ---------------------------------------------------------------------------------- command line
+def _count_arg(text: str) -> int:
+    """An argparse type: a count >= 0 (``1e6`` and ``1_000_000`` accepted)."""
+    try:
+        value = float(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0 and value == int(value)):
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m simulator.limits JOBS NODES GPUS_PER_NODE``: would such a run fit here?
+
+    Prints the estimate (:func:`estimate_bytes`, the trace table included) and the memory the
+    run may use; the check is :func:`check`'s, the one the simulator makes before a run.
+
+    Returns:
+        The exit status: 0 it fits, 1 it does not (the message says what would), 2 bad
+        arguments (from argparse), 130 interrupted.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator.limits",
+        description="Memory estimate of a run and whether it fits in this machine's memory.",
+        epilog="Exit status: 0 it fits, 1 it does not, 2 bad arguments, 130 interrupted.",
+    )
+    parser.add_argument("jobs", type=_count_arg, help="jobs in the trace")
+    parser.add_argument("nodes", type=_count_arg, help="nodes of the cluster")
+    parser.add_argument("gpus_per_node", type=_count_arg, help="GPUs per node (the largest)")
+    parser.add_argument("--record-events", action="store_true", help="the run keeps its event log")
+    parser.add_argument(
+        "--available-gb",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="memory the run may use, GiB (default: MemAvailable, capped by the cgroup limit)",
+    )
+    args = parser.parse_args(argv)
+    if args.available_gb is not None and not (
+        math.isfinite(args.available_gb) and args.available_gb > 0
+    ):
+        parser.error(f"--available-gb must be > 0, got {args.available_gb}")
+    have = None if args.available_gb is None else int(args.available_gb * _GIB)
+    try:
+        need = check(
+            args.jobs, args.nodes, args.gpus_per_node, have, record_events=args.record_events
+        )
+    except MemoryLimitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    have = memory_available() if have is None else have
+    trace = estimate_bytes(
+        args.jobs,
+        args.nodes,
+        args.gpus_per_node,
+        record_events=args.record_events,
+        include_trace=True,
+    )
+    room = "unknown" if have is None else f"{have / _GIB:.1f} GiB (90 % of it may be used)"
+    print(
+        f"{args.jobs:,} jobs on {args.nodes:,} nodes x {args.gpus_per_node} GPUs: about "
+        f"{need / _GIB:.2f} GiB ({trace / _GIB:.2f} GiB with the trace table); available "
+        f"{room}: fits"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

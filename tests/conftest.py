@@ -1,4 +1,10 @@
-"""Shared helpers: tiny traces and a run helper that always checks invariants."""
+"""Shared helpers: tiny traces, a run helper that always checks invariants, the real traces.
+
+Tests that read the public traces find them in :data:`TRACES`: ``$GPUSIM_TRACES`` when set,
+else ``../shared/traces`` beside the project (:func:`experiments._cli.default_shared`, the
+folder the experiment scripts use). They skip when a file is missing, with the path in the
+reason; the end of the run lists those skips (:func:`pytest_terminal_summary`).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments._cli import default_shared
 from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
 from simulator.core.jobs import TERMINAL, Status
+
+TRACES = default_shared()
+"""The folder of the public traces: ``$GPUSIM_TRACES``, else ``../shared/traces``."""
 
 # subprocesses (``python -m simulator`` from a temporary directory) import this checkout,
 # not whichever copy of the project happens to be installed
@@ -55,3 +65,28 @@ def check_outcome(sim: Simulation) -> None:
 @pytest.fixture
 def small_cluster() -> ClusterSpec:
     return ClusterSpec.homogeneous(2, 8, "V100", nodes_per_rack=1)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """List the tests skipped for want of a real trace under :data:`TRACES`, one line each."""
+    folder = str(TRACES)
+    skipped = sorted(
+        (report.nodeid, reason)
+        for report in terminalreporter.stats.get("skipped", [])
+        if folder in (reason := _skip_reason(report))
+    )
+    if not skipped:
+        return
+    where = "from GPUSIM_TRACES" if os.environ.get("GPUSIM_TRACES") else "the default"
+    terminalreporter.write_sep("=", f"{len(skipped)} real-trace tests skipped")
+    terminalreporter.write_line(
+        f"traces folder: {folder} ({where}; set GPUSIM_TRACES=DIR to use another copy)"
+    )
+    for nodeid, reason in skipped:
+        terminalreporter.write_line(f"SKIPPED {nodeid}: {reason}")

@@ -48,7 +48,7 @@ def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_on_off_options_must_be_booleans(tmp_path, override):
     res = cli(tmp_path, override, f"hydra.run.dir={tmp_path / 'run'}")
     key = override.split("=")[0]
-    assert res.returncode == 1, res.stderr[-2000:]
+    assert res.returncode == 2, res.stderr[-2000:]  # a usage error
     assert f"error: {key} must be true or false, got" in res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "run" / "summary.json").exists()
@@ -56,7 +56,7 @@ def test_on_off_options_must_be_booleans(tmp_path, override):
 
 def test_a_flag_that_does_not_exist_is_refused_by_name(tmp_path):
     res = cli(tmp_path, "sim.compiled=maybe", f"hydra.run.dir={tmp_path / 'run'}")
-    assert res.returncode == 1 and "sim.compiled" in res.stderr
+    assert res.returncode == 2 and "sim.compiled" in res.stderr
 
 
 def test_unknown_cluster_gpu_model_warns(tmp_path):

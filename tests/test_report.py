@@ -299,7 +299,7 @@ def test_report_lists_failed_runs(sweep_dir, tmp_path):
 
 def test_compare_on_a_directory_without_runs(tmp_path):
     res = run_module("experiments.compare", str(tmp_path), cwd=ROOT)
-    assert res.returncode == 1 and "no runs found" in res.stderr
+    assert res.returncode == 2 and "no runs found" in res.stderr
 
 
 def test_single_run_plots(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import simulate
+from conftest import TRACES, simulate
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -16,7 +16,7 @@ from simulator.core.jobs import Status
 from traces import acmetrace, formats
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces" / "acmetrace"
+SHARED = TRACES / "acmetrace"
 DATA = Path(__file__).resolve().parents[1] / "traces" / "data"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 KALOS_ROWS = DATA / "acmetrace_kalos_readme_rows.csv"

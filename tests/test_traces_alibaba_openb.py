@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import TRACES
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -13,7 +14,7 @@ from traces import alibaba_openb as openb
 from traces import inventories
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces"
+SHARED = TRACES
 OPENB = SHARED / "alibaba-openb-gpu-v2023"
 PAI = SHARED / "alibaba-pai-gpu-v2020-machines"
 CONFIGS = Path(__file__).parents[1] / "configs" / "cluster"
@@ -218,7 +219,7 @@ def test_shipped_inventories_match_conversion(tmp_path):
     gpu_nodes = OPENB / "openb_node_list_gpu_node.csv"
     machines = PAI / "pai_machine_spec.csv"
     if not (gpu_nodes.is_file() and machines.is_file()):
-        pytest.skip("upstream inventories not present")
+        pytest.skip(f"{gpu_nodes} or {machines} not present")
     inventories.convert_openb_nodes(gpu_nodes, tmp_path / "a.csv")
     inventories.convert_pai_machines(machines, tmp_path / "b.csv")
     assert (tmp_path / "a.csv").read_text() == inventories.OPENB_NODES.read_text()

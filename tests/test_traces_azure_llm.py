@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TRACES
 
 from traces import azure_llm
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces" / "azure-llm-inference-2023"
+SHARED = TRACES / "azure-llm-inference-2023"
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\r\n"
 ROWS = (
     "2023-11-16 18:15:46.6805900,374,44\r\n"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TRACES
 
 from traces import gavel
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces" / "gavel-philly-derived"
+SHARED = TRACES / "gavel-philly-derived"
 TPUT = {
     "v100": {
         "('ResNet-18 (batch size 32)', 1)": {"null": 10.0, "('A3C', 1)": [5.0, 2.0]},

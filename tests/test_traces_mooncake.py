@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import simulate
+from conftest import TRACES, simulate
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -22,7 +22,7 @@ from traces.canonical import TraceError
 from traces.convert import main as convert_main
 from traces.describe import main as describe_main
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces" / "mooncake-fast25"
+SHARED = TRACES / "mooncake-fast25"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 

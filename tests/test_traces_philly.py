@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TRACES
 
 from traces import philly
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces"
+SHARED = TRACES
 FULL = SHARED / "philly-pollux" / "philly.csv"
 HEADER = "timestamp,duration,num_gpus,gpu_time,cluster\n"
 ROWS = (

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import simulate
+from conftest import TRACES, simulate
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -16,7 +16,7 @@ from simulator.core.jobs import Status
 from traces import formats, tiresias
 from traces.canonical import TraceError
 
-SHARED = Path(__file__).parents[1].parent / "shared" / "traces" / "tiresias-samples"
+SHARED = TRACES / "tiresias-samples"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 HEADER = "job_id,num_gpu,submit_time,iterations,model_name,duration,interval\n"
 ROWS = "0,1,0,606,vgg19,164,30\n1,8,30,133,vgg11,147,23\n2,2,53,157,inception4,127,26\n"

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,7 +31,7 @@ from traces.canonical import Trace, TraceError
 from traces.file import REPORT_ATTR, SOURCE_ATTR
 from traces.formats import FORMATS, load
 
-__all__ = ["add_trace_arguments", "load_from_args", "main", "write_trace"]
+__all__ = ["add_trace_arguments", "interruptible", "load_from_args", "main", "write_trace"]
 
 
 def add_trace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,8 +148,50 @@ def _lists_as_json(jobs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+EXIT_FAILED = 1
+"""Exit status when the work failed (here: the output file could not be written)."""
+EXIT_USAGE = 2
+"""Exit status of a usage or input error (bad option, missing or malformed input file)."""
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C or SIGTERM."""
+
+
+def _output_ok(out: str | Path) -> bool:
+    p = Path(out)
+    return p.suffix.lower() in (".parquet", ".pq", ".csv") or p.name.lower().endswith(".csv.gz")
+
+
+def interruptible(main: Callable[[Sequence[str] | None], int]) -> Callable[..., int]:
+    """Wrap a command-line ``main``: Ctrl-C (or SIGTERM) gives one line and status 130."""
+
+    def run(argv: Sequence[str] | None = None) -> int:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_DFL, None) and (
+            threading.current_thread() is threading.main_thread()
+        ):
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return main(argv)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        finally:
+            if previous in (signal.SIG_DFL, None) and (
+                threading.current_thread() is threading.main_thread()
+            ):
+                signal.signal(signal.SIGTERM, previous or signal.SIG_DFL)
+
+    run.__doc__ = main.__doc__
+    return run
+
+
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    0 written; 1 the output could not be written; 2 a bad option, or an input file that is
+    missing, unreadable or malformed; 130 interrupted.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m traces.convert",
         description=__doc__,
@@ -157,12 +201,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("output", help="canonical .parquet or .csv file to write")
     add_trace_arguments(parser)
     args = parser.parse_args(argv)
+    if not _output_ok(args.output):
+        print(f"error: {args.output}: output must end in .parquet or .csv", file=sys.stderr)
+        return EXIT_USAGE
     try:
         trace = load_from_args(args)
-        out = write_trace(trace, args.output)
-    except (TraceError, ValueError, TypeError) as exc:
+    except (TraceError, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    try:
+        out = write_trace(trace, args.output)
+    except (OSError, pa.ArrowException) as exc:
+        print(f"error: cannot write {args.output}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     report = ", ".join(f"{k} {v}" for k, v in trace.report.items()) or "nothing"
     print(f"{out}: {len(trace.jobs)} jobs from {trace.source}; dropped/repaired: {report}")
     return 0

@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from traces.canonical import Trace
-from traces.convert import _format_options, add_trace_arguments, load_from_args
+from traces.convert import (
+    EXIT_USAGE,
+    _format_options,
+    add_trace_arguments,
+    interruptible,
+    load_from_args,
+)
 from traces.mooncake import BLOCK_TOKENS, hash_arrays, prefix_reuse
 
 __all__ = ["format_summary", "main", "summarize"]
@@ -122,8 +128,13 @@ def format_summary(s: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+@interruptible
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    0 done; 2 a bad option, or an input file that is missing, unreadable or malformed;
+    130 interrupted.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m traces.describe",
         description=__doc__,
@@ -134,9 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         trace = load_from_args(args)
-    except ValueError as exc:  # TraceError is a ValueError
+    except (ValueError, TypeError, OSError) as exc:  # TraceError is a ValueError
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     block = _format_options(args.option).get("block_tokens", BLOCK_TOKENS)
     print(format_summary(summarize(trace, block_tokens=block)))
     return 0

@@ -94,10 +94,26 @@ def _ring_latency(n: int, d: int, leaves: int, a_nvl: float, a_leaf: float, a_sp
 
 
 def _fraction_table(comm_fraction: Mapping | float) -> list[tuple[int, float]]:
+    """``comm_fraction`` (a number, or ``{min_gpus: fraction}``) as sorted ``(gpus, f)`` pairs.
+
+    Raises:
+        ValueError: neither a number nor a mapping of job sizes to numbers, or out of range.
+    """
+    usage = (
+        "comm_fraction: expected a number in [0, 1) (every job of >= 2 GPUs) or a map "
+        '{min GPUs: fraction}, e.g. fabric.comm_fraction="{2: 0.1, 16: 0.3}"; got '
+    )
+    if isinstance(comm_fraction, bool):
+        raise ValueError(f"{usage}{comm_fraction!r}")
     if isinstance(comm_fraction, int | float):
         table = {2: float(comm_fraction)}
+    elif isinstance(comm_fraction, Mapping):
+        try:
+            table = {int(k): float(v) for k, v in comm_fraction.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"{usage}{dict(comm_fraction)!r}") from None
     else:
-        table = {int(k): float(v) for k, v in dict(comm_fraction).items()}
+        raise ValueError(f"{usage}{comm_fraction!r}")
     for k, v in table.items():
         if k < 1 or not 0.0 <= v < 1.0:
             raise ValueError(

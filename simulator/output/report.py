@@ -638,7 +638,13 @@ def build_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m experiments.compare DIR [--out OUT] [--by COL ...]``."""
+    """Command line: ``python -m experiments.compare DIR [--out OUT] [--by COL ...]``.
+
+    Returns:
+        The exit status: 0 done, 1 the report could not be written, 2 usage or input error
+        (no runs under DIR, an unknown ``--by`` column, matplotlib missing for the plots),
+        130 interrupted.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m experiments.compare",
         description="Summary table and plots (Markdown + HTML + PNG) of the runs under DIR.",
@@ -651,11 +657,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--level", type=float, default=0.95, help="confidence level (0.95)")
     parser.add_argument("--no-plots", action="store_true", help="only the table, no PNGs")
     args = parser.parse_args(argv)
+    if not 0 < args.level < 1:
+        parser.error(f"--level must lie in (0, 1), got {args.level}")
     try:
         report = build_report(args.dir, args.out, args.by, args.level, not args.no_plots)
-    except (FileNotFoundError, KeyError) as exc:
+    except (FileNotFoundError, KeyError, ImportError) as exc:
+        # no runs there, an unknown --by column, matplotlib missing: the command's fault
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     print(status_line(report.runs))
     print(table_markdown(report.table))
     print(f"report: {report.markdown}\n        {report.html}")
