@@ -17,10 +17,13 @@ from simulator.core.jobs import Status
 from simulator.core.placement import Placement
 from simulator.core.view import SchedulerView
 
-__all__ = ["FgdPolicy", "SCORINGS"]
+__all__ = ["FgdPolicy", "SCORINGS", "TIE_BREAKS"]
 
 SCORINGS = ("fgd", *frag.BASELINE_SCORES)
 """Values of ``scoring``: ``fgd`` and the baselines of :mod:`policies.fragmentation`."""
+
+TIE_BREAKS = ("ranking", "random", "first")
+"""Values of ``tie_break`` (see :class:`FgdPolicy`)."""
 
 
 class FgdPolicy(Policy):
@@ -36,9 +39,20 @@ class FgdPolicy(Policy):
     for them). The baselines ``random``, ``dotprod``, ``gpu_clustering``, ``gpu_packing`` and
     ``bestfit`` score nodes as in the FGD paper's artifact. ``integer_scores=True`` ranks nodes
     by the artifact's integer 0-100 Kubernetes scores instead of exact values. Exact ties go to
-    a random node (``tie_break="random"``, the run's RNG, as the Kubernetes scheduler picks
-    among equal scores) or the lowest node id (``"first"``). Tasks larger than any node
-    (multi-node gangs) use the shared placer.
+    the first node of one random node ranking drawn per run (``tie_break="ranking"``, from the
+    run's RNG when the policy is set up: the FGD artifact's rule, see below), to a random node
+    drawn afresh for every placement (``"random"``, as the stock Kubernetes scheduler picks
+    among equal scores) or to the lowest node id (``"first"``). ``scoring="random"`` draws a
+    random node for every task whatever ``tie_break`` says (the artifact's random score is
+    drawn per pod). Tasks larger than any node (multi-node gangs) use the shared placer.
+
+    The FGD artifact (hkust-adsl/kubernetes-scheduler-simulator) prefixes every node's name
+    with its index in one random permutation per run (``pkg/simulator/simulator.go``), and its
+    vendored kube-scheduler's ``selectHost`` keeps the lexicographically smallest name among
+    the best-scoring nodes instead of sampling among them: ties always go to the same nodes in
+    a run. With ``"random"`` the tasks that tie everywhere (CPU-only tasks under
+    ``gpu_packing`` and ``gpu_clustering``, which score them 0 on every node) spread over the
+    whole cluster instead of filling the first-ranked nodes.
 
     A task that fits nowhere is rejected for good (``on_no_fit="reject"``, the FGD experiments'
     "the pod fails and is skipped") or waits, its demand class skipped for the pass
@@ -54,7 +68,8 @@ class FgdPolicy(Policy):
         popularity_threshold: share of tasks the workload's task types must cover (0, 1].
         type_step: task types added at a time while covering the threshold.
         include_cpu_tasks: CPU-only tasks are a task type of the workload.
-        tie_break: ``random`` or ``first``.
+        tie_break: ``ranking`` (one random node ranking per run), ``random`` (per placement)
+            or ``first`` (lowest node id).
         max_cpu: CPU normalisation of ``dotprod``/``bestfit``, cores.
         max_gpu_milli: GPU normalisation of the baselines, milli-GPU.
         integer_scores: rank nodes by the artifact's integer 0-100 scores (more ties).
@@ -78,8 +93,8 @@ class FgdPolicy(Policy):
             raise ValueError(f"unknown scoring {scoring!r}; choose one of {list(SCORINGS)}")
         if on_no_fit not in ("wait", "reject"):
             raise ValueError("on_no_fit must be 'wait' or 'reject'")
-        if tie_break not in ("random", "first"):
-            raise ValueError("tie_break must be 'random' or 'first'")
+        if tie_break not in TIE_BREAKS:
+            raise ValueError(f"unknown tie_break {tie_break!r}; choose one of {list(TIE_BREAKS)}")
         self.scoring = scoring
         self.on_no_fit = on_no_fit
         self.popularity_threshold = popularity_threshold
@@ -92,11 +107,16 @@ class FgdPolicy(Policy):
         self.types: frag.TaskTypes | None = None
         self.placer = None
         self._tags = np.zeros((0, 1), dtype=np.int32)
+        self._rank: np.ndarray | None = None
         self._tracked: dict[int, tuple[int, int]] = {}
         self._seen_running = 0
 
     def setup(self, view: SchedulerView) -> None:
-        """Derive the workload's task types from the trace; build the fallback placer."""
+        """Derive the workload's task types from the trace; build the fallback placer.
+
+        With ``tie_break="ranking"`` (and a scoring other than ``random``) this draws the run's
+        node ranking: one permutation of the nodes from the run's RNG, before any placement.
+        """
         jobs, c = view.jobs, view.cluster
         self.types = frag.task_types(
             jobs.num_gpus,
@@ -109,10 +129,23 @@ class FgdPolicy(Policy):
         )
         self.placer = view.placer("bestfit")
         self._tags = np.zeros((len(c.capacity), c.gpu_free.shape[1] + 1), dtype=np.int32)
+        self._rank = None
+        if self.tie_break == "ranking" and self.scoring != "random":
+            # rank[i] = position of node i; the smallest key wins a tie (the artifact's
+            # "%04d-" name prefix from one rand.Perm, smallest name kept)
+            self._rank = view.rng.permutation(len(c.capacity)).astype(np.float64)
 
     def compiled_pass(self, view: SchedulerView) -> FgdPass | None:
         """The compiled pass (:mod:`policies.fgd_pass`); None if a subclass changes a rule."""
-        methods = ("schedule", "setup", "place", "_keys", "_track", "_forget_finished")
+        methods = (
+            "schedule",
+            "setup",
+            "place",
+            "_keys",
+            "_random_keys",
+            "_track",
+            "_forget_finished",
+        )
         if overrides(self, FgdPolicy, *methods):
             return None
         p = self.placer
@@ -122,7 +155,7 @@ class FgdPolicy(Policy):
             walk,
             fgd=self.scoring == "fgd",
             score_mode=frag.BASELINE_SCORES.get(self.scoring, -1),
-            random_keys=not (self.tie_break == "first" and self.scoring != "random"),
+            random_keys=self._random_keys(),
             random_slot=self.scoring == "random",
             integer_scores=self.integer_scores,
             max_cpu=self.max_cpu,
@@ -135,7 +168,7 @@ class FgdPolicy(Policy):
             tags=self._tags,
             seen_running=self._seen_running,
             rng=view.rng,
-            num_nodes=len(view.cluster.capacity),
+            fixed_keys=self._fixed_keys(len(view.cluster.capacity)),
             num_jobs=jobs.n,
         )
 
@@ -209,10 +242,21 @@ class FgdPolicy(Policy):
             np.array([node], dtype=np.int64), gpus, milli, np.array([cpus]), np.array([mem])
         )
 
+    def _random_keys(self) -> bool:
+        """Tie-break keys drawn for every placement (else fixed: the ranking or node ids)."""
+        return self.scoring == "random" or self.tie_break == "random"
+
+    def _fixed_keys(self, num_nodes: int) -> np.ndarray:
+        """The run's node ranking, or node ids (``tie_break="first"``)."""
+        if self._rank is not None:
+            return self._rank
+        return np.arange(num_nodes, dtype=np.float64)
+
     def _keys(self, view: SchedulerView) -> np.ndarray | None:
-        if self.tie_break == "first" and self.scoring != "random":
-            return None
-        return view.rng.random(len(view.cluster.capacity))
+        """Tie-break keys of one placement (smallest wins); None = lowest node id."""
+        if self._random_keys():
+            return view.rng.random(len(view.cluster.capacity))
+        return self._rank
 
     # ------------------------------------------------------------------ gpu_clustering tags
     def _track(self, view: SchedulerView, j: int, p: Placement) -> None:

@@ -4,7 +4,9 @@ The queue is walked by the gang pass (:func:`policies.gang.gang_walk`, no starva
 class heads in arrival order, a class skipped once its head does not fit. Placement is
 :meth:`FgdPolicy.place` (the Python reference) on the live cluster with the same kernels of
 :mod:`policies.fragmentation`; the tie-break keys and the random slot come from the run's
-``numpy.random.Generator`` itself (Numba draws from the same stream), in the reference's order.
+``numpy.random.Generator`` itself (Numba draws from the same stream), in the reference's order;
+with ``tie_break="ranking"`` the keys are the run's node ranking, drawn once by
+:meth:`FgdPolicy.setup` (before this pass is built) and shared with the reference.
 With ``on_no_fit="reject"`` a task that fits nowhere is rejected in the walk, and the class's
 next task is tried, as in the reference. ``gpu_clustering``'s per-node shape tags follow the
 stop log.
@@ -43,7 +45,7 @@ def _fgd_place(es, ps, j):
     else:
         cpus, mem = ja.cpus[j], ja.mem[j]
         num = cl.free_full.shape[0]
-        key = ps.rng.random(num) if ps.random_keys else ps.ids
+        key = ps.rng.random(num) if ps.random_keys else ps.fixed_keys
         t = ps.types
         if ps.fgd:
             node, slot, _ = _fgd_select(
@@ -157,7 +159,7 @@ class FgdPass(NamedTuple):
     walk: object  # the gang walk's state (GangPass: no starvation guard)
     fgd: bool  # scoring "fgd" (else the baseline score ``score_mode``)
     score_mode: int
-    random_keys: bool  # tie-break keys drawn per placement (else node ids)
+    random_keys: bool  # tie-break keys drawn per placement (else ``fixed_keys``)
     random_slot: bool  # scoring "random": a uniform number picks the shared GPU
     integer_scores: bool
     max_cpu: float
@@ -166,7 +168,8 @@ class FgdPass(NamedTuple):
     reason: int  # its reject reason code
     clustering: bool  # scoring "gpu_clustering": keep shape tags
     node_cap: np.ndarray  # int64[classes]: largest node of the class's GPU models, GPUs
-    ids: np.ndarray  # float64[nodes]: node ids, the tie-break keys of tie_break="first"
+    fixed_keys: np.ndarray  # float64[nodes]: the run's node ranking (tie_break="ranking",
+    # drawn in FgdPolicy.setup) or node ids ("first"); the smallest key wins a tie
     types: object  # the workload's TaskTypes
     tags: np.ndarray  # int32[nodes, G + 1]: running tasks per node by shape
     tnode: np.ndarray  # int64[jobs]: node a tracked task counts on (-1 = not tracked)
@@ -182,7 +185,6 @@ class FgdPass(NamedTuple):
 
 def new_fgd_pass(gang, **kw) -> FgdPass:
     """An :class:`FgdPass` from the walk's state ``gang`` and the policy's settings."""
-    num = kw.pop("num_nodes")
     n = kw.pop("num_jobs")
     return FgdPass(
         gang,
@@ -197,7 +199,7 @@ def new_fgd_pass(gang, **kw) -> FgdPass:
         reason=int(kw["reason"]),
         clustering=bool(kw["clustering"]),
         node_cap=np.asarray(kw["node_cap"], dtype=np.int64),
-        ids=np.arange(num, dtype=np.float64),
+        fixed_keys=np.ascontiguousarray(kw["fixed_keys"], dtype=np.float64),
         types=kw["types"],
         tags=kw["tags"],
         tnode=np.full(max(n, 1), -1, dtype=np.int64),

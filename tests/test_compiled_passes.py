@@ -280,10 +280,12 @@ def test_consolidate_pass_equals_python_reference_with_many_migrations(max_migra
     assert digests(runs[0]) == digests(runs[1])
 
 
+@pytest.mark.parametrize("tie_break", ["random", "ranking"])
 @pytest.mark.parametrize("seed", range(12))
-def test_fgd_pass_draws_the_reference_random_numbers(seed):
-    # random tie-break keys per placement and the random score's slot draw come from the
-    # run's generator: the compiled pass must draw the same numbers in the same order
+def test_fgd_pass_draws_the_reference_random_numbers(seed, tie_break):
+    # random tie-break keys per placement, the run's node ranking (drawn once in setup) and
+    # the random score's slot draw come from the run's generator: the compiled pass must draw
+    # the same numbers in the same order and break ties alike
     import numpy as np
 
     from policies.fgd import FgdPolicy
@@ -295,7 +297,7 @@ def test_fgd_pass_draws_the_reference_random_numbers(seed):
         Simulation(
             s["trace"],
             s["cluster"],
-            FgdPolicy(kind, on_no_fit, tie_break="random"),
+            FgdPolicy(kind, on_no_fit, tie_break=tie_break),
             reference_passes=ref,
             **s["kw"],
         ).run()

@@ -368,3 +368,65 @@ def test_gpu_clustering_tags_follow_completions():
     sim = simulate(trace, cluster, pol)
     assert [int(p[0]) for p in sim.jobs.nodes_used] == [0, 0, 0]
     assert pol._tags.sum() == 1  # only task 3 is still tagged (tags drop at the next pass)
+
+
+# ---------------------------------------------------------------------- tie-break rules
+
+
+def _cpu_only_run(scoring, tie_break, seed):
+    """Six identical idle nodes (2 T4, 16 cores); ten long CPU-only tasks of 4 cores each.
+
+    ``gpu_packing`` and ``gpu_clustering`` score a CPU-only task 0 on every node: every
+    placement is a tie over all nodes that still have 4 cores free.
+    """
+    cluster = ClusterSpec.homogeneous(6, 2, "T4", cpus_per_node=16.0)
+    trace = make_trace([(i, float(i), 100.0, 0) for i in range(10)], gpu_milli=0, num_cpus=4.0)
+    policy = FgdPolicy(scoring=scoring, on_no_fit="reject", tie_break=tie_break)
+    sim = simulate(trace, cluster, policy, seed=seed)
+    return [int(p[0]) for p in sim.jobs.nodes_used], policy
+
+
+@pytest.mark.parametrize("scoring", ["gpu_packing", "gpu_clustering", "dotprod"])
+def test_ranking_fills_the_first_ranked_nodes(scoring):
+    # the FGD artifact's rule: one random node ranking per run (its "%04d-" name prefixes from
+    # one rand.Perm), ties to the first-ranked node (selectHost keeps the smallest name). The
+    # ranking is the run's first draw: a permutation of the nodes from the run's seed.
+    firsts = set()
+    for seed in range(6):
+        nodes, policy = _cpu_only_run(scoring, "ranking", seed)
+        rank = np.random.default_rng(seed).permutation(6)
+        np.testing.assert_array_equal(policy._rank, rank)
+        order = np.argsort(rank)  # nodes, best-ranked first
+        # (dotprod then prefers the node with the least free CPU: the one being filled)
+        assert nodes == [int(order[0])] * 4 + [int(order[1])] * 4 + [int(order[2])] * 2
+        assert _cpu_only_run(scoring, "ranking", seed)[0] == nodes  # same seed, same run
+        firsts.add(nodes[0])
+    assert len(firsts) > 1  # the ranking depends on the seed
+
+
+def test_random_tie_break_spreads_ties_and_random_scoring_ignores_the_ranking():
+    # per-placement keys: ties spread over the cluster (the behaviour the ranking replaces)
+    spread = [len(set(_cpu_only_run("gpu_packing", "random", s)[0][:4])) for s in range(6)]
+    assert max(spread) > 1
+    # scoring=random draws a node per task whatever the tie-break (no ranking drawn)
+    for seed in range(4):
+        nodes, policy = _cpu_only_run("random", "ranking", seed)
+        assert policy._rank is None
+        assert nodes == _cpu_only_run("random", "random", seed)[0]
+
+
+def test_ranking_breaks_ties_of_gpu_tasks_and_fgd():
+    # whole-GPU tasks on identical idle nodes: every scoring ties on the first task; the
+    # ranking's first node takes it (fgd included), and the next ties go the same way
+    cluster = ClusterSpec.homogeneous(4, 2, "T4", cpus_per_node=16.0)
+    trace = make_trace([(1, 0, 99, 1)], gpu_milli=1000, num_cpus=1.0)
+    for scoring in ("fgd", "gpu_packing", "bestfit"):
+        for seed in range(3):
+            sim = simulate(trace, cluster, FgdPolicy(scoring, tie_break="ranking"), seed=seed)
+            first = int(np.argmin(np.random.default_rng(seed).permutation(4)))
+            assert int(sim.jobs.nodes_used[0][0]) == first
+
+
+def test_unknown_tie_break_is_refused():
+    with pytest.raises(ValueError, match="unknown tie_break 'smallest'"):
+        FgdPolicy(tie_break="smallest")
