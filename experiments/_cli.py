@@ -137,6 +137,21 @@ def fraction(text: str) -> float:
     return value
 
 
+def configured(group: str, name: str, **overrides):
+    """The object ``configs/GROUP/NAME.yaml`` builds, with ``overrides`` of its fields.
+
+    Experiments build clusters and policies from the same YAML files as ``python -m
+    simulator`` does, so that a table's row is what the equivalent command line gives
+    (``configured("cluster", "default", num_nodes=80)`` is ``cluster.num_nodes=80``).
+    """
+    from hydra.utils import instantiate  # local: keep --help free of heavy imports
+    from omegaconf import OmegaConf
+
+    path = Path(__file__).resolve().parents[1] / "configs" / group / f"{name}.yaml"
+    cfg = OmegaConf.merge(OmegaConf.load(path), OmegaConf.create(overrides))
+    return instantiate(cfg, _convert_="all")
+
+
 def shared_dir(args: argparse.Namespace) -> Path:
     """The traces folder chosen on the command line or by default."""
     return args.shared if getattr(args, "shared", None) is not None else default_shared()

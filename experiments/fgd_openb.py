@@ -10,21 +10,28 @@ the five baselines of the paper.
 Run everything in-process (prints the table, writes a CSV and a PNG plot if matplotlib is
 installed)::
 
-    python -m experiments.fgd_openb --seeds 10 --out outputs/fgd_openb
+    python -m experiments.fgd_openb --seeds 10 --out outputs/fgd_openb [--markdown FILE]
 
 or as a Hydra sweep (60 runs, one per scoring and seed) and then summarise it::
 
     python -m simulator -m +experiment=fgd_openb
     python -m experiments.fgd_openb --runs multirun/DATE/TIME
 
-``--shuffle`` shuffles the trace's pods per seed before inflating (the paper's artifact runs
-with shuffled pods); ``--exact-scores`` ranks nodes by exact score values instead of the
-artifact's integer 0-100 Kubernetes scores (see :mod:`policies.fragmentation`).
+It needs the full openb pod list (``openb_pod_list_default.csv``, 8,152 pods, not shipped):
+``--pods FILE``, else ``alibaba-openb-gpu-v2023/`` in ``--shared DIR`` (default
+``$GPUSIM_TRACES``, else ``../shared/traces``); without it the script stops with one line and
+status 2. ``--shuffle`` shuffles the trace's pods per seed before inflating (the paper's
+artifact runs with shuffled pods); ``--exact-scores`` ranks nodes by exact score values instead
+of the artifact's integer 0-100 Kubernetes scores (see :mod:`policies.fragmentation`);
+``--tie-break`` chooses how equal scores are broken (default ``ranking``: one random node
+ranking per run, the artifact's rule; ``random``: per placement). ``--markdown FILE`` writes
+the table between the ``fgd_openb`` markers of FILE (``fgd_openb_shuffled`` with
+``--shuffle``, ``fgd_openb_ties_random`` with ``--tie-break random``; all in
+docs/policies.md).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -32,14 +39,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from policies.fgd import FgdPolicy
+from experiments import _cli
+from policies.fgd import TIE_BREAKS, FgdPolicy
 from simulator.core.engine import Simulation
 from traces.alibaba_openb import load as load_openb
+from traces.errors import TraceError
 from traces.inventories import alibaba_openb
 
-PODS = Path(__file__).resolve().parents[2] / (
-    "shared/traces/alibaba-openb-gpu-v2023/openb_pod_list_default.csv"
-)
+NAME = "fgd_openb"
+PODS = "alibaba-openb-gpu-v2023/openb_pod_list_default.csv"
+"""The pod list, relative to the traces folder (``--shared``)."""
+SHOWN = (80, 85, 88, 90, 92, 94, 96, 98, 100, 105, 110, 115, 120, 125, 130)
+"""Steps (arrived GPU request, % of capacity) of the printed table."""
 SCORINGS = ("random", "dotprod", "gpu_clustering", "gpu_packing", "bestfit", "fgd")
 STEPS = np.arange(0, 131)
 NEVER = 1.0e9
@@ -66,7 +77,18 @@ def inflated_openb(
 
     Returns:
         Trace rows with ``submit_time`` 0, 1, 2, ... and a ``duration`` nobody reaches.
+
+    Raises:
+        TraceError: ``path`` is given and does not exist (the message says where the pod list
+            comes from and how to point at it).
     """
+    if path is not None and not Path(path).exists():
+        raise TraceError(
+            f"{path}: the FGD experiment needs the Alibaba openb pod list "
+            "(openb_pod_list_default.csv of alibaba/clusterdata, cluster-trace-gpu-v2023), "
+            "not found there; set GPUSIM_TRACES to the folder holding "
+            "alibaba-openb-gpu-v2023/, or pass trace.path=FILE"
+        )
     pods = load_openb(path, **loader_options).jobs.reset_index(drop=True)
     rng = np.random.default_rng(seed)
     if shuffle:
@@ -112,10 +134,14 @@ def allocation_curve(jobs: pd.DataFrame, capacity_gpus: float, steps=STEPS) -> n
     return out
 
 
-def simulate_one(pods: pd.DataFrame, scoring: str, seed: int, integer_scores: bool):
+def simulate_one(
+    pods: pd.DataFrame, scoring: str, seed: int, integer_scores: bool, tie_break: str = "ranking"
+):
     """One scoring on one inflated workload; returns the finished simulation."""
     spec = alibaba_openb()
-    policy = FgdPolicy(scoring=scoring, on_no_fit="reject", integer_scores=integer_scores)
+    policy = FgdPolicy(
+        scoring=scoring, on_no_fit="reject", integer_scores=integer_scores, tie_break=tie_break
+    )
     return Simulation(pods, spec, policy, seed=seed, until=float(len(pods)) + 1.0).run()
 
 
@@ -126,6 +152,7 @@ def run_all(
     ratio: float = 1.3,
     shuffle: bool = False,
     integer_scores: bool = True,
+    tie_break: str = "ranking",
 ) -> pd.DataFrame:
     """Curves of every scoring and seed: rows ``(scoring, seed)``, one column per step."""
     capacity = float(alibaba_openb().total_gpus)
@@ -134,7 +161,7 @@ def run_all(
         pods = inflated_openb(pods_path, ratio, capacity, shuffle, seed, pending="keep")
         for scoring in scorings:
             t0 = time.perf_counter()
-            sim = simulate_one(pods, scoring, seed, integer_scores)
+            sim = simulate_one(pods, scoring, seed, integer_scores, tie_break)
             jobs = pd.DataFrame(
                 {
                     "submit_time": sim.jobs.submit,
@@ -162,7 +189,7 @@ def curves_from_runs(root: Path) -> pd.DataFrame:
     cols = ["submit_time", "num_gpus", "gpu_milli", "start_time"]
     jobs = load_jobs(root, columns=cols)
     if jobs.empty:
-        raise SystemExit(f"{root}: no finished runs")
+        raise _cli.MissingInput(f"{root}: no finished runs of +experiment=fgd_openb")
     key = "policy.scoring" if "policy.scoring" in jobs.columns else "policy"
     capacity = float(alibaba_openb().total_gpus)
     rows, index = [], []
@@ -207,36 +234,60 @@ def plot(mean: pd.DataFrame, path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pods", type=Path, default=PODS, help="openb pod list CSV")
-    ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--ratio", type=float, default=1.3)
-    ap.add_argument("--shuffle", action="store_true", help="shuffle pods per seed (artifact)")
-    ap.add_argument("--exact-scores", action="store_true", help="exact instead of integer scores")
-    ap.add_argument("--scorings", nargs="+", default=list(SCORINGS))
-    ap.add_argument("--runs", type=Path, help="summarise a finished +experiment=fgd_openb sweep")
-    ap.add_argument("--out", type=Path, default=Path("outputs/fgd_openb"))
-    args = ap.parse_args(argv)
+    p = _cli.parser(__doc__, shared=True, name=NAME)
+    p.add_argument(
+        "--pods", type=Path, default=None, help=f"openb pod list (default: --shared/{PODS})"
+    )
+    p.add_argument("--seeds", type=_cli.positive_int, default=10)
+    p.add_argument("--ratio", type=_cli.positive_float, default=1.3)
+    p.add_argument("--shuffle", action="store_true", help="shuffle pods per seed (artifact)")
+    p.add_argument("--exact-scores", action="store_true", help="exact instead of integer scores")
+    p.add_argument("--tie-break", choices=TIE_BREAKS, default="ranking")
+    p.add_argument("--scorings", nargs="+", choices=SCORINGS, default=list(SCORINGS))
+    p.add_argument("--runs", type=Path, help="summarise a finished +experiment=fgd_openb sweep")
+    p.add_argument("--out", type=Path, default=Path("outputs/fgd_openb"))
+    args = p.parse_args(argv)
+    # the docs show the artifact's setting and two variants, each in a block of its own
+    block = (
+        NAME
+        + ("_shuffled" if args.shuffle else "")
+        + (f"_ties_{args.tie_break}" if args.tie_break != "ranking" else "")
+    )
+    _cli.check_markdown(p, args, block)
     t0 = time.perf_counter()
     if args.runs is not None:
-        curves = curves_from_runs(args.runs)
+        curves = curves_from_runs(_cli.need(args.runs, "sweep directory", "give --runs DIR"))
+        setup = f"Summarised from the sweep `{args.runs.name}`."
     else:
+        pods = args.pods or _cli.need(_cli.shared_dir(args) / PODS, "openb pod list")
+        _cli.need(pods, "openb pod list", "pass --pods FILE")
         curves = run_all(
-            args.pods, args.seeds, args.scorings, args.ratio, args.shuffle, not args.exact_scores
+            pods,
+            args.seeds,
+            args.scorings,
+            args.ratio,
+            args.shuffle,
+            not args.exact_scores,
+            args.tie_break,
+        )
+        setup = (
+            f"Alibaba openb pod list ({Path(pods).name}), pods "
+            f"{'shuffled per seed' if args.shuffle else 'in trace order'}, inflated to "
+            f"{args.ratio:.0%} of the GPUs of `cluster=alibaba_openb` "
+            f"({alibaba_openb().total_gpus:,} GPUs); a pod that fits nowhere is rejected; "
+            f"{'exact' if args.exact_scores else 'integer 0-100'} scores; ties: "
+            f"`tie_break={args.tie_break}`."
         )
     mean = summarise(curves)
     args.out.mkdir(parents=True, exist_ok=True)
     mean.T.rename_axis("arrived_pct").to_csv(args.out / "allocation_curve.csv", float_format="%.3f")
-    shown = [s for s in (80, 85, 88, 90, 92, 94, 96, 98, 100, 105, 110, 115, 120, 125, 130)]
     seeds = curves.index.get_level_values(1).nunique()
+    curve = mean[list(SHOWN)].T.rename_axis("arrived %")
     print(f"GPU allocation (% of capacity) vs arrived GPU request, mean of {seeds} seeds")
-    print(mean[shown].T.rename_axis("arrived %").to_string(float_format=lambda v: f"{v:6.2f}"))
-    end = mean[130]
-    spread = curves[130].groupby(level="scoring").agg(["min", "max"]).reindex(mean.index)
-    print("\nat 130 % (mean, min..max over seeds):")
-    for name in mean.index:
-        lo, hi = spread.loc[name, "min"], spread.loc[name, "max"]
-        print(f"  {name:>14}: {end[name]:6.2f}  ({lo:.2f}..{hi:.2f})")
+    print(curve.to_string(float_format=lambda v: f"{v:6.2f}"))
+    ends = end_table(curves, mean)
+    print(f"\nat {SHOWN[-1]} % (mean, min..max over seeds):")
+    print(ends.to_string(index=False))
     if plot(mean, args.out / "allocation_curve.png"):
         print(f"plot: {args.out / 'allocation_curve.png'}")
     else:
@@ -244,8 +295,40 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"table: {args.out / 'allocation_curve.csv'}   wall time {time.perf_counter() - t0:.0f} s"
     )
+    config = f"{setup} Mean of {seeds} seeds (seeds 0..{seeds - 1})."
+    tables = (
+        "GPU allocation (% of the cluster's GPUs) when the arrived GPU request reaches each "
+        "step:\n\n" + _markdown(curve),
+        f"At {SHOWN[-1]} % arrived:\n\n" + _markdown(ends.set_index("scoring")),
+    )
+    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, *tables)
+    _cli.emit(args, block, body, argv, script=NAME)
     return 0
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    """A pipe table of ``table`` (index as the first column), numbers with 2 decimals."""
+    cells = table.map(lambda v: f"{v:.2f}" if isinstance(v, float) else str(v))
+    cells.index = cells.index.astype(str)
+    return cells.reset_index().to_markdown(
+        index=False, tablefmt="pipe", stralign="right", disable_numparse=True
+    )
+
+
+def end_table(curves: pd.DataFrame, mean: pd.DataFrame) -> pd.DataFrame:
+    """Allocation at the last step per scoring: mean and range over seeds."""
+    last = SHOWN[-1]
+    spread = curves[last].groupby(level="scoring").agg(["min", "max"]).reindex(mean.index)
+    return pd.DataFrame(
+        {
+            "scoring": mean.index,
+            "allocated % (mean)": [f"{v:.2f}" for v in mean[last]],
+            "min..max over seeds": [
+                f"{lo:.2f}..{hi:.2f}" for lo, hi in zip(spread["min"], spread["max"], strict=True)
+            ],
+        }
+    )
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _cli.run(main)

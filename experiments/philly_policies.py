@@ -13,13 +13,16 @@ waits and all policies tie. Every policy uses the same best-fit placer; preempti
 
     python -m experiments.philly_policies                      # fifo, srtf, tiresias (+ sjf, gang)
     python -m experiments.philly_policies --nodes 128 --policies fifo tiresias --thresholds 3600
-    python -m experiments.philly_policies --nodes 64 80 96 128 --markdown README.md
+    python -m experiments.philly_policies --nodes 64 80 96 128 --markdown README.md \
+        --details docs/policies.md
 
 The trace is ``--trace FILE``, else ``philly-pollux/philly.csv`` in ``--shared`` (default
 ``$GPUSIM_TRACES``, else ``../shared/traces``). ``--markdown FILE`` writes the table of average
-JCTs (one row per cluster size; README: "Policy results") and one detailed table per size
-between the ``philly_policies`` markers of FILE. A few seconds to a minute per cluster size
-(five policies; more for the overloaded sizes, where queues are deep).
+JCTs (one row per cluster size; README: "Results") and one detailed table per size
+between the ``philly_policies`` markers of FILE; with ``--details FILE2`` the detailed tables
+go between the ``philly_policies_details`` markers of FILE2 instead (docs/policies.md). A few
+seconds to a minute per cluster size (five policies; more for the overloaded sizes, where
+queues are deep).
 """
 
 from __future__ import annotations
@@ -30,33 +33,25 @@ from pathlib import Path
 import pandas as pd
 
 from experiments import _cli
-from policies.fifo import FifoPolicy
-from policies.gang import GangPolicy
-from policies.sjf import SjfPolicy
-from policies.srtf import SrtfPolicy
-from policies.tiresias import TiresiasPolicy
-from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
 from simulator.output import metrics
 from traces.philly import load as load_philly
 
 NAME = "philly_policies"
-POLICIES = {
-    "fifo": FifoPolicy,
-    "gang": lambda: GangPolicy(starvation_timeout=None),
-    "sjf": SjfPolicy,
-    "srtf": SrtfPolicy,
-    "tiresias": TiresiasPolicy,
-}
+POLICIES = ("fifo", "gang", "sjf", "srtf", "tiresias")
+"""Policies of the table, each built from ``configs/policy/NAME.yaml`` as the CLI builds it."""
 
 
 def run(trace: pd.DataFrame, nodes: int, name: str, thresholds=None, **sim) -> dict:
-    """Simulate one policy; returns the summary plus wall time."""
-    cluster = ClusterSpec.homogeneous(nodes, 8, "V100", nodes_per_rack=8, name="philly")
-    if name == "tiresias" and thresholds:
-        policy = TiresiasPolicy(thresholds=thresholds)
-    else:
-        policy = POLICIES[name]()
+    """Simulate one policy on ``nodes`` nodes of the default cluster; returns the summary.
+
+    Cluster and policy come from ``configs/cluster/default.yaml`` (8 V100 per node, 8 nodes
+    per rack) and ``configs/policy/NAME.yaml``: the row is what ``python -m simulator
+    +policy=NAME trace=philly trace.path=FILE cluster.num_nodes=NODES`` prints.
+    """
+    cluster = _cli.configured("cluster", "default", num_nodes=nodes)
+    extra = {"thresholds": list(thresholds)} if name == "tiresias" and thresholds else {}
+    policy = _cli.configured("policy", name, **extra)
     sim_ = Simulation(trace, cluster, policy, **sim).run()
     out = metrics.summary(sim_)
     out["policy"] = name
@@ -120,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--max-jobs", type=_cli.positive_int, default=None, help="first N jobs only")
     ap.add_argument(
-        "--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES), metavar="NAME"
+        "--policies", nargs="+", choices=POLICIES, default=list(POLICIES), metavar="NAME"
     )
     ap.add_argument("--checkpoint", type=float, default=0.0, help="checkpoint interval, s")
     ap.add_argument("--restart", type=float, default=0.0, help="restart overhead, s")
@@ -130,7 +125,19 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="tiresias queue limits, GPU-s (default 3600)",
     )
+    ap.add_argument(
+        "--details",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the per-size tables to FILE (between the philly_policies_details markers) "
+        "instead of after the summary table",
+    )
     args = _cli.parse(ap, argv, NAME)
+    if args.details is not None:
+        problem = _cli.markdown_problem(args.details, f"{NAME}_details")
+        if problem:
+            ap.error(problem)
     path = args.trace or _cli.shared_dir(args) / "philly-pollux" / "philly.csv"
     _cli.need(
         path, "the Pollux Philly table", "pass --trace FILE, --shared DIR or set GPUSIM_TRACES"
@@ -166,15 +173,23 @@ def main(argv: list[str] | None = None) -> int:
     config = (
         f"Trace: `{path.name}` (Pollux copy of the Philly job log; "
         f"{'the first ' if args.max_jobs else ''}{len(trace):,} jobs). Clusters: "
-        f"{', '.join(str(n) for n in args.nodes)} nodes x 8 V100, 8 nodes per rack. Policies: "
-        f"{', '.join(f'`{p}`' for p in args.policies)}"
-        + ("; `gang` without starvation timeout" if "gang" in args.policies else "")
+        f"{', '.join(str(n) for n in args.nodes)} nodes of `cluster=default` (8 V100, 80 "
+        "cores and 512 GB per node, 8 nodes per rack). Policies: "
+        f"{', '.join(f'`{p}`' for p in args.policies)} with their `configs/policy/` defaults"
         + (f"; tiresias thresholds {args.thresholds} GPU-s" if args.thresholds else "")
+        + ". Each cell is what `python -m simulator +policy=NAME trace=philly "
+        "trace.path=philly.csv cluster.num_nodes=N` gives"
         + f". Checkpoint interval {args.checkpoint:g} s, restart overhead {args.restart:g} s"
         " (0 = free preemption); deterministic (no seed). Average JCT in seconds and change "
         "versus `fifo`:"
     )
-    body = _cli.markdown_block(f"experiments.{NAME}", argv, config, summary, *details)
+    if args.details is None:
+        body = _cli.markdown_block(f"experiments.{NAME}", argv, config, summary, *details)
+    else:
+        body = _cli.markdown_block(f"experiments.{NAME}", argv, config, summary)
+        more = _cli.markdown_block(f"experiments.{NAME}", argv, config, *details)
+        command = " ".join([f"python -m experiments.{NAME}", *(argv or [])])
+        _cli.write_markdown(args.details, f"{NAME}_details", more, command=command)
     _cli.emit(args, NAME, body, argv)
     return 0
 

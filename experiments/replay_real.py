@@ -28,8 +28,6 @@ import numpy as np
 import pandas as pd
 
 from experiments import _cli
-from policies.fifo import FifoPolicy
-from policies.gang import GangPolicy
 from simulator.core.cluster import ClusterSpec
 from simulator.core.engine import Simulation
 from simulator.output import metrics
@@ -91,15 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     ph = philly.load(path=str(philly_csv), max_jobs=args.max_jobs)
     for nodes in args.nodes:
-        ph_cluster = ClusterSpec.homogeneous(nodes, 8, "V100", nodes_per_rack=16)
-        for policy in (FifoPolicy(), GangPolicy()):
+        # built as `python -m simulator cluster.num_nodes=N +policy=NAME` builds them
+        ph_cluster = _cli.configured("cluster", "default", num_nodes=nodes)
+        for policy in (_cli.configured("policy", "fifo"), _cli.configured("policy", "gang")):
             rows.append(
                 (f"Philly ({nodes} x 8 GPUs)", policy.name, run(ph.jobs, ph_cluster, policy))
             )
             print(rows[-1][0], rows[-1][1], f"{rows[-1][2]['wall']:.1f} s", flush=True)
     ob = alibaba_openb.load(path=str(openb_csv), dense_window="clip", max_jobs=args.max_jobs)
     ob_cluster = openb_cluster()
-    for policy in (FifoPolicy(), GangPolicy()):
+    for policy in (_cli.configured("policy", "fifo"), _cli.configured("policy", "gang")):
         rows.append(
             (
                 f"openb default ({ob_cluster.num_nodes:,} nodes)",
@@ -129,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     config = (
         f"Traces: `philly-pollux/philly.csv` ({'the first ' if args.max_jobs else ''}"
         f"{len(ph.jobs):,} jobs) on {', '.join(str(n) for n in args.nodes)} nodes x 8 V100 "
-        "(16 nodes per rack); "
+        "(`cluster=default` with `cluster.num_nodes=N`: 80 cores, 512 GB, 8 nodes per rack); "
         f"`alibaba-openb-gpu-v2023/openb_pod_list_default.csv` ("
         f"{'the first ' if args.max_jobs else ''}{len(ob.jobs):,} pods, "
         f"`dense_window=clip`) on its own inventory ({ob_cluster.describe()}). Policies `fifo` "
-        "and `gang` (default parameters); deterministic (no seed)."
+        "and `gang` as `configs/policy/` sets them (`gang`: `starvation_timeout=3600`); "
+        "deterministic (no seed)."
     )
     body = _cli.markdown_block(
         f"experiments.{NAME}", argv, config, table(rows), "\n".join(f"- {r}" for r in recorded)

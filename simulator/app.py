@@ -635,6 +635,10 @@ def _run_locked(
                     raise
                 print(f"error: {_root_cause(exc)}", file=sys.stderr)
                 sys.exit(EXIT_USAGE if building and input_error(exc) else EXIT_FAILED)
+            if building and input_error(exc):
+                # a bad config or input: one line (the traceback is in error.txt)
+                log.error("run could not start (the sweep goes on): %s", _root_cause(exc))
+                return {"run_status": "failed", "error": str(_root_cause(exc)), "input_error": True}
             log.error("run failed (the sweep goes on):\n%s", traceback.format_exc())
             return {"run_status": "failed", "error": f"{type(exc).__name__}: {exc}"}
         try:

@@ -113,3 +113,16 @@ def test_readme_run_block_is_what_the_first_command_prints(tmp_path):
     assert stable(shown) == stable(printed), (
         "README's run block is stale: python -m experiments.readme_run --markdown README.md"
     )
+
+
+def test_outputs_schema_tables_are_the_schema_modules():
+    # docs/outputs.md's column/dtype tables are generated from simulator.output.schema
+    from experiments.schema_tables import block
+
+    text = (ROOT / "docs" / "outputs.md").read_text()
+    body = text.split("<!-- schema_tables:start", 1)[1].split("\n", 1)[1]
+    body = body.split("<!-- schema_tables:end -->", 1)[0]
+    assert body.strip() == block().strip(), (
+        "docs/outputs.md's schema tables are stale: "
+        "python -m experiments.schema_tables --markdown docs/outputs.md"
+    )

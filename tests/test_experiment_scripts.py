@@ -218,11 +218,48 @@ def test_philly_policies_markdown(tmp_path):
     argv += ["--policies", "fifo", "srtf", "--markdown", str(path)]
     assert run("philly_policies", argv) == 0
     body = block(path, "philly_policies")
-    assert "the first 200 jobs). Clusters: 2, 4 nodes x 8 V100" in body
+    assert "the first 200 jobs). Clusters: 2, 4 nodes of `cluster=default`" in body
     assert "| GPUs | fifo | srtf |" in body
     rows = [line for line in body.splitlines() if line.startswith(("| 16 |", "| 32 |"))]
     assert len(rows) == 2 and all(" %)" in r for r in rows), rows
     assert body.count("| policy | vs fifo | avg JCT s |") == 2
+    # --details: the per-size tables go to their own block, the summary table stays
+    details = tmp_path / "details.md"
+    details.write_text(
+        "x\n<!-- philly_policies_details:start -->\n<!-- philly_policies_details:end -->\n"
+    )
+    assert run("philly_policies", [*argv, "--details", str(details)]) == 0
+    assert "| policy | vs fifo |" not in block(path, "philly_policies")
+    written = details.read_text().split("<!-- philly_policies_details:end -->")[0]
+    assert written.count("| policy | vs fifo |") == 2 and written.startswith("x\n")
+    assert run("philly_policies", [*argv, "--details", str(tmp_path / "no" / "d.md")]) == 2
+
+
+@pytest.mark.parametrize("policy", ["gang", "tiresias"])
+def test_philly_policies_rows_are_what_the_command_line_gives(tmp_path, policy):
+    # the README's results table and `python -m simulator +policy=NAME trace=philly ...
+    # cluster.num_nodes=N` must be the same setup (issue 17: gang appeared with three values)
+    import json
+    import subprocess
+    import sys
+
+    from traces.philly import load
+
+    trace = load(path=str(DATA / "philly_sample.csv"), max_jobs=300).jobs
+    row = script("philly_policies").run(trace, 3, policy)
+    out = subprocess.run(
+        [sys.executable, "-m", "simulator", f"+policy={policy}", "trace=philly"]
+        + [f"trace.path={DATA / 'philly_sample.csv'}", "trace.max_jobs=300"]
+        + ["cluster.num_nodes=3", f"hydra.run.dir={tmp_path}", "print_summary=false"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
+    cli = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("avg_jct", "p99_jct", "avg_wait", "makespan", "preemptions", "jobs_finished"):
+        assert row[key] == cli[key], (key, out.stderr[-500:])
+    assert cli["avg_wait"] > 0  # a loaded cluster: the setups would show a difference
 
 
 def test_fabric_philly_markdown(tmp_path):

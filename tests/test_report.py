@@ -319,3 +319,28 @@ def test_single_run_plots(tmp_path):
         assert_real_png(tmp_path / "run" / name)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["avg_wait"] > 0  # the plots show real queueing
+
+
+def test_summary_table_of_runs_cut_with_nothing_finished_shows_the_allocation():
+    # the FGD allocation experiment: pods never finish, the run stops at sim.until. Its sweep
+    # table must show the share of GPUs allocated at the end, not empty JCT / makespan columns
+    from simulator.output.report import summary_table
+
+    cut = {"jobs_finished": 0, "avg_jct": None, "p99_jct": None, "makespan": 0.0}
+    runs = pd.DataFrame(
+        [
+            {"run_status": "ok", "policy": "fgd", **cut, "gpus_allocated_at_end": a}
+            for a in (0.94, 0.95)
+        ]
+        + [{"run_status": "ok", "policy": "bestfit", **cut, "gpus_allocated_at_end": 0.917}]
+    )
+    table = summary_table(runs, by=["policy"])
+    assert "GPUs allocated at end (%)" in table.columns
+    assert not [c for c in table.columns if "JCT" in c or "makespan" in c]
+    cells = dict(zip(table["policy"], table["GPUs allocated at end (%)"], strict=True))
+    assert cells["bestfit"] == "91.7" and cells["fgd"].startswith("94.5 ± ")
+    # runs in which everything finished: the column is left out, makespan shown
+    done = runs.assign(jobs_finished=3, avg_jct=10.0, makespan=20.0, gpus_allocated_at_end=0.0)
+    columns = list(summary_table(done, by=["policy"]).columns)
+    assert "GPUs allocated at end (%)" not in columns
+    assert "makespan (s)" in columns and "avg JCT (s)" in columns

@@ -264,3 +264,36 @@ def test_sweep_labels_show_overrides_as_typed_not_summary_values(tmp_path):
     for fabric in ("leaf_spine", "none"):
         for trace in ("default", "synthetic"):
             assert f"| gang | {fabric} | {trace} | 1/1 |" in text
+
+
+def test_fgd_experiment_names_its_missing_input_and_tables_the_allocation(tmp_path):
+    # the experiment reads the openb pod list from $GPUSIM_TRACES: without it, one line that
+    # says what is missing and how to point at it (status 2), not a traceback
+    env = {**os.environ, "GPUSIM_TRACES": str(tmp_path / "traces")}
+    args = ["-m", "+experiment=fgd_openb", "seed=0"]  # the command line replaces params
+    res = run_cli(*args, "policy.scoring=bestfit", cwd=tmp_path, env=env)
+    assert res.returncode == 2, res.stderr[-2000:]  # every run failed on its input
+    assert "openb pod list" in res.stdout + res.stderr and "GPUSIM_TRACES" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    # with a pod list there (the bundled sample, inflated to 3 % of the GPUs), the sweep table
+    # shows the experiment's figure, the GPUs allocated when the arrivals end
+    folder = tmp_path / "traces" / "alibaba-openb-gpu-v2023"
+    folder.mkdir(parents=True)
+    sample = ROOT / "traces" / "data" / "openb_pod_sample.csv"
+    (folder / "openb_pod_list_default.csv").write_text(sample.read_text())
+    sweep = tmp_path / "sweep"
+    res = run_cli(
+        *args,
+        "policy.scoring=bestfit,fgd",
+        "trace.ratio=0.03",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    table = (sweep / "sweep_summary.md").read_text()
+    assert "GPUs allocated at end (%)" in table and "JCT" not in table
+    runs = load_runs(sweep)
+    assert sorted(runs["policy.scoring"]) == ["bestfit", "fgd"]
+    # 3 % of the cluster's GPUs arrived and (almost) all of it fits: about 3 % allocated
+    assert runs["gpus_allocated_at_end"].between(0.02, 0.031).all()

@@ -285,6 +285,8 @@ class Simulation:
         self.wall_seconds = 0.0
         self._bar = None
         self._end: float | None = None
+        self.gpus_held_at_end = 0.0
+        """GPUs (shares counted) held by jobs still running when the run stopped."""
         self._dirty = False
 
     # ------------------------------------------------------------------ reading the state
@@ -890,6 +892,7 @@ class Simulation:
         c.now = end
         self._end = end
         run = members(self.es.q.running, int(c.running))
+        self.gpus_held_at_end = float(jobs.gpu_share[run].sum()) if len(run) else 0.0
         if len(run):
             ran = end - jobs.run_start[run]
             jobs.gpu_seconds[run] += jobs.gpu_share[run] * ran

@@ -86,6 +86,7 @@ class SweepSummary(Callback):
     def __init__(self, write_files: bool = True, fail_on_error: bool = True) -> None:
         self.write_files = write_files
         self.fail_on_error = fail_on_error
+        self._failed_on_input = 0  # runs of this sweep that could not start (bad config/input)
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Single run: fail with one line when the output directory cannot be created.
@@ -110,6 +111,12 @@ class SweepSummary(Callback):
             return
         if hydra_cfg.mode == RunMode.MULTIRUN:
             log.info(job_line(job_return, hydra_cfg.job.get("num")))
+            try:
+                value = job_return.return_value
+            except Exception:  # noqa: BLE001 - the run raised: not an input error
+                value = None
+            if isinstance(value, dict) and value.get("input_error"):
+                self._failed_on_input += 1
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print and write the sweep's summary; exit 1 if a run failed."""
@@ -125,6 +132,13 @@ class SweepSummary(Callback):
             print(f"sweep summary: {sweep_dir / 'sweep_summary.md'}", flush=True)
         failed = int((runs["run_status"] == "failed").sum())
         if failed and self.fail_on_error:
+            if self._failed_on_input >= failed:
+                print(
+                    f"{failed} run(s) could not start (bad config or input, above): see "
+                    "error.txt in their directories",
+                    file=sys.stderr,
+                )
+                sys.exit(2)
             print(f"{failed} run(s) failed: see error.txt in their directories", file=sys.stderr)
             sys.exit(1)
 

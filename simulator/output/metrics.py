@@ -248,6 +248,9 @@ def summary(sim: Simulation) -> dict:
         "makespan": makespan,
         "span": span,
         "gpu_utilization": util,
+        "gpus_allocated_at_end": (
+            sim.gpus_held_at_end / sim.state.total_gpus if sim.state.total_gpus else None
+        ),
         "goodput": _goodput(sim),
         "restarts": int(jobs.restarts.sum()),
         "node_failures": int(sim.node_failures),

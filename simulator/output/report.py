@@ -57,8 +57,14 @@ METRICS = (
     ("p99_wait", "p99 wait", "time"),
     ("gpu_utilization", "GPU utilization (%)", "share"),
     ("makespan", "makespan", "time"),
+    ("gpus_allocated_at_end", "GPUs allocated at end (%)", "share"),
 )
 """Summary columns of the report table: (metric, header, kind of number).
+
+A column whose metric no run of the table has (every mean missing: JCTs when no job finished)
+is left out, and so are ``makespan`` when no job finished and ``gpus_allocated_at_end`` when
+every run ended with nothing running (it is the figure of runs cut by ``sim.until``, such as
+the FGD allocation experiment).
 
 Kinds (formats of :mod:`simulator.output.formats`): ``count`` (``1,234``), ``time`` (in the
 column's unit: seconds with one decimal, min, h or days with two), ``share`` (a percentage
@@ -170,7 +176,7 @@ def summary_table(
         for n, row in zip(stats["runs"], table.to_numpy(), strict=True)
     ]
     for metric, header, kind in METRICS:
-        if f"{metric}_mean" not in stats:
+        if not _shown(stats, metric):
             continue
         means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
         peak = float(means.max()) if means.notna().any() else 0.0
@@ -183,6 +189,19 @@ def summary_table(
             cells.append(cell)
         table[f"{header} ({unit})" if unit else header] = cells
     return table.reset_index(drop=True)
+
+
+def _shown(stats: pd.DataFrame, metric: str) -> bool:
+    """Whether the table gets ``metric``'s column (see :data:`METRICS`)."""
+    means = stats.get(f"{metric}_mean")
+    if means is None or not means.notna().any():
+        return False
+    if metric == "makespan":
+        finished = stats.get("jobs_finished_mean")
+        return finished is None or bool((finished.fillna(0) > 0).any())
+    if metric == "gpus_allocated_at_end":
+        return bool((means.fillna(0) > 0).any())
+    return True
 
 
 def status_line(runs: pd.DataFrame) -> str:
