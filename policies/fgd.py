@@ -170,6 +170,8 @@ class FgdPolicy(Policy):
             rng=view.rng,
             fixed_keys=self._fixed_keys(len(view.cluster.capacity)),
             num_jobs=jobs.n,
+            gpu_free=view.cluster.gpu_free,
+            num_classes=len(jobs.demands),
         )
 
     def compiled_finish(self, state: FgdPass) -> None:

@@ -12,7 +12,9 @@ next task is tried, as in the reference. ``gpu_clustering``'s per-node shape tag
 stop log.
 
 Cost per pass: the walk's, with one node scoring (``O(nodes)``, FGD ``O(nodes x task types)``)
-per class head tried.
+per class head tried. FGD keeps each node's costs per demand class
+(:class:`~policies.fragmentation.FgdMemo`) and recomputes them only for nodes whose GPUs or
+free CPU changed since: a check of ``O(GPUs per node)`` for the others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from policies.fragmentation import _fgd_select, _score_select
+from policies.fragmentation import _fgd_select, _fgd_select_memo, _score_select, new_fgd_memo
 from policies.gang import gang_walk
 from simulator.core.cluster import MILLI
 from simulator.core.hooks import PASS_DONE
@@ -47,7 +49,30 @@ def _fgd_place(es, ps, j):
         num = cl.free_full.shape[0]
         key = ps.rng.random(num) if ps.random_keys else ps.fixed_keys
         t = ps.types
-        if ps.fgd:
+        if ps.fgd and ps.memo_on:
+            node, slot, _ = _fgd_select_memo(
+                cl.free_full,
+                cl.gpu_free,
+                cl.cpu_free,
+                cl.mem_free,
+                cl.node_model,
+                cl.node_up,
+                n,
+                milli,
+                cpus,
+                mem,
+                mask,
+                t.gpus,
+                t.milli,
+                t.cpus,
+                t.mask,
+                t.pop,
+                key,
+                ps.integer_scores,
+                ja.cls[j],
+                ps.memo,
+            )
+        elif ps.fgd:
             node, slot, _ = _fgd_select(
                 cl.free_full,
                 cl.gpu_free,
@@ -177,6 +202,8 @@ class FgdPass(NamedTuple):
     state: np.ndarray  # int64[3]: running jobs after the last pass, stop-log entries taken in,
     # error code of a rejection
     rng: object  # the run's numpy.random.Generator
+    memo: object  # FgdMemo: FGD costs kept per node and demand class while the node is unchanged
+    memo_on: bool  # the memo is used (scoring "fgd" and small enough, see MEMO_LIMIT)
 
     kernel = _fgd_pass
     place = _fgd_place
@@ -186,6 +213,7 @@ class FgdPass(NamedTuple):
 def new_fgd_pass(gang, **kw) -> FgdPass:
     """An :class:`FgdPass` from the walk's state ``gang`` and the policy's settings."""
     n = kw.pop("num_jobs")
+    memo, used = new_fgd_memo(kw["gpu_free"], int(kw["num_classes"]))
     return FgdPass(
         gang,
         fgd=kw["fgd"],
@@ -206,4 +234,6 @@ def new_fgd_pass(gang, **kw) -> FgdPass:
         ttag=np.zeros(max(n, 1), dtype=np.int64),
         state=np.array([kw["seen_running"], 0, 0], dtype=np.int64),
         rng=kw["rng"],
+        memo=memo,
+        memo_on=bool(kw["fgd"]) and used,
     )

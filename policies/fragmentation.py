@@ -218,6 +218,67 @@ def _better(cost, key, best_cost, best_key, have):
     return cost <= best_cost + _TIE and key < best_key
 
 
+@jit_inline
+def _node_choices(
+    gpu_free,
+    cpu_free,
+    i,
+    model,
+    n_gpus,
+    milli,
+    cpus,
+    t_gpus,
+    t_milli,
+    t_cpus,
+    t_mask,
+    t_pop,
+    quantize,
+    row,
+    out_d,
+    out_slot,
+):
+    """The FGD costs of a task on node ``i``, in the order :func:`_fgd_select` weighs them.
+
+    Writes ``(fragmentation increase, GPU slot or -1)`` pairs into ``out_d``/``out_slot`` and
+    returns how many: a shared-GPU task has one per distinct free value of the node's GPUs
+    (the first slot of each), any other task one. They depend on the node's GPU row, its free
+    CPU, its model and the task only, so they can be kept while the node does not change.
+    """
+    base = _node_frag(gpu_free[i], cpu_free[i], model, t_gpus, t_milli, t_cpus, t_mask, t_pop)
+    left = cpu_free[i] - cpus
+    k = 0
+    if n_gpus > 0 and milli < MILLI:
+        for g in range(gpu_free.shape[1]):
+            v = gpu_free[i, g]
+            if v < milli:
+                continue
+            seen = False
+            for h in range(g):
+                if gpu_free[i, h] == v:
+                    seen = True
+                    break
+            if seen:
+                continue  # same free value: same fragmentation
+            row[:] = gpu_free[i]
+            row[g] = v - milli
+            d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
+            out_d[k] = _fgd_int_cost(d) if quantize else d
+            out_slot[k] = g
+            k += 1
+        return k
+    row[:] = gpu_free[i]
+    if n_gpus > 0:
+        taken = 0
+        for g in range(gpu_free.shape[1]):
+            if taken < n_gpus and row[g] == MILLI:
+                row[g] = 0
+                taken += 1
+    d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
+    out_d[0] = _fgd_int_cost(d) if quantize else d
+    out_slot[0] = -1
+    return 1
+
+
 @jit
 def _fgd_select(
     free_full,
@@ -241,7 +302,10 @@ def _fgd_select(
 ):
     """(node, GPU slot or -1, fragmentation increase) of the FGD choice; node -1 if none fits."""
     best, best_slot, best_d, best_key = -1, -1, 0.0, 0.0
-    row = np.empty(gpu_free.shape[1], dtype=gpu_free.dtype)
+    g_count = gpu_free.shape[1]
+    row = np.empty(g_count, dtype=gpu_free.dtype)
+    cd = np.empty(max(g_count, 1), dtype=np.float64)
+    cs = np.empty(max(g_count, 1), dtype=np.int64)
     for i in range(gpu_free.shape[0]):
         if not _fits_node(
             i,
@@ -258,41 +322,155 @@ def _fgd_select(
             type_mask,
         ):
             continue
-        model = node_model[i]
-        base = _node_frag(gpu_free[i], cpu_free[i], model, t_gpus, t_milli, t_cpus, t_mask, t_pop)
-        left = cpu_free[i] - cpus
-        if n_gpus > 0 and milli < MILLI:
-            for g in range(gpu_free.shape[1]):
-                v = gpu_free[i, g]
-                if v < milli:
-                    continue
-                seen = False
-                for h in range(g):
-                    if gpu_free[i, h] == v:
-                        seen = True
-                        break
-                if seen:
-                    continue  # same free value: same fragmentation
-                row[:] = gpu_free[i]
-                row[g] = v - milli
-                d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
-                if quantize:
-                    d = _fgd_int_cost(d)
-                if _better(d, tiebreak[i], best_d, best_key, best >= 0):
-                    best, best_slot, best_d, best_key = i, g, d, tiebreak[i]
+        k = _node_choices(
+            gpu_free,
+            cpu_free,
+            i,
+            node_model[i],
+            n_gpus,
+            milli,
+            cpus,
+            t_gpus,
+            t_milli,
+            t_cpus,
+            t_mask,
+            t_pop,
+            quantize,
+            row,
+            cd,
+            cs,
+        )
+        for c in range(k):
+            if _better(cd[c], tiebreak[i], best_d, best_key, best >= 0):
+                best, best_slot, best_d, best_key = i, cs[c], cd[c], tiebreak[i]
+    return best, best_slot, best_d
+
+
+class FgdMemo(NamedTuple):
+    """Kept FGD costs per (node, demand class), valid while the node's state is unchanged.
+
+    ``snap``/``snap_cpu`` hold each node's GPU row and free CPU when its costs were last
+    computed; ``epoch[i]`` counts the changes seen; a class's entry of node ``i`` is valid
+    when ``entry_epoch[i, c] == epoch[i]``. Built by :func:`new_fgd_memo`.
+    """
+
+    snap: np.ndarray  # gpu_free dtype [nodes, G]: the state the entries were computed on
+    snap_cpu: np.ndarray  # float64[nodes]
+    epoch: np.ndarray  # int64[nodes]
+    entry_epoch: np.ndarray  # int64[nodes, classes] (-1: never computed)
+    count: np.ndarray  # int64[nodes, classes]: choices kept
+    d: np.ndarray  # float64[nodes, classes, G]: their costs
+    slot: np.ndarray  # int64[nodes, classes, G]: their GPU slots (-1: whole GPUs)
+
+
+MEMO_LIMIT = 1 << 23
+"""Largest nodes x classes x GPUs per node kept by :class:`FgdMemo` (about 130 MB); above it
+the compiled FGD pass scores every node afresh at each placement (same choices)."""
+
+
+def new_fgd_memo(gpu_free: np.ndarray, num_classes: int) -> tuple[FgdMemo, bool]:
+    """An empty :class:`FgdMemo` for this cluster and trace, and whether it is used.
+
+    Above :data:`MEMO_LIMIT` the memo is empty (no node, no class) and not used.
+    """
+    nodes, g_count = gpu_free.shape
+    g_count = max(g_count, 1)
+    used = nodes * max(num_classes, 1) * g_count <= MEMO_LIMIT
+    if not used:
+        nodes, num_classes = 0, 0
+    shape = (nodes, max(num_classes, 1))
+    return FgdMemo(
+        snap=np.full((nodes, gpu_free.shape[1]), -2, dtype=gpu_free.dtype),
+        snap_cpu=np.full(nodes, np.nan),
+        epoch=np.zeros(nodes, dtype=np.int64),
+        entry_epoch=np.full(shape, -1, dtype=np.int64),
+        count=np.zeros(shape, dtype=np.int64),
+        d=np.zeros((*shape, g_count), dtype=np.float64),
+        slot=np.zeros((*shape, g_count), dtype=np.int64),
+    ), used
+
+
+@jit
+def _fgd_select_memo(
+    free_full,
+    gpu_free,
+    cpu_free,
+    mem_free,
+    node_model,
+    node_up,
+    n_gpus,
+    milli,
+    cpus,
+    mem,
+    type_mask,
+    t_gpus,
+    t_milli,
+    t_cpus,
+    t_mask,
+    t_pop,
+    tiebreak,
+    quantize,
+    cls,
+    memo,
+):
+    """:func:`_fgd_select` for a task of demand class ``cls``, reusing ``memo``'s costs.
+
+    The same comparisons in the same order, on costs recomputed only for nodes whose GPU row
+    or free CPU changed since the class's entry was made: the same choice.
+    """
+    best, best_slot, best_d, best_key = -1, -1, 0.0, 0.0
+    g_count = gpu_free.shape[1]
+    row = np.empty(g_count, dtype=gpu_free.dtype)
+    for i in range(gpu_free.shape[0]):
+        if not _fits_node(
+            i,
+            free_full,
+            gpu_free,
+            cpu_free,
+            mem_free,
+            node_model,
+            node_up,
+            n_gpus,
+            milli,
+            cpus,
+            mem,
+            type_mask,
+        ):
             continue
-        row[:] = gpu_free[i]
-        if n_gpus > 0:
-            taken = 0
-            for g in range(gpu_free.shape[1]):
-                if taken < n_gpus and row[g] == MILLI:
-                    row[g] = 0
-                    taken += 1
-        d = _node_frag(row, left, model, t_gpus, t_milli, t_cpus, t_mask, t_pop) - base
-        if quantize:
-            d = _fgd_int_cost(d)
-        if _better(d, tiebreak[i], best_d, best_key, best >= 0):
-            best, best_slot, best_d, best_key = i, -1, d, tiebreak[i]
+        same = memo.snap_cpu[i] == cpu_free[i]
+        if same:
+            for g in range(g_count):
+                if memo.snap[i, g] != gpu_free[i, g]:
+                    same = False
+                    break
+        if not same:
+            memo.snap[i, :] = gpu_free[i]
+            memo.snap_cpu[i] = cpu_free[i]
+            memo.epoch[i] += 1
+        if memo.entry_epoch[i, cls] != memo.epoch[i]:
+            memo.count[i, cls] = _node_choices(
+                gpu_free,
+                cpu_free,
+                i,
+                node_model[i],
+                n_gpus,
+                milli,
+                cpus,
+                t_gpus,
+                t_milli,
+                t_cpus,
+                t_mask,
+                t_pop,
+                quantize,
+                row,
+                memo.d[i, cls],
+                memo.slot[i, cls],
+            )
+            memo.entry_epoch[i, cls] = memo.epoch[i]
+        for c in range(memo.count[i, cls]):
+            d = memo.d[i, cls, c]
+            if _better(d, tiebreak[i], best_d, best_key, best >= 0):
+                best, best_slot, best_d, best_key = i, memo.slot[i, cls, c], d, tiebreak[i]
     return best, best_slot, best_d
 
 
