@@ -34,6 +34,7 @@ import pandas as pd
 
 from experiments import _cli
 from simulator.core.engine import Simulation
+from simulator.output import formats as fmt
 from simulator.output import metrics
 from traces.philly import load as load_philly
 
@@ -69,12 +70,20 @@ COLUMNS = {
 }
 
 
-def _num(v: float) -> str:
-    return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+def _cell(key: str, v: float) -> str:
+    """A detail-table cell in the simulator's number format (simulator.output.formats)."""
+    if key == "preemptions":
+        return fmt.count(v)
+    if key == "gpu_utilization":
+        return fmt.share(v)
+    if key == "wall_seconds":
+        return f"{v:,.2f}"
+    return f"{v:,.0f}"
 
 
 def _change(v: float, base: float) -> str:
-    return f"{(v / base - 1) * 100:+.1f} %".replace("-", "\u2212")
+    pct = round((v / base - 1) * 100, 1)
+    return "0.0 %" if pct == 0 else f"{pct:+.1f} %".replace("-", "\u2212")
 
 
 def detail_table(rows: list[dict]) -> str:
@@ -84,7 +93,7 @@ def detail_table(rows: list[dict]) -> str:
     out = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     for r in rows:
         cells = [r["policy"], *([_change(r["avg_jct"], base)] if base else [])]
-        cells += [f"{r[k]:,}" if k == "preemptions" else _num(r[k]) for k in COLUMNS]
+        cells += [_cell(k, r[k]) for k in COLUMNS]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
