@@ -5,6 +5,7 @@ See ``docs/serving.md`` for the model, the formulas and the configuration.
 
 from simulator.models.serving.autoscaler import Autoscaler, Observation
 from simulator.models.serving.model import MODELS, ModelSpec, kv_capacity_tokens, model_spec
+from simulator.models.serving.prefix_cache import PrefixCache
 from simulator.models.serving.requests import (
     AzureRequests,
     MooncakeRequests,
@@ -16,6 +17,7 @@ from simulator.models.serving.requests import (
 from simulator.models.serving.router import (
     JoinShortestQueue,
     LeastOutstanding,
+    PrefixAffinity,
     RoundRobin,
     make_router,
 )
@@ -32,6 +34,8 @@ __all__ = [
     "MooncakeRequests",
     "NoServing",
     "Observation",
+    "PrefixAffinity",
+    "PrefixCache",
     "PrefixRequestStream",
     "RequestStream",
     "RooflineStepTime",

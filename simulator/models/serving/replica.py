@@ -31,11 +31,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simulator.models.serving.prefix_cache import PrefixCache
+
 if TYPE_CHECKING:
     from simulator.models.serving.service import ServiceRun
 
 __all__ = [
     "Replica",
+    "CachingReplica",
     "DORMANT",
     "PENDING",
     "LOADING",
@@ -75,6 +78,7 @@ class Replica:
         self.chunked = svc.chunked_prefill
         self.prompt = run.prompt
         self.output = run.output
+        self.footprint = run.footprint
         self.state = DORMANT
         self.run_start = np.nan
         self.epoch = -1
@@ -116,7 +120,7 @@ class Replica:
             self._cut()
 
     def _fits(self, r: int) -> bool:
-        need = self.prompt[r] + self.output[r]
+        need = self.footprint[r]
         return len(self.ids) < self.max_batch and self.kv_used + need <= self.kv_capacity
 
     def _cut(self) -> None:
@@ -186,7 +190,7 @@ class Replica:
             self.out.append(int(self.output[r]))
             self.ctx.append(0)
             self.prefilling += 1
-            self.kv_used += p + int(self.output[r])
+            self.kv_used += int(self.footprint[r])
             run.admitted(r, now, self)
 
     def _plan(self, n: int) -> tuple[list[tuple[int, int]], int, int]:
@@ -254,10 +258,83 @@ class Replica:
         for i, o in enumerate(self.out):
             if o == 0:
                 r = self.ids[i]
-                self.kv_used -= int(self.prompt[r] + self.output[r])
+                self.kv_used -= int(self.footprint[r])
                 self.served += 1
                 run.finished(r, now, self)
         self.ids = [self.ids[i] for i in keep]
         self.pre = [self.pre[i] for i in keep]
         self.out = [self.out[i] for i in keep]
         self.ctx = [self.ctx[i] for i in keep]
+
+
+class CachingReplica(Replica):
+    """A replica with prefix caching (:class:`~simulator.models.serving.prefix_cache.PrefixCache`).
+
+    KV memory holds the cached blocks (``block_tokens`` tokens each, pinned by running
+    requests or evictable) and, per running request, ``footprint`` tokens outside its blocks
+    (its output tokens, and prompt tokens beyond its last block). A request fits when the
+    batch has room and its footprint plus the blocks it adds or pins fit in the KV capacity
+    left after the other running requests and the pinned blocks (evictable blocks give way,
+    least recently released first). Its prefill skips the leading cached blocks, at most
+    ``prompt - 1`` tokens: the last prompt token is always computed (it yields the first output
+    token's logits; vLLM does the same on a full hit). A lost replica loses its cache.
+    """
+
+    def __init__(self, run: ServiceRun, slot: int, job: int) -> None:
+        self.block_tokens = run.block_tokens
+        self.blocks = run.blocks
+        self.cache: PrefixCache | None = None
+        self.evicted_before = 0
+        super().__init__(run, slot, job)
+
+    def _reset(self) -> None:
+        super()._reset()
+        if self.cache is not None:
+            self.evicted_before += self.cache.evicted
+        self.cache = PrefixCache(self.block_tokens)
+
+    @property
+    def evicted(self) -> int:
+        """Blocks evicted on this replica (over all its placements)."""
+        return self.evicted_before + self.cache.evicted
+
+    def cached_prefix(self, r: int) -> int:
+        """Leading blocks of request ``r`` this replica has cached now."""
+        return self.cache.hits(self.blocks(r))
+
+    def _room(self, extra: int = 0) -> int:
+        """Blocks the cache may hold next to the running requests' footprints (+ ``extra``)."""
+        return (self.kv_capacity - self.kv_used - extra) // self.block_tokens
+
+    def _fits(self, r: int) -> bool:
+        if len(self.ids) >= self.max_batch:
+            return False
+        own = int(self.footprint[r])
+        cache = self.cache
+        return cache.cost(self.blocks(r)) <= cache.free(self._room(own))
+
+    def _admit(self, now: float) -> None:
+        waiting, run, cache, b = self.waiting, self.run, self.cache, self.block_tokens
+        while waiting and self._fits(waiting[0]):
+            r = waiting.popleft()
+            own = int(self.footprint[r])
+            blocks = self.blocks(r)
+            hit = cache.acquire(blocks, self._room(own))
+            p = int(self.prompt[r])
+            saved = min(hit * b, p - 1)
+            self.ids.append(r)
+            self.pre.append(p - saved)
+            self.out.append(int(self.output[r]))
+            self.ctx.append(saved)
+            self.prefilling += 1
+            self.kv_used += own
+            self.work_tokens -= saved
+            run.cache_hit(r, hit, saved)
+            run.admitted(r, now, self)
+
+    def _finish_done(self, now: float) -> None:
+        cache = self.cache
+        for i, o in enumerate(self.out):
+            if o == 0:
+                cache.release(self.blocks(self.ids[i]))
+        super()._finish_done(now)
