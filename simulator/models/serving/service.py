@@ -45,6 +45,7 @@ from simulator.models.serving.replica import (
     READY,
     STOPPED,
     CachingReplica,
+    PreemptingReplica,
     Replica,
 )
 from simulator.models.serving.requests import PrefixRequestStream, RequestStream
@@ -111,6 +112,10 @@ class Service:
         prefix_cache: cache KV blocks by prefix hash on every replica (LRU eviction, in the
             KV memory left after weights); needs requests with block hashes
             (:class:`~simulator.models.serving.requests.PrefixRequestStream`).
+        kv_preemption: reserve KV per step (prompt + tokens generated so far) and, when the
+            cache is full, preempt the newest running request and recompute it later (vLLM's
+            default); False = reserve the whole sequence (prompt + output) at admission, no
+            preemption. Not combined with ``prefix_cache`` yet.
         replicas: fixed replica count when ``autoscaler`` is None.
         autoscaler: an :class:`~simulator.models.serving.autoscaler.Autoscaler`, or None.
         replica_slots: dormant replica rows to append (None = ``replicas``, or 4 x
@@ -142,6 +147,7 @@ class Service:
         router: str = "least_outstanding",
         affinity_load_cap: float = 2.0,
         prefix_cache: bool = False,
+        kv_preemption: bool = False,
         replicas: int = 1,
         autoscaler: Autoscaler | None = None,
         replica_slots: int | None = None,
@@ -158,6 +164,10 @@ class Service:
         make_router(router)  # fail early on a typo
         if router == "prefix_affinity" and not prefix_cache:
             raise ValueError(f"service {name!r}: router prefix_affinity needs prefix_cache: true")
+        if prefix_cache and kv_preemption:
+            raise ValueError(
+                f"service {name!r}: prefix_cache with kv_preemption is not supported yet"
+            )
         if not affinity_load_cap >= 1:
             raise ValueError(f"service {name!r}: affinity_load_cap must be >= 1")
         self.name = str(name)
@@ -180,6 +190,7 @@ class Service:
         self.router = router
         self.affinity_load_cap = float(affinity_load_cap)
         self.prefix_cache = bool(prefix_cache)
+        self.kv_preemption = bool(kv_preemption)
         self.replicas, self.autoscaler = int(replicas), autoscaler
         if replica_slots is None:
             replica_slots = self.replicas if autoscaler is None else 4 * autoscaler.max_replicas
@@ -388,10 +399,17 @@ class ServiceRun:
         self.footprint = self.kv_need = self.prompt + self.output
         """KV tokens a running request holds (outside cached blocks), and in all."""
         self.cache_hits: tuple[np.ndarray, np.ndarray] | None = None
+        self.kv_preemptions: np.ndarray | None = None
         kind = Replica
         if service.prefix_cache:
             kind = CachingReplica
             self._cache_setup(s)
+        elif service.kv_preemption:
+            kind = PreemptingReplica
+            self.generated = np.zeros(n, np.int64)
+            """Output tokens a preempted request had generated (recomputed on readmission)."""
+            self.kv_preemptions = np.zeros(n, np.int32)
+            self.recomputed_tokens = 0
         self.replicas = [kind(self, k, j) for k, j in enumerate(_slot_jobs(sim, prepared))]
         self.routable: list[Replica] = []
         self.pending: deque[int] = deque()
@@ -441,6 +459,14 @@ class ServiceRun:
         self.cache_hits[1][r] = tokens
         if blocks:
             self.log(r, f"cache_hit {blocks} blocks {tokens} tokens")
+
+    def kv_preempted(self, r: int, tokens: int) -> None:
+        """Request ``r`` was preempted (KV full), losing ``tokens`` cached tokens; it requeues."""
+        self.kv_preemptions[r] += 1
+        self.recomputed_tokens += int(tokens)
+        self._touch()
+        self.queued += 1
+        self.log(r, "kv_preempt")
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, delay: float, fn, priority: int, value: object = None) -> None:
@@ -785,9 +811,11 @@ class ServiceRun:
         many = out > 1
         tpot[many] = (self.end[many] - self.first[many]) / (out[many] - 1)
         ttft = self.first - self.arrival
-        cache = {}
+        extra = {}  # columns of the optional mechanisms (none by default)
         if self.cache_hits is not None:
-            cache = {"cached_blocks": self.cache_hits[0], "cached_tokens": self.cache_hits[1]}
+            extra = {"cached_blocks": self.cache_hits[0], "cached_tokens": self.cache_hits[1]}
+        if self.kv_preemptions is not None:
+            extra = {"kv_preemptions": self.kv_preemptions}
         return pd.DataFrame(
             {
                 "service": self.service.name,
@@ -805,7 +833,7 @@ class ServiceRun:
                 "status": REQUEST_STATUS[self.status],
                 "restarts": self.restarts,
                 "slo_met": self.slo_met(ttft, tpot),
-                **cache,
+                **extra,
             }
         )
 
@@ -877,6 +905,10 @@ def _summary(run: ServiceRun, f: pd.DataFrame) -> dict:
     out["kv_capacity_tokens"] = int(run.kv_capacity)
     if run.cache_hits is not None:
         out["prefix_cache"] = _cache_summary(run, f)
+    if run.kv_preemptions is not None:
+        out["kv_preemptions"] = int(run.kv_preemptions.sum())
+        out["kv_preempted_requests"] = int((run.kv_preemptions > 0).sum())
+        out["recomputed_tokens"] = int(run.recomputed_tokens)
     out["request_report"] = run.report
     return out
 
