@@ -18,7 +18,10 @@ from simulator.models.serving import (
     PrefixRequestStream,
     RequestStream,
     Service,
+    SharedPrefix,
+    SyntheticRequests,
     TableStepTime,
+    TokenDist,
 )
 
 CLUSTER = ClusterSpec.homogeneous(1, 8, "H100")
@@ -229,3 +232,20 @@ def test_affinity_routes_repeated_prefixes_to_the_replica_that_cached_them():
     rr = svc.tables(sim)["requests"]
     assert list(rr["replica"]) == [0, 1] * (n // 2)
     assert rr["cached_blocks"].sum() < f["cached_blocks"].sum()
+
+
+# ---------------------------------------------------------------------------------- synthetic
+def test_shared_prefix_model_gives_group_blocks_and_unbounded_hits_match():
+    model = SharedPrefix(groups=3, tokens=1100, block_tokens=512, zipf=1.0)
+    req = SyntheticRequests(5.0, 200, prompt=TokenDist("uniform", high=3000), prefix=model)
+    stream = req.load()
+    plain = SyntheticRequests(5.0, 200, prompt=TokenDist("uniform", high=3000)).load()
+    np.testing.assert_array_equal(stream.prompt_tokens, plain.prompt_tokens)  # same lengths
+    np.testing.assert_array_equal(stream.num_blocks, -(-stream.prompt_tokens // 512))
+    shared = {tuple(stream.blocks(i)[:2]) for i in range(200) if stream.prompt_tokens[i] >= 1024}
+    assert shared == {(0, 1), (2, 3), (4, 5)}  # 2 whole blocks of 1,100 tokens per group
+    short = [i for i in range(200) if stream.prompt_tokens[i] < 512]
+    assert all(stream.blocks(i)[0] >= 6 for i in short)  # a partial block is a request's own
+    assert_hits_match_hash_ids(stream)
+    with pytest.raises(ValueError, match="shared prefix: need groups >= 1"):
+        SharedPrefix(groups=0)

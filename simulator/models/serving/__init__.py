@@ -11,6 +11,7 @@ from simulator.models.serving.requests import (
     MooncakeRequests,
     PrefixRequestStream,
     RequestStream,
+    SharedPrefix,
     SyntheticRequests,
     TokenDist,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "Service",
     "ServiceRun",
     "ServingGroup",
+    "SharedPrefix",
     "StepTime",
     "SyntheticRequests",
     "TableStepTime",
