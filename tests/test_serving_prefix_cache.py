@@ -1,6 +1,7 @@
 """Prefix caching: the block cache, exact hit counts against hash_ids, one cache hit's log."""
 
 import os
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from conftest import simulate
 
 from policies.fifo import FifoPolicy
 from simulator.core.cluster import ClusterSpec
+from simulator.core.gpus import gpu_spec
 from simulator.models.serving import (
     ModelSpec,
     MooncakeRequests,
@@ -17,6 +19,7 @@ from simulator.models.serving import (
     PrefixCache,
     PrefixRequestStream,
     RequestStream,
+    RooflineStepTime,
     Service,
     SharedPrefix,
     SyntheticRequests,
@@ -249,3 +252,92 @@ def test_shared_prefix_model_gives_group_blocks_and_unbounded_hits_match():
     assert_hits_match_hash_ids(stream)
     with pytest.raises(ValueError, match="shared prefix: need groups >= 1"):
         SharedPrefix(groups=0)
+
+
+def naive_caching(stream, step, max_batch, max_tokens, cap):
+    """One event per iteration, chunked prefill, an LRU block cache in lists (reference twin)."""
+    arrival, prompt, output = stream.arrival, stream.prompt_tokens, stream.output_tokens
+    b_tok = stream.block_tokens
+    n = len(arrival)
+    first, end, hits = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, np.int64)
+    pins, lru = {}, []  # block -> running requests holding it; unpinned blocks, oldest first
+    waiting, batch = deque(), []  # [request, prefill left, output left, ctx]
+    t, i, own_used = 0.0, 0, 0
+    while i < n or waiting or batch:
+        if not waiting and not batch:
+            t = max(t, arrival[i])
+        while i < n and arrival[i] <= t:
+            waiting.append(i)
+            i += 1
+        while waiting and len(batch) < max_batch:
+            r = waiting[0]
+            blocks = list(stream.blocks(r))
+            own = int(output[r] + max(0, prompt[r] - b_tok * len(blocks)))
+            room = (cap - own_used - own) // b_tok
+            cost = len({h for h in blocks if pins.get(h, 0) == 0})
+            if cost > room - len(pins) + len(lru):
+                break
+            waiting.popleft()
+            hit = 0
+            while hit < len(blocks) and blocks[hit] in pins:
+                hit += 1
+            for h in blocks:
+                if pins.get(h) == 0:
+                    lru.remove(h)
+                pins[h] = pins.get(h, 0) + 1
+            while len(pins) > room:
+                del pins[lru.pop(0)]
+            own_used += own
+            saved = min(hit * b_tok, int(prompt[r]) - 1)
+            hits[r] = hit
+            batch.append([r, int(prompt[r]) - saved, int(output[r]), saved, own])
+        decoders = [b for b in batch if b[1] == 0]
+        budget = max_tokens - len(decoders)
+        chunks, prefill = [], 0
+        for b in batch:
+            if b[1] and budget > 0:
+                c = min(b[1], budget)
+                chunks.append((b, c))
+                prefill += c
+                budget -= c
+        kv = sum(b[3] for b in decoders) + sum(b[3] for b, _ in chunks)
+        t += step.step(prefill, len(decoders), kv)
+        for b in decoders:
+            b[2] -= 1
+            b[3] += 1
+        for b, c in chunks:
+            b[1] -= c
+            b[3] += c
+            if b[1] == 0:
+                b[2] -= 1
+                b[3] += 1
+                first[b[0]] = t
+        for b in [b for b in batch if b[2] == 0]:
+            end[b[0]] = t
+            own_used -= b[4]
+            for h in reversed(list(stream.blocks(b[0]))):
+                pins[h] -= 1
+                if pins[h] == 0:
+                    lru.append(h)
+            batch.remove(b)
+    return first, end, hits
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_caching_replica_matches_one_event_per_iteration(seed):
+    n = 200  # at most 5 blocks of 128 + 200 outputs: every request fits the ~1,000 KV tokens
+    model = SharedPrefix(groups=5, tokens=600, block_tokens=128, zipf=1.0)
+    lengths = dict(prompt=TokenDist("uniform", low=1, high=600),
+                   output=TokenDist("geometric", 40, high=200))  # fmt: skip
+    stream = SyntheticRequests(8.0, n, seed=seed, prefix=model, **lengths).load()
+    tiny = ModelSpec("tiny", 1e9, layers=1, kv_heads=1, head_dim=250_000)  # ~1,000 KV tokens
+    step = RooflineStepTime(tiny, gpu_spec("H100"), 1)
+    kw = dict(model=tiny, gpu_memory_utilization=3 / 80, max_batch_size=6, max_batched_tokens=512)
+    svc, sim, run = serve(stream, step_time=step, **kw)
+    first, end, hits = naive_caching(stream, step, 6, 512, run.kv_capacity)
+    f = svc.tables(sim)["requests"]
+    assert svc.summary(sim)["serving"]["llm"]["prefix_cache"]["evicted_blocks"] > 0
+    assert f["status"].eq("finished").all() and hits.sum() > 0
+    np.testing.assert_array_equal(f["cached_blocks"], hits)
+    np.testing.assert_allclose(run.first, first, rtol=1e-9)
+    np.testing.assert_allclose(run.end, end, rtol=1e-9)
