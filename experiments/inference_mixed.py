@@ -4,6 +4,7 @@ Usage::
 
     python -m experiments.inference_mixed [--shared DIR] [--scales 1 2 4] [--markdown FILE]
     python -m experiments.inference_mixed --bench      # 1M requests, 1,000 GPUs, with training
+    python -m experiments.inference_mixed --bench --bench-prefix-cache   # the same, cache on
 
 The Azure LLM conversation trace (19,366 requests over an hour, 2023) is served by an
 autoscaled Llama-2-70B service (4 x H100 per replica, roofline step times, 2-minute model
@@ -19,6 +20,8 @@ training alone. Prints a Markdown table and wall times (about 6 s in all, 2 core
 "Results: inference next to training"); with ``--bench`` (about 50 s) its row goes between the
 ``inference_mixed_bench`` markers instead. Needs ``DIR/philly-pollux/philly.csv`` and (not for
 ``--bench``) ``DIR/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv``.
+``--bench-prefix-cache`` gives the benchmark's prompts a shared-prefix model (64 groups of
+1,024 tokens, Zipf 1) and turns prefix caching on.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from simulator.models.serving import (
     Autoscaler,
     AzureRequests,
     Service,
+    SharedPrefix,
     SyntheticRequests,
     TokenDist,
 )
@@ -45,13 +49,15 @@ from traces import philly
 
 NAME = "inference_mixed"
 BENCH_NAME = "inference_mixed_bench"
+BENCH_PREFIX_NAME = "inference_mixed_bench_prefix"
 """Markers of the ``--bench`` table (the experiment's own are ``inference_mixed``)."""
 Priority = PriorityPolicy
 SIM = {"checkpoint_interval": 1800.0, "restart_overhead": 60.0}
 
 
-def chat_service(requests, max_replicas: int = 16) -> Service:
+def chat_service(requests, max_replicas: int = 16, prefix_cache: bool = False) -> Service:
     return Service(
+        prefix_cache=prefix_cache,
         name="chat",
         model="llama-2-70b",
         gpu_type="H100",
@@ -167,7 +173,11 @@ BENCH_HEADER = (
 )
 
 
-def bench(philly_csv: Path, n: int) -> tuple[str, str]:
+BENCH_PREFIX = SharedPrefix(groups=64, tokens=1024, block_tokens=512, zipf=1.0)
+"""Shared-prefix model of the benchmark's prompts with ``--bench-prefix-cache``."""
+
+
+def bench(philly_csv: Path, n: int, prefix_cache: bool = False) -> tuple[str, str]:
     """Requests on 125 x 8 H100 next to a day of Philly training compressed 8x: row, setup."""
     training = load_training(philly_csv, 8.0)
     cluster = ClusterSpec.homogeneous(125, 8, "H100", nodes_per_rack=16)
@@ -178,8 +188,9 @@ def bench(philly_csv: Path, n: int) -> tuple[str, str]:
         cv=2.0,
         prompt=TokenDist("lognormal", 1024, 1.0, high=8192),
         output=TokenDist("lognormal", 200, 1.0, high=2048),
+        prefix=BENCH_PREFIX if prefix_cache else None,
     )
-    service = chat_service(requests, max_replicas=64)
+    service = chat_service(requests, max_replicas=64, prefix_cache=prefix_cache)
     r = run(training, cluster, service)
     row = (
         f"| {r['requests']:,} | {r['span_s']:,.0f} | {len(training):,} | {cluster.describe()} | "
@@ -193,6 +204,13 @@ def bench(philly_csv: Path, n: int) -> tuple[str, str]:
         f"the experiment) on {cluster.describe()} next to the {len(training):,} Philly jobs "
         f"(`{philly_csv.name}`) of {DAY[0][:10]}, arrivals compressed 8x; policy `priority`."
     )
+    if prefix_cache:
+        pc = r["prefix_cache"]
+        config += (
+            f" Prefix caching on: prompts share a prefix ({BENCH_PREFIX.groups} groups of "
+            f"{BENCH_PREFIX.tokens:,} tokens, Zipf {BENCH_PREFIX.zipf:g}); block hit ratio "
+            f"{pc['block_hit_ratio']:.3f}, prefill tokens saved {pc['token_hit_ratio']:.1%}."
+        )
     return BENCH_HEADER + "\n" + row, config
 
 
@@ -207,14 +225,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--bench", action="store_true", help="run the 1M-request benchmark instead")
     p.add_argument("--bench-requests", type=_cli.positive_int, default=1_000_000)
+    p.add_argument(
+        "--bench-prefix-cache",
+        action="store_true",
+        help="with --bench: shared-prefix prompts and prefix caching on",
+    )
     args = p.parse_args(argv)
-    _cli.check_markdown(p, args, BENCH_NAME if args.bench else NAME)
+    bench_name = BENCH_PREFIX_NAME if args.bench_prefix_cache else BENCH_NAME
+    if args.bench_prefix_cache and not args.bench:
+        p.error("--bench-prefix-cache needs --bench")
+    _cli.check_markdown(p, args, bench_name if args.bench else NAME)
     shared = _cli.shared_dir(args)
     philly_csv = _cli.need(shared / "philly-pollux" / "philly.csv", "the Pollux Philly table")
     t0 = time.perf_counter()
     if args.bench:
-        result, config = bench(philly_csv, args.bench_requests)
-        name = BENCH_NAME
+        result, config = bench(philly_csv, args.bench_requests, args.bench_prefix_cache)
+        name = bench_name
     else:
         conv = _cli.need(
             shared / "azure-llm-inference-2023" / "AzureLLMInferenceTrace_conv.csv",

@@ -25,6 +25,7 @@ SCRIPTS = [
     "memory_limits",
     "mooncake_reuse",
     "philly_policies",
+    "prefix_routing",
     "replay_real",
     "trace_loading",
 ]
@@ -118,6 +119,7 @@ def test_bad_option_is_a_usage_error(name, capsys):
         ("inference_mixed", [], "philly-pollux/philly.csv"),
         ("inference_mixed", ["--bench"], "philly-pollux/philly.csv"),
         ("mooncake_reuse", [], "mooncake-fast25/conversation_trace.jsonl"),
+        ("prefix_routing", [], "mooncake-fast25/conversation_trace.jsonl"),
         ("trace_loading", ["--philly", "{empty}/philly.csv", "--jobs", "10"], "philly.csv"),
     ],
 )
@@ -323,6 +325,24 @@ def test_mooncake_reuse_markdown(tmp_path, shared):
     body = block(path, "mooncake_reuse")
     assert "Traces: `conversation_trace.jsonl` (Mooncake, FAST'25)" in body
     assert "| conversation_trace | 300 | 4,269,971 | 345,966 | 8.1 % | 8.0 % | 0 | 40 % |" in body
+
+
+def test_prefix_routing_markdown(tmp_path, shared):
+    path = doc(tmp_path, "prefix_routing")
+    argv = ["--shared", str(shared), "--replicas", "2", "--load-caps", "2"]
+    assert run("prefix_routing", [*argv, "--markdown", str(path)]) == 0
+    body = block(path, "prefix_routing")
+    assert "`conversation_trace.jsonl` (Mooncake, FAST'25): 300 requests" in body
+    rows = [ln for ln in body.splitlines() if ln.startswith("| ")][1:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| least_outstanding",
+        "| round_robin",
+        "| least_outstanding",
+        "| jsq",
+        "| prefix_affinity (cap 2)",
+        "| one unbounded cache (hash_ids)",
+    ]
+    assert rows[-1].startswith("| one unbounded cache (hash_ids) | - | 0.080 |")  # 676 / 8,490
 
 
 def test_trace_loading_markdown(tmp_path):

@@ -5,17 +5,20 @@ See ``docs/serving.md`` for the model, the formulas and the configuration.
 
 from simulator.models.serving.autoscaler import Autoscaler, Observation
 from simulator.models.serving.model import MODELS, ModelSpec, kv_capacity_tokens, model_spec
+from simulator.models.serving.prefix_cache import PrefixCache
 from simulator.models.serving.requests import (
     AzureRequests,
     MooncakeRequests,
     PrefixRequestStream,
     RequestStream,
+    SharedPrefix,
     SyntheticRequests,
     TokenDist,
 )
 from simulator.models.serving.router import (
     JoinShortestQueue,
     LeastOutstanding,
+    PrefixAffinity,
     RoundRobin,
     make_router,
 )
@@ -32,6 +35,8 @@ __all__ = [
     "MooncakeRequests",
     "NoServing",
     "Observation",
+    "PrefixAffinity",
+    "PrefixCache",
     "PrefixRequestStream",
     "RequestStream",
     "RooflineStepTime",
@@ -39,6 +44,7 @@ __all__ = [
     "Service",
     "ServiceRun",
     "ServingGroup",
+    "SharedPrefix",
     "StepTime",
     "SyntheticRequests",
     "TableStepTime",

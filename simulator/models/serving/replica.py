@@ -31,11 +31,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simulator.models.serving.prefix_cache import PrefixCache
+
 if TYPE_CHECKING:
     from simulator.models.serving.service import ServiceRun
 
 __all__ = [
     "Replica",
+    "CachingReplica",
+    "PreemptingReplica",
     "DORMANT",
     "PENDING",
     "LOADING",
@@ -75,6 +79,7 @@ class Replica:
         self.chunked = svc.chunked_prefill
         self.prompt = run.prompt
         self.output = run.output
+        self.footprint = run.footprint
         self.state = DORMANT
         self.run_start = np.nan
         self.epoch = -1
@@ -116,7 +121,7 @@ class Replica:
             self._cut()
 
     def _fits(self, r: int) -> bool:
-        need = self.prompt[r] + self.output[r]
+        need = self.footprint[r]
         return len(self.ids) < self.max_batch and self.kv_used + need <= self.kv_capacity
 
     def _cut(self) -> None:
@@ -186,7 +191,7 @@ class Replica:
             self.out.append(int(self.output[r]))
             self.ctx.append(0)
             self.prefilling += 1
-            self.kv_used += p + int(self.output[r])
+            self.kv_used += int(self.footprint[r])
             run.admitted(r, now, self)
 
     def _plan(self, n: int) -> tuple[list[tuple[int, int]], int, int]:
@@ -254,10 +259,197 @@ class Replica:
         for i, o in enumerate(self.out):
             if o == 0:
                 r = self.ids[i]
-                self.kv_used -= int(self.prompt[r] + self.output[r])
+                self.kv_used -= int(self.footprint[r])
                 self.served += 1
                 run.finished(r, now, self)
         self.ids = [self.ids[i] for i in keep]
         self.pre = [self.pre[i] for i in keep]
         self.out = [self.out[i] for i in keep]
         self.ctx = [self.ctx[i] for i in keep]
+
+
+class CachingReplica(Replica):
+    """A replica with prefix caching (:class:`~simulator.models.serving.prefix_cache.PrefixCache`).
+
+    KV memory holds the cached blocks (``block_tokens`` tokens each, pinned by running
+    requests or evictable) and, per running request, ``footprint`` tokens outside its blocks
+    (its output tokens, and prompt tokens beyond its last block). A request fits when the
+    batch has room and its footprint plus the blocks it adds or pins fit in the KV capacity
+    left after the other running requests and the pinned blocks (evictable blocks give way,
+    least recently released first). Its prefill skips the leading cached blocks, at most
+    ``prompt - 1`` tokens: the last prompt token is always computed (it yields the first output
+    token's logits; vLLM does the same on a full hit). A lost replica loses its cache.
+    """
+
+    def __init__(self, run: ServiceRun, slot: int, job: int) -> None:
+        self.block_tokens = run.block_tokens
+        self.blocks = run.blocks
+        self.cache: PrefixCache | None = None
+        self.evicted_before = 0
+        super().__init__(run, slot, job)
+
+    def _reset(self) -> None:
+        super()._reset()
+        if self.cache is not None:
+            self.evicted_before += self.cache.evicted
+        self.cache = PrefixCache(self.block_tokens)
+
+    @property
+    def evicted(self) -> int:
+        """Blocks evicted on this replica (over all its placements)."""
+        return self.evicted_before + self.cache.evicted
+
+    def cached_prefix(self, r: int) -> int:
+        """Leading blocks of request ``r`` this replica has cached now."""
+        return self.cache.hits(self.blocks(r))
+
+    def _room(self, extra: int = 0) -> int:
+        """Blocks the cache may hold next to the running requests' footprints (+ ``extra``)."""
+        return (self.kv_capacity - self.kv_used - extra) // self.block_tokens
+
+    def _fits(self, r: int) -> bool:
+        if len(self.ids) >= self.max_batch:
+            return False
+        own = int(self.footprint[r])
+        cache = self.cache
+        return cache.cost(self.blocks(r)) <= cache.free(self._room(own))
+
+    def _admit(self, now: float) -> None:
+        waiting, run, cache, b = self.waiting, self.run, self.cache, self.block_tokens
+        while waiting and self._fits(waiting[0]):
+            r = waiting.popleft()
+            own = int(self.footprint[r])
+            blocks = self.blocks(r)
+            hit = cache.acquire(blocks, self._room(own))
+            p = int(self.prompt[r])
+            saved = min(hit * b, p - 1)
+            self.ids.append(r)
+            self.pre.append(p - saved)
+            self.out.append(int(self.output[r]))
+            self.ctx.append(saved)
+            self.prefilling += 1
+            self.kv_used += own
+            self.work_tokens -= saved
+            run.cache_hit(r, hit, saved)
+            run.admitted(r, now, self)
+
+    def _finish_done(self, now: float) -> None:
+        cache = self.cache
+        for i, o in enumerate(self.out):
+            if o == 0:
+                cache.release(self.blocks(self.ids[i]))
+        super()._finish_done(now)
+
+
+class PreemptingReplica(Replica):
+    """A replica that reserves KV per step and preempts the newest request when it runs out.
+
+    vLLM's default (recompute preemption): a request is admitted when the batch has room and
+    the KV cache holds its prompt (plus the tokens it generated before an earlier preemption)
+    next to the running requests and the token every decoding request adds in the coming
+    iteration; each decode step then grows its KV by one token. When the running requests'
+    next step does not fit, the newest running request (last admitted) is preempted: its KV is
+    freed, it goes back to the front of the queue, and no request is admitted in that
+    iteration. Readmitted, it prefills its prompt and the tokens it had generated again
+    (recompute) and goes on from there; a first token it already produced keeps its TTFT. A
+    decode-only run stops where the KV cache would overflow. A request whose prompt + output
+    exceeds the whole cache is rejected on arrival, so a request alone always finishes.
+    """
+
+    def __init__(self, run: ServiceRun, slot: int, job: int) -> None:
+        self.generated = run.generated
+        super().__init__(run, slot, job)
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.held: list[int] = []  # KV tokens held, per request in the batch
+
+    def take_all(self) -> list[int]:
+        """As :meth:`Replica.take_all`; the requests start over (generated tokens forgotten)."""
+        reqs = super().take_all()
+        self.generated[reqs] = 0
+        return reqs
+
+    def _fits(self, r: int) -> bool:
+        need = self.prompt[r] + self.generated[r] + len(self.ids) - self.prefilling
+        return len(self.ids) < self.max_batch and self.kv_used + need <= self.kv_capacity
+
+    def _admit(self, now: float) -> None:
+        waiting, run = self.waiting, self.run
+        while waiting and self._fits(waiting[0]):
+            r = waiting.popleft()
+            g = int(self.generated[r])
+            p = int(self.prompt[r]) + g
+            self.ids.append(r)
+            self.pre.append(p)
+            self.out.append(int(self.output[r]) - g)
+            self.ctx.append(0)
+            self.held.append(p)
+            self.prefilling += 1
+            self.kv_used += p
+            run.admitted(r, now, self)
+
+    def _make_room(self, now: float) -> bool:
+        """Preempt the newest requests until the next step's KV growth fits; any preempted?"""
+        preempted = False
+        while self.ids and self.kv_used + len(self.ids) - self.prefilling > self.kv_capacity:
+            self._preempt_last(now)
+            preempted = True
+        return preempted
+
+    def _preempt_last(self, now: float) -> None:
+        r = self.ids.pop()
+        left = self.pre.pop()
+        out = self.out.pop()
+        ctx = self.ctx.pop()
+        self.kv_used -= self.held.pop()
+        if left:
+            self.prefilling -= 1
+        g = int(self.output[r]) - out
+        self.work_tokens += int(self.prompt[r]) + g - left
+        self.generated[r] = g
+        self.waiting.appendleft(r)
+        self.run.kv_preempted(r, ctx)
+
+    # _compose is the base one with _make_room first and KV-limited decode runs (written out,
+    # not hooked, so that replicas without preemption pay no extra call per iteration)
+    def _compose(self, now: float) -> None:
+        if not self._make_room(now):
+            self._admit(now)
+        self.seg_start = now
+        self.seg_cum = self.plan = None
+        n = len(self.ids)
+        if n == 0:
+            self.busy = False
+            self.run.idle(self)
+            return
+        if self.prefilling == 0:
+            k = min(min(self.out), (self.kv_capacity - self.kv_used) // n)
+            cum = self.step.decode_run(n, sum(self.ctx), k)
+            self.seg_cum, self.seg_steps = cum, k
+            self._schedule(float(cum[-1]))
+            return
+        plan, prefill, kv = self._plan(n)
+        self.plan = plan
+        self._schedule(self.step.step(prefill, n - self.prefilling, kv))
+
+    def _advance_decode(self, m: int, now: float) -> None:
+        self.held = [h + m for h in self.held]
+        self.kv_used += m * len(self.ids)
+        super()._advance_decode(m, now)
+
+    def _apply_mixed(self, now: float) -> None:
+        held, pre = self.held, self.pre
+        for i in range(len(held)):
+            if pre[i] == 0:
+                held[i] += 1
+                self.kv_used += 1
+        super()._apply_mixed(now)
+
+    def _finish_done(self, now: float) -> None:
+        keep = [i for i, o in enumerate(self.out) if o > 0]
+        for i, o in enumerate(self.out):
+            if o == 0:  # the base releases footprint[r]; this replica holds held[i]
+                self.kv_used += int(self.footprint[self.ids[i]]) - self.held[i]
+        super()._finish_done(now)
+        self.held = [self.held[i] for i in keep]

@@ -22,6 +22,7 @@ __all__ = [
     "MooncakeRequests",
     "PrefixRequestStream",
     "RequestStream",
+    "SharedPrefix",
     "SyntheticRequests",
     "TokenDist",
 ]
@@ -333,6 +334,61 @@ def _token_dist(d: TokenDist | dict) -> TokenDist:
     return d if isinstance(d, TokenDist) else TokenDist(**d)
 
 
+@dataclass(frozen=True)
+class SharedPrefix:
+    """Shared-prefix model of synthetic prompts: block hashes for prefix caching.
+
+    Every request belongs to one of ``groups`` prefix groups (a system prompt, a few-shot
+    template, a conversation's history), drawn with probability proportional to
+    ``1 / (k + 1) ** zipf`` for group ``k`` (``zipf`` 0 = uniform). The first ``min(tokens,
+    prompt)`` tokens of its prompt are the group's; their whole ``block_tokens`` blocks get the
+    group's hashes (block ``j`` of group ``k``: the same hash for every request of the group),
+    every other block of the prompt (the rest of the prompt, a partial block of the prefix) a
+    hash of its own. Blocks are ``ceil(prompt / block_tokens)`` per request, as in the Mooncake
+    traces.
+
+    Attributes:
+        groups: number of prefix groups (>= 1).
+        tokens: shared prefix length in tokens (>= 0).
+        block_tokens: tokens per block.
+        zipf: popularity skew of the groups (>= 0).
+    """
+
+    groups: int = 1
+    tokens: int = 1024
+    block_tokens: int = 512
+    zipf: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.groups < 1 or self.tokens < 0 or self.block_tokens < 1 or not self.zipf >= 0:
+            raise ValueError(
+                "shared prefix: need groups >= 1, tokens >= 0, block_tokens >= 1, zipf >= 0, "
+                f"got {self}"
+            )
+
+    def hashes(self, rng: np.random.Generator, prompt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Block hashes and offsets of requests with these prompt lengths (see class doc)."""
+        b = self.block_tokens
+        prompt = np.asarray(prompt, dtype=np.int64)
+        weights = 1.0 / np.arange(1, self.groups + 1, dtype=np.float64) ** self.zipf
+        group = rng.choice(self.groups, size=prompt.size, p=weights / weights.sum())
+        blocks = -(-prompt // b)
+        shared = np.minimum(prompt, self.tokens) // b
+        per_group = self.tokens // b
+        offsets = np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)
+        owner = np.repeat(np.arange(prompt.size), blocks)
+        position = np.arange(offsets[-1], dtype=np.int64) - offsets[owner]
+        unique = self.groups * per_group + np.arange(offsets[-1], dtype=np.int64)
+        hashes = np.where(
+            position < shared[owner], group[owner] * per_group + position, unique
+        ).astype(np.int64)
+        return hashes, offsets
+
+
+def _shared_prefix(p: SharedPrefix | dict | None) -> SharedPrefix | None:
+    return p if p is None or isinstance(p, SharedPrefix) else SharedPrefix(**p)
+
+
 class SyntheticRequests:
     """Generated requests: a renewal arrival process and independent token counts.
 
@@ -346,6 +402,8 @@ class SyntheticRequests:
         output: distribution of output tokens.
         start_s: simulated time before the first gap.
         seed: seed of the generator (the stream is the same for every run).
+        prefix: a :class:`SharedPrefix` (or its fields): the stream then carries block
+            hashes for prefix caching (drawn after the lengths, which stay the same).
     """
 
     def __init__(
@@ -358,6 +416,7 @@ class SyntheticRequests:
         output: TokenDist | dict | None = None,
         start_s: float = 0.0,
         seed: int = 0,
+        prefix: SharedPrefix | dict | None = None,
     ) -> None:
         if rate <= 0 or num_requests < 0:
             raise ValueError("rate must be > 0 and num_requests >= 0")
@@ -367,6 +426,7 @@ class SyntheticRequests:
         self.prompt = _token_dist(prompt or TokenDist("constant", 512))
         self.output = _token_dist(output or TokenDist("constant", 128))
         self.start_s, self.seed = float(start_s), int(seed)
+        self.prefix = _shared_prefix(prefix)
 
     def gaps(self, rng: np.random.Generator) -> np.ndarray:
         """``num_requests`` inter-arrival gaps in seconds."""
@@ -382,6 +442,15 @@ class SyntheticRequests:
         """Generate the stream (same ``seed`` = same requests)."""
         rng = np.random.default_rng(self.seed)
         arrival = self.start_s + np.cumsum(self.gaps(rng))
-        return RequestStream(
-            arrival, self.prompt.sample(rng, self.n), self.output.sample(rng, self.n)
+        prompt, output = self.prompt.sample(rng, self.n), self.output.sample(rng, self.n)
+        if self.prefix is None:
+            return RequestStream(arrival, prompt, output)
+        hashes, offsets = self.prefix.hashes(rng, np.maximum(prompt, 1))
+        return PrefixRequestStream(
+            arrival,
+            prompt,
+            output,
+            block_hashes=hashes,
+            block_offsets=offsets,
+            block_tokens=self.prefix.block_tokens,
         )

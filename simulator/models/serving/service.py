@@ -44,9 +44,11 @@ from simulator.models.serving.replica import (
     PENDING,
     READY,
     STOPPED,
+    CachingReplica,
+    PreemptingReplica,
     Replica,
 )
-from simulator.models.serving.requests import RequestStream
+from simulator.models.serving.requests import PrefixRequestStream, RequestStream
 from simulator.models.serving.router import make_router
 from simulator.models.serving.steptime import RooflineStepTime, StepTime, TableStepTime
 
@@ -102,7 +104,18 @@ class Service:
         warm_start: the initial replicas skip the load delay.
         poll_interval_s: seconds between checks that a pending replica's job is still queued
             (one never placed, e.g. unschedulable or rejected, is given up).
-        router: ``round_robin``, ``least_outstanding`` or ``jsq``.
+        router: ``round_robin``, ``least_outstanding``, ``jsq`` or ``prefix_affinity``
+            (needs ``prefix_cache``).
+        affinity_load_cap: ``prefix_affinity``: a replica is a candidate while its
+            outstanding requests are at most this times those of the least loaded replica
+            (at least 1).
+        prefix_cache: cache KV blocks by prefix hash on every replica (LRU eviction, in the
+            KV memory left after weights); needs requests with block hashes
+            (:class:`~simulator.models.serving.requests.PrefixRequestStream`).
+        kv_preemption: reserve KV per step (prompt + tokens generated so far) and, when the
+            cache is full, preempt the newest running request and recompute it later (vLLM's
+            default); False = reserve the whole sequence (prompt + output) at admission, no
+            preemption. Not combined with ``prefix_cache`` yet.
         replicas: fixed replica count when ``autoscaler`` is None.
         autoscaler: an :class:`~simulator.models.serving.autoscaler.Autoscaler`, or None.
         replica_slots: dormant replica rows to append (None = ``replicas``, or 4 x
@@ -132,6 +145,9 @@ class Service:
         warm_start: bool = False,
         poll_interval_s: float = 1.0,
         router: str = "least_outstanding",
+        affinity_load_cap: float = 2.0,
+        prefix_cache: bool = False,
+        kv_preemption: bool = False,
         replicas: int = 1,
         autoscaler: Autoscaler | None = None,
         replica_slots: int | None = None,
@@ -146,6 +162,14 @@ class Service:
         if load_delay_s < 0 or poll_interval_s <= 0 or replicas < 0:
             raise ValueError("need load_delay_s >= 0, poll_interval_s > 0, replicas >= 0")
         make_router(router)  # fail early on a typo
+        if router == "prefix_affinity" and not prefix_cache:
+            raise ValueError(f"service {name!r}: router prefix_affinity needs prefix_cache: true")
+        if prefix_cache and kv_preemption:
+            raise ValueError(
+                f"service {name!r}: prefix_cache with kv_preemption is not supported yet"
+            )
+        if not affinity_load_cap >= 1:
+            raise ValueError(f"service {name!r}: affinity_load_cap must be >= 1")
         self.name = str(name)
         self.model = model_spec(model)
         self.gpu_type = gpu_type
@@ -164,6 +188,9 @@ class Service:
         self.load_delay_s, self.warm_start = float(load_delay_s), bool(warm_start)
         self.poll_interval_s = float(poll_interval_s)
         self.router = router
+        self.affinity_load_cap = float(affinity_load_cap)
+        self.prefix_cache = bool(prefix_cache)
+        self.kv_preemption = bool(kv_preemption)
         self.replicas, self.autoscaler = int(replicas), autoscaler
         if replica_slots is None:
             replica_slots = self.replicas if autoscaler is None else 4 * autoscaler.max_replicas
@@ -177,6 +204,12 @@ class Service:
         """Load the requests, check the replica fits the cluster, append the replica rows."""
         ids = _replica_ids(trace, self.name, self.replica_slots)
         trace, stream = self._take_requests(trace)
+        if self.prefix_cache and not isinstance(stream, PrefixRequestStream):
+            raise ValueError(
+                f"service {self.name!r}: prefix_cache needs requests with prefix-block hashes "
+                f"(MooncakeRequests, a PrefixRequestStream, or SyntheticRequests with "
+                f"prefix=...), got {type(stream).__name__}"
+            )
         gpu = self._gpu(cluster)
         step = self.step_time or self._step_model(gpu)
         kv = kv_capacity_tokens(self.model, gpu, self.tp, self.gpu_memory_utilization)
@@ -363,11 +396,25 @@ class ServiceRun:
         self.restarts = np.zeros(n, dtype=np.int32)
         self.status = np.zeros(n, dtype=np.int8)
         self.step_time, self.kv_capacity = prepared.step_time, prepared.kv_capacity
-        self.replicas = [Replica(self, k, j) for k, j in enumerate(_slot_jobs(sim, prepared))]
+        self.footprint = self.kv_need = self.prompt + self.output
+        """KV tokens a running request holds (outside cached blocks), and in all."""
+        self.cache_hits: tuple[np.ndarray, np.ndarray] | None = None
+        self.kv_preemptions: np.ndarray | None = None
+        kind = Replica
+        if service.prefix_cache:
+            kind = CachingReplica
+            self._cache_setup(s)
+        elif service.kv_preemption:
+            kind = PreemptingReplica
+            self.generated = np.zeros(n, np.int64)
+            """Output tokens a preempted request had generated (recomputed on readmission)."""
+            self.kv_preemptions = np.zeros(n, np.int32)
+            self.recomputed_tokens = 0
+        self.replicas = [kind(self, k, j) for k, j in enumerate(_slot_jobs(sim, prepared))]
         self.routable: list[Replica] = []
         self.pending: deque[int] = deque()
         self._dispatching = False
-        self.router = make_router(service.router)
+        self.router = make_router(service.router, load_cap=service.affinity_load_cap)
         self.next_arrival = 0
         self.done = 0
         self.closed = False
@@ -394,6 +441,32 @@ class ServiceRun:
         sim.listen(self._by_job, on_start=self._job_started, on_stop=self._job_stopped)
         self._status, self._run_start = sim.jobs.status, sim.jobs.run_start
         self._preempt, self._restart = sim.jobs.preemptions, sim.jobs.restarts
+
+    def _cache_setup(self, s: PrefixRequestStream) -> None:
+        """Per-request block lists and KV footprints of prefix caching."""
+        b = self.block_tokens = s.block_tokens
+        hashes, offsets = s.block_hashes, s.block_offsets
+        nblocks = np.diff(offsets)
+        self.blocks = lambda r: hashes[offsets[r] : offsets[r + 1]].tolist()
+        self.footprint = self.output + np.maximum(self.prompt - b * nblocks, 0)
+        self.kv_need = self.footprint + b * nblocks
+        self.nblocks = nblocks
+        self.cache_hits = (np.zeros(self.n, np.int64), np.zeros(self.n, np.int64))
+
+    def cache_hit(self, r: int, blocks: int, tokens: int) -> None:
+        """Request ``r`` was admitted with ``blocks`` cached leading blocks (``tokens`` saved)."""
+        self.cache_hits[0][r] = blocks
+        self.cache_hits[1][r] = tokens
+        if blocks:
+            self.log(r, f"cache_hit {blocks} blocks {tokens} tokens")
+
+    def kv_preempted(self, r: int, tokens: int) -> None:
+        """Request ``r`` was preempted (KV full), losing ``tokens`` cached tokens; it requeues."""
+        self.kv_preemptions[r] += 1
+        self.recomputed_tokens += int(tokens)
+        self._touch()
+        self.queued += 1
+        self.log(r, "kv_preempt")
 
     # ------------------------------------------------------------------ plumbing
     def _call(self, delay: float, fn, priority: int, value: object = None) -> None:
@@ -668,7 +741,7 @@ class ServiceRun:
 
     def _arrive(self, r: int) -> None:
         self.log(r, "arrive")
-        if self.prompt[r] + self.output[r] > self.kv_capacity:
+        if self.kv_need[r] > self.kv_capacity:
             self.status[r] = REJECTED
             self.log(r, "reject")
             self._count_done()
@@ -682,7 +755,7 @@ class ServiceRun:
         """Send request ``r`` to a routable replica, or hold it until one is ready."""
         routable = self.routable
         while routable:
-            rep = routable[0] if len(routable) == 1 else self.router.choose(routable)
+            rep = routable[0] if len(routable) == 1 else self.router.choose(routable, r)
             if self.alive(rep):
                 self.replica_of[r] = rep.slot
                 self.log(r, f"route replica-{rep.slot}")
@@ -738,6 +811,11 @@ class ServiceRun:
         many = out > 1
         tpot[many] = (self.end[many] - self.first[many]) / (out[many] - 1)
         ttft = self.first - self.arrival
+        extra = {}  # columns of the optional mechanisms (none by default)
+        if self.cache_hits is not None:
+            extra = {"cached_blocks": self.cache_hits[0], "cached_tokens": self.cache_hits[1]}
+        if self.kv_preemptions is not None:
+            extra = {"kv_preemptions": self.kv_preemptions}
         return pd.DataFrame(
             {
                 "service": self.service.name,
@@ -755,6 +833,7 @@ class ServiceRun:
                 "status": REQUEST_STATUS[self.status],
                 "restarts": self.restarts,
                 "slo_met": self.slo_met(ttft, tpot),
+                **extra,
             }
         )
 
@@ -824,6 +903,12 @@ def _summary(run: ServiceRun, f: pd.DataFrame) -> dict:
     out.update(run.counts)
     out["iterations"] = int(sum(r.iterations for r in run.replicas))
     out["kv_capacity_tokens"] = int(run.kv_capacity)
+    if run.cache_hits is not None:
+        out["prefix_cache"] = _cache_summary(run, f)
+    if run.kv_preemptions is not None:
+        out["kv_preemptions"] = int(run.kv_preemptions.sum())
+        out["kv_preempted_requests"] = int((run.kv_preemptions > 0).sum())
+        out["recomputed_tokens"] = int(run.recomputed_tokens)
     out["request_report"] = run.report
     return out
 
@@ -843,4 +928,25 @@ def _replica_summary(run: ServiceRun) -> dict:
         "replica_jobs_unused": int((~used).sum()),
         "avg_ready_replicas": float((ready * dt).sum() / horizon) if horizon > 0 else None,
         "max_ready_replicas": max((row[3] for row in run.timeline), default=0),
+    }
+
+
+def _cache_summary(run: ServiceRun, f: pd.DataFrame) -> dict:
+    """Prefix-cache figures over the admitted requests (each counted at its last admission)."""
+    admitted = ~np.isnan(run.sched)
+    blocks = int(run.nblocks[admitted].sum())
+    hit = int(f["cached_blocks"].to_numpy()[admitted].sum())
+    prompt = int(run.prompt[admitted].sum())
+    saved = int(f["cached_tokens"].to_numpy()[admitted].sum())
+    return {
+        "block_tokens": int(run.block_tokens),
+        "capacity_blocks": int(run.kv_capacity // run.block_tokens),
+        "lookup_blocks": blocks,
+        "hit_blocks": hit,
+        "block_hit_ratio": hit / blocks if blocks else None,
+        "prompt_tokens": prompt,
+        "saved_prefill_tokens": saved,
+        "token_hit_ratio": saved / prompt if prompt else None,
+        "requests_with_hit": int((f["cached_blocks"].to_numpy()[admitted] > 0).sum()),
+        "evicted_blocks": int(sum(r.evicted for r in run.replicas)),
     }
