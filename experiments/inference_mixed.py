@@ -49,8 +49,9 @@ from traces import philly
 
 NAME = "inference_mixed"
 BENCH_NAME = "inference_mixed_bench"
-BENCH_PREFIX_NAME = "inference_mixed_bench_prefix"
 """Markers of the ``--bench`` table (the experiment's own are ``inference_mixed``)."""
+BENCH_PREFIX_NAME = "inference_mixed_bench_prefix"
+"""Markers of the ``--bench --bench-prefix-cache`` table."""
 Priority = PriorityPolicy
 SIM = {"checkpoint_interval": 1800.0, "restart_overhead": 60.0}
 

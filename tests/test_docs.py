@@ -67,8 +67,12 @@ def test_readme_is_a_front_door():
         assert f"](docs/{page.name}" in text, f"docs/{page.name} is not linked from the README"
 
 
+BLOCK_PAGES = [*PAGES, *sorted(ROOT.glob("*/README.md"))]
+"""Pages that may hold generated blocks (the docs and the READMEs of the top-level folders)."""
+
+
 def generated_blocks():
-    for page in PAGES:
+    for page in BLOCK_PAGES:
         text = page.read_text()
         for m in re.finditer(r"<!-- (\w+):start \((python -m experiments\.(\w+)[^)]*)\) -->", text):
             yield page, m.group(1), m.group(3), text
@@ -85,6 +89,20 @@ def test_generated_blocks_name_their_script(page, name, module):
     assert text.count(f"<!-- {name}:start") == 1
     assert text.count(f"<!-- {name}:end -->") == 1
     assert text.index(f"<!-- {name}:start") < text.index(f"<!-- {name}:end -->")
+
+
+@pytest.mark.parametrize(
+    "page,name,module",
+    [(p, n, m) for p, n, m, _ in generated_blocks()],
+    ids=lambda v: getattr(v, "name", v),
+)
+def test_generated_blocks_are_filled(page, name, module):
+    """A block left empty means its script was never run into the page."""
+    text = page.read_text()
+    start = text.index("\n", text.index(f"<!-- {name}:start")) + 1
+    body = text[start : text.index(f"<!-- {name}:end -->")].strip()
+    assert body, f"{page.name}: block {name} is empty; run its command (named in the marker)"
+    assert "|" in body or "```" in body, f"{page.name}: block {name} holds no table or listing"
 
 
 def test_readme_run_block_is_what_the_first_command_prints(tmp_path):
