@@ -91,6 +91,8 @@ PHASES = (  # (label, (file suffix, function)) measured by their cumulative time
     ("result frames", ("simulator/output/metrics.py", "job_frame")),
     ("result frames", ("simulator/output/metrics.py", "timeline_frame")),
     ("result frames", ("simulator/output/metrics.py", "summary")),
+    ("result frames", ("simulator/output/schema.py", "conform_jobs")),
+    ("result frames", ("simulator/output/schema.py", "conform_table")),
     ("writing the files", ("simulator/output/results.py", "write_run")),
 )
 
@@ -116,18 +118,20 @@ def phases(policy: str, extra: tuple[str, ...], work: Path) -> list[tuple[str, f
         return sum(v[3] for (f, _l, n), v in st.items() if n == name and f.endswith(suffix))
 
     total = max(v[3] for v in st.values())  # the module's own frame: the whole process
-    app = cum("simulator/app.py", "main")
+    app = cum("simulator/app.py", "run_app")  # the Hydra task (main() wraps Hydra)
     hydra = cum("hydra/_internal/utils.py", "_run_hydra")
     out_rows: dict[str, float] = {}
     for label, (suffix, name) in PHASES:
         out_rows[label] = out_rows.get(label, 0.0) + cum(suffix, name)
-    load = cum("simulator/app.py", "run_config") - sum(out_rows.values())
+    built = cum("simulator/app.py", "build_inputs")  # the CLI builds before run_config
+    ran = cum("simulator/app.py", "run_config")
+    load = built - out_rows["building the simulation"]
     rows = [
         ("start-up: Python, imports", total - hydra),
         ("Hydra: config, callbacks", hydra - app),
         ("loading the trace, policy, cluster config", load),
         *out_rows.items(),
-        ("other (run directory, lock, manifest)", app - cum("simulator/app.py", "run_config")),
+        ("other (run directory, lock, manifest)", app - built - ran),
     ]
     return [*rows, ("total (under cProfile)", total)]
 
