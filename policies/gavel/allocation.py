@@ -6,9 +6,11 @@ time on each type) that satisfies the constraints in :mod:`policies.gavel.proble
 *effective throughput* is ``thr_j(X) = sum_k T[j, k] * X[j, k]`` (steps/s).
 
 Solved with SciPy's ``linprog(method="highs")``. Cost: each LP has ``J*K`` variables (plus
-one), ``J + K`` rows (plus ``J``) and at most ``3*J*K`` non-zeros; HiGHS's time grows
-polynomially in that size (in practice close to linear in ``J*K`` for these sparse LPs).
-Finish-time fairness solves ``O(log2(1/rel_tol))`` such LPs.
+one), ``J + K`` rows (plus ``J``) and at most ``3*J*K`` non-zeros. HiGHS's time is polynomial in
+that size; measured once on a 2-core machine with ``K = 3`` (random throughputs, ``J/2`` GPUs
+per type): max-sum-throughput 0.003 / 0.014 / 0.06 s for ``J`` = 100 / 1,000 / 3,000 (about
+linear), max-min fairness 0.011 / 0.12 / 0.92 s (between linear and quadratic), finish-time
+fairness 0.05 / 0.38 / 2.1 s (one max-min solve plus ~20 LPs of the bisection).
 
 Where this follows Gavel (``scheduler/policies/{max_min_fairness,max_sum_throughput,
 finish_time_fairness}.py`` of stanford-futuredata/gavel) and where it does not:
@@ -17,7 +19,9 @@ finish_time_fairness}.py`` of stanford-futuredata/gavel) and where it does not:
   not the (non-unique) solution of Gavel's heterogeneity-blind LP;
 * Gavel's max-min objective also multiplies each job's term by its scale factor; here the gang
   size is already in the normaliser (a job's equal share is its throughput on its equal GPU
-  share), so on a homogeneous cluster max-min fairness returns a multiple of the equal share;
+  share), so on a homogeneous cluster where capacity binds max-min fairness returns exactly the
+  equal share;
+* max-min fairness by default solves a second LP that fills capacity the first leaves idle;
 * a job gets no time on a type where its throughput is 0 or its gang does not fit;
 * co-location (Gavel's "packing" variants) is not modelled;
 * Gavel solves finish-time fairness as a convex program (cvxpy ``inv_pos``); here it is a
