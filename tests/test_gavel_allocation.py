@@ -141,6 +141,25 @@ def test_unusable_types_get_no_time():
     assert x == pytest.approx(np.array([[0.0], [1.0]]))
 
 
+@pytest.mark.parametrize(
+    ("t", "sf", "n"),
+    [
+        (np.zeros((0, 2)), [], [1, 1]),
+        (np.ones((2, 2)), [1, 1], [0, 0]),
+        (np.ones((2, 0)), [1, 1], []),
+    ],
+    ids=["no jobs", "no workers", "no types"],
+)
+def test_empty_problems_give_zero_allocations(t, sf, n):
+    k = len(sf)
+    for x in (
+        max_min_fairness(t, sf, n),
+        max_sum_throughput(t, sf, n),
+        finish_time_fairness(t, sf, n, time_since_start=np.zeros(k), steps_remaining=np.ones(k)),
+    ):
+        assert x.shape == np.shape(t) and not x.any()
+
+
 def test_finished_jobs_take_no_part():
     x = finish_time_fairness(
         [[1.0], [1.0], [1.0]], [1, 1, 1], [1], time_since_start=[5, 0, 0], steps_remaining=[0, 8, 8]

@@ -121,6 +121,8 @@ def max_sum_throughput(
         ``(J, K)`` allocation.
     """
     p = make_problem(throughputs, scale_factors, num_workers, priority_weights)
+    if not p.usable.any():
+        return np.zeros(p.shape)
     a, b, bounds = base_constraints(p)
     c = -(p.weights[:, None] * p.throughputs).ravel()
     x = solve(c, a, b, bounds, "max_sum_throughput")
