@@ -6,10 +6,10 @@ import json
 import math
 
 import pytest
+from conftest import TRACES
 
 from simulator.core.gpus import gpu_spec
 from simulator.models.throughput import ThroughputTable, default_speedup, load_throughputs
-from tests.conftest import TRACES
 from traces.errors import TraceError
 
 GAVEL = TRACES / "gavel-philly-derived" / "simulation_throughputs.json"
@@ -79,6 +79,9 @@ def test_real_lookup_errors_name_file_and_key():
     with pytest.raises(TraceError, match="no such job type"):
         t.throughput("GPT-5", "v100")
     assert not t.has("A3C", "v100", 2) and t.has("A3C", "v100", 1)
+    assert t.throughput("A3C", "k80", 1.0) == t.throughput("A3C", "k80")
+    with pytest.raises(ValueError, match="scale_factor must be an integer"):
+        t.throughput("ResNet-50 (batch size 64)", "v100", 2.5)
 
 
 def test_matrix_rows_and_columns():

@@ -107,9 +107,10 @@ class ThroughputTable:
         Raises:
             TraceError: unknown worker type, or no entry for ``(job_type, scale_factor)`` on
                 that worker type (the message lists what exists).
+            ValueError: ``scale_factor`` is not an integer.
         """
         self._check_worker(worker_type)
-        rate = self._rates.get((worker_type, job_type, int(scale_factor)))
+        rate = self._rates.get((worker_type, job_type, _gang(scale_factor)))
         if rate is None:
             have = self.scale_factors(job_type, worker_type)
             why = f"scale factors {list(have)} only" if have else "no such job type"
@@ -121,7 +122,7 @@ class ThroughputTable:
 
     def has(self, job_type: str, worker_type: str, scale_factor: int = 1) -> bool:
         """Whether the table has an entry (possibly 0.0) for this combination."""
-        return (worker_type, job_type, int(scale_factor)) in self._rates
+        return (worker_type, job_type, _gang(scale_factor)) in self._rates
 
     def scale_factors(self, job_type: str, worker_type: str) -> tuple[int, ...]:
         """Scale factors with an entry for ``job_type`` on ``worker_type``, ascending."""
@@ -211,6 +212,12 @@ def default_speedup(gpu_type: str, reference_type: str, compute_fraction: float)
         if not (math.isfinite(s.peak_tflops) and math.isfinite(s.hbm_gbps)):
             raise ValueError(f"GPU {s.name} has no published FLOP/s or bandwidth figures")
     return 1.0 / (c * ref.peak_tflops / gpu.peak_tflops + (1.0 - c) * ref.hbm_gbps / gpu.hbm_gbps)
+
+
+def _gang(scale_factor: int) -> int:
+    if scale_factor != int(scale_factor):
+        raise ValueError(f"scale_factor must be an integer number of GPUs, got {scale_factor!r}")
+    return int(scale_factor)
 
 
 class _DuplicateKey(Exception):
