@@ -413,7 +413,8 @@ class ServiceRun:
         self.replicas = [kind(self, k, j) for k, j in enumerate(_slot_jobs(sim, prepared))]
         self.routable: list[Replica] = []
         self.pending: deque[int] = deque()
-        self._dispatching = False
+        self.dispatching = False
+        """A dispatch of the pending requests is due (the run is its own replica pool)."""
         self.router = make_router(service.router, load_cap=service.affinity_load_cap)
         self.next_arrival = 0
         self.done = 0
@@ -564,7 +565,7 @@ class ServiceRun:
                     break
                 rep.state = READY
                 self._add_routable(rep)
-                self.log(f"replica-{rep.slot}", "undrain")
+                self.log(rep.label, "undrain")
                 n += 1
             spare = (r for r in self.replicas if r.state == DORMANT)
             while n < target:
@@ -588,7 +589,7 @@ class ServiceRun:
     def _submit(self, rep: Replica, warm: bool) -> None:
         rep.state = PENDING
         rep.warm = warm
-        self.log(f"replica-{rep.slot}", "submit")
+        self.log(rep.label, "submit")
         self.sim.submit(rep.job)
         self._call(0.0, self._poll, POLL, rep)
 
@@ -625,7 +626,7 @@ class ServiceRun:
         rep.run_start = float(self._run_start[j])
         rep.epoch = int(self._preempt[j] + self._restart[j])
         rep.state = LOADING
-        self.log(f"replica-{rep.slot}", "placed")
+        self.log(rep.label, "placed")
         delay = 0.0 if rep.warm else self.service.load_delay_s
         ready_at = max(self.env.now, rep.run_start + delay)
         self._call(ready_at - self.env.now, self._ready, ITERATION, (rep, rep.epoch))
@@ -640,37 +641,40 @@ class ServiceRun:
             return
         rep.state = READY
         rep.warm = False
-        self.log(f"replica-{rep.slot}", "ready")
+        self.log(rep.label, "ready")
         self._add_routable(rep)
-        if self.pending and not self._dispatching:
+        pool = rep.pool
+        if pool.pending and not pool.dispatching:
             # after every replica that becomes ready at this instant, so that they share
-            self._dispatching = True
-            self._call(0.0, self._dispatch, POLL)
+            pool.dispatching = True
+            self._call(0.0, self._dispatch, POLL, pool)
         self.record()
 
     def _dispatch(self, value: object) -> None:
-        self._dispatching = False
-        while self.pending and self.routable:
-            self.route(self.pending.popleft())
+        pool = value
+        pool.dispatching = False
+        while pool.pending and pool.routable:
+            pool.route(pool.pending.popleft())
 
     def _add_routable(self, rep: Replica) -> None:
-        self.routable.append(rep)
-        self.routable.sort(key=lambda r: r.slot)
+        routable = rep.pool.routable
+        routable.append(rep)
+        routable.sort(key=lambda r: r.slot)
 
     def _drain(self, rep: Replica) -> None:
         rep.state = DRAINING
-        self.routable.remove(rep)
-        self.log(f"replica-{rep.slot}", "drain")
+        rep.pool.routable.remove(rep)
+        self.log(rep.label, "drain")
         if rep.outstanding == 0 and not rep.busy:
             self._stop(rep)
 
     def _stop(self, rep: Replica) -> None:
-        if rep in self.routable:
-            self.routable.remove(rep)
+        if rep in rep.pool.routable:
+            rep.pool.routable.remove(rep)
         if self._status[rep.job] in (Status.RUNNING, Status.QUEUED):
             self.sim.stop(rep.job)
         rep.state = STOPPED
-        self.log(f"replica-{rep.slot}", "stop")
+        self.log(rep.label, "stop")
         self.record()
 
     def alive(self, rep: Replica) -> bool:
@@ -684,12 +688,12 @@ class ServiceRun:
 
     def lost(self, rep: Replica) -> None:
         """``rep`` lost its GPUs: back to pending (or stopped), its requests start over."""
-        admitted = len(rep.ids)
+        admitted = rep.admitted_requests
         reqs = rep.take_all()
-        if rep in self.routable:
-            self.routable.remove(rep)
+        if rep in rep.pool.routable:
+            rep.pool.routable.remove(rep)
         self.counts["replica_losses"] += 1
-        self.log(f"replica-{rep.slot}", "lost")
+        self.log(rep.label, "lost")
         was_draining = rep.state == DRAINING
         rep.state = PENDING
         if was_draining or self._status[rep.job] not in (Status.QUEUED, Status.RUNNING):
@@ -758,7 +762,7 @@ class ServiceRun:
             rep = routable[0] if len(routable) == 1 else self.router.choose(routable, r)
             if self.alive(rep):
                 self.replica_of[r] = rep.slot
-                self.log(r, f"route replica-{rep.slot}")
+                self.log(r, f"route {rep.label}")
                 rep.enqueue(r)
                 return
             self.lost(rep)
