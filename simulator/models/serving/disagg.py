@@ -314,4 +314,5 @@ def transfer_arrays(n: int) -> dict[str, np.ndarray]:
         "transfer_start": np.full(n, np.nan),
         "transfer_end": np.full(n, np.nan),
         "kv_transfer_bytes": np.zeros(n),
+        "kv_transfer_s": np.full(n, np.nan),
     }

@@ -118,7 +118,9 @@ class DisaggServiceRun(ServiceRun):
         h["transfer_start"][r] = self.env.now
         h["kv_transfer_bytes"][r] = nbytes
         self.log(r, "transfer_start")
-        return svc.kv_transfer_latency_s + nbytes / bw
+        seconds = svc.kv_transfer_latency_s + nbytes / bw
+        h["kv_transfer_s"][r] = seconds
+        return seconds
 
     def transferred(self, r: int, dst: DecodeReplica) -> None:
         """Request ``r``'s KV arrived on ``dst``."""
@@ -142,7 +144,7 @@ class DisaggServiceRun(ServiceRun):
         f["prefill_end"] = h["prefill_end"]
         f["transfer_start"] = h["transfer_start"]
         f["transfer_end"] = h["transfer_end"]
-        f["kv_transfer_s"] = h["transfer_end"] - h["transfer_start"]
+        f["kv_transfer_s"] = np.where(np.isnan(h["transfer_end"]), np.nan, h["kv_transfer_s"])
         f["transfer_wait_s"] = h["transfer_start"] - h["prefill_end"]
         f["kv_transfer_bytes"] = h["kv_transfer_bytes"]
         return f
