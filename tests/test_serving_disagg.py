@@ -64,7 +64,8 @@ def test_handoff_exact_log_and_second_transfer_queues():
         (0.4 + d, 1, "finish"),
     ]  # fmt: skip
     assert [(s, e) for _, s, e in log] == [(s, e) for _, s, e in expect]
-    np.testing.assert_allclose([t for t, _, _ in log], [t for t, _, _ in expect], rtol=0, atol=1e-12)
+    times = [t for t, _, _ in expect]
+    np.testing.assert_allclose([t for t, _, _ in log], times, rtol=0, atol=1e-12)
     f = svc.tables(sim)["requests"]
     np.testing.assert_allclose(f["ttft"], [0.1, 0.1])
     np.testing.assert_allclose(f["transfer_wait_s"], [0.0, d], atol=1e-12)
