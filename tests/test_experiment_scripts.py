@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "traces" / "data"
 
 SCRIPTS = [
+    "disagg_splitwise",
     "fabric_philly",
     "failures_lost_work",
     "fair_reclaim",
@@ -365,3 +366,11 @@ def test_interrupt_is_one_line_and_status_130(monkeypatch, capsys):
     monkeypatch.setattr(script("fair_reclaim"), "experiment", interrupted)
     assert run("fair_reclaim", []) == 130
     assert capsys.readouterr().err == "interrupted\n"
+
+
+def test_disagg_splitwise_markdown(tmp_path):
+    path = doc(tmp_path, "disagg_splitwise")
+    assert run("disagg_splitwise", ["--requests", "20", "--markdown", str(path)]) == 0
+    body = block(path, "disagg_splitwise")
+    rows = [ln for ln in body.splitlines() if ln.startswith("| ")][1:]
+    assert [r.split(" | ")[1] for r in rows] == ["colocated 4", "disaggregated 2+2"] * 2

@@ -70,6 +70,8 @@ class Replica:
 
     def __init__(self, run: ServiceRun, slot: int, job: int) -> None:
         self.run, self.slot, self.job = run, slot, job
+        self.pool = run
+        """Its pool: ``routable``, ``pending``, ``route`` (the run itself when colocated)."""
         svc = run.service
         self.env = run.sim.env
         self.step = run.step_time
@@ -109,6 +111,16 @@ class Replica:
     def outstanding(self) -> int:
         """Requests queued here or in the batch."""
         return len(self.waiting) + len(self.ids)
+
+    @property
+    def admitted_requests(self) -> int:
+        """Requests here that were admitted to a batch (they requeue if the replica is lost)."""
+        return len(self.ids)
+
+    @property
+    def label(self) -> str:
+        """Name in the event log."""
+        return f"replica-{self.slot}"
 
     # ------------------------------------------------------------------ requests in
     def enqueue(self, r: int) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 from simulator.core.gpus import GPUSpec, gpu_spec
 from simulator.core.jobs import Status
 from simulator.models.serving.autoscaler import Autoscaler, Observation
+from simulator.models.serving.disagg import PoolSpec, PreparedPool
 from simulator.models.serving.model import ModelSpec, kv_capacity_tokens, model_spec
 from simulator.models.serving.replica import (
     ARRIVAL,
@@ -76,6 +77,8 @@ class _Prepared:
     gpu: GPUSpec
     step_time: StepTime
     kv_capacity: int
+    pools: tuple[PreparedPool, ...] = ()
+    """Disaggregated: the prefill and the decode pool (``slot_ids`` lists both, in order)."""
 
 
 class Service:
@@ -122,6 +125,16 @@ class Service:
             ``max_replicas`` with an autoscaler); a scale-out finding none left is counted.
         ttft_slo_s: time-to-first-token target (s).
         tpot_slo_s: time-per-output-token target (s).
+        prefill: with ``decode``, disaggregate: the prefill pool (a
+            :class:`~simulator.models.serving.disagg.PoolSpec` or a mapping of its fields:
+            ``replicas``, ``tensor_parallel``, ``gpu_type``, ``max_batch_size``,
+            ``max_batched_tokens``; unset fields take the service's). See
+            :mod:`simulator.models.serving.disagg`.
+        decode: the decode pool, likewise.
+        kv_transfer_gb_per_s: disaggregated, without a fabric: GB/s (1e9 bytes/s) of a KV
+            transfer between replicas on different nodes.
+        kv_intra_node_gb_per_s: ... between replicas on one node (NVLink).
+        kv_transfer_latency_s: seconds added to every KV transfer.
     """
 
     def __init__(
@@ -153,6 +166,11 @@ class Service:
         replica_slots: int | None = None,
         ttft_slo_s: float = 1.0,
         tpot_slo_s: float = 0.1,
+        prefill: PoolSpec | dict | None = None,
+        decode: PoolSpec | dict | None = None,
+        kv_transfer_gb_per_s: float = 50.0,
+        kv_intra_node_gb_per_s: float = 450.0,
+        kv_transfer_latency_s: float = 0.0,
     ) -> None:
         if tensor_parallel < 1 or max_batch_size < 1 or max_batched_tokens < max_batch_size:
             raise ValueError(
@@ -196,12 +214,37 @@ class Service:
             replica_slots = self.replicas if autoscaler is None else 4 * autoscaler.max_replicas
         self.replica_slots = int(replica_slots)
         self.ttft_slo_s, self.tpot_slo_s = float(ttft_slo_s), float(tpot_slo_s)
+        self.pools = self._pool_specs(prefill, decode)
+        if not (kv_transfer_gb_per_s > 0 and kv_intra_node_gb_per_s > 0):
+            raise ValueError(f"service {name!r}: KV transfer bandwidths must be > 0")
+        if not kv_transfer_latency_s >= 0:
+            raise ValueError(f"service {name!r}: kv_transfer_latency_s must be >= 0")
+        self.kv_transfer_bw = float(kv_transfer_gb_per_s) * 1e9
+        self.kv_intra_node_bw = float(kv_intra_node_gb_per_s) * 1e9
+        self.kv_transfer_latency_s = float(kv_transfer_latency_s)
         self.prepared: _Prepared | None = None
         self._runs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _pool_specs(self, prefill, decode) -> tuple[PoolSpec, ...]:
+        if prefill is None and decode is None:
+            return ()
+        if prefill is None or decode is None:
+            raise ValueError(f"service {self.name!r}: disaggregation needs prefill and decode")
+        if self.autoscaler is not None or self.prefix_cache or self.kv_preemption:
+            raise ValueError(
+                f"service {self.name!r}: prefill/decode pools do not support autoscaler, "
+                "prefix_cache or kv_preemption yet"
+            )
+        pools = (PoolSpec.of(prefill), PoolSpec.of(decode))
+        if min(p.replicas for p in pools) < 1:
+            raise ValueError(f"service {self.name!r}: each pool needs replicas >= 1")
+        return pools
 
     # ------------------------------------------------------------------ extension protocol
     def prepare(self, trace: pd.DataFrame, cluster: ClusterSpec) -> pd.DataFrame:
         """Load the requests, check the replica fits the cluster, append the replica rows."""
+        if self.pools:
+            return self._prepare_pools(trace, cluster)
         ids = _replica_ids(trace, self.name, self.replica_slots)
         trace, stream = self._take_requests(trace)
         if self.prefix_cache and not isinstance(stream, PrefixRequestStream):
@@ -230,6 +273,44 @@ class Service:
             return rows
         return pd.concat([trace, rows], ignore_index=True)
 
+    def _prepare_pools(self, trace: pd.DataFrame, cluster: ClusterSpec) -> pd.DataFrame:
+        """``prepare`` of a disaggregated service: rows of the prefill, then the decode pool."""
+        n = [p.replicas for p in self.pools]
+        ids = _replica_ids(trace, self.name, sum(n))
+        trace, stream = self._take_requests(trace)
+        pools, rows = [], []
+        for name, spec, slots in zip(("prefill", "decode"), self.pools, (ids[: n[0]], ids[n[0] :]),
+                                     strict=True):  # fmt: skip
+            tp = spec.tensor_parallel or self.tp
+            gpu = self._gpu(cluster, spec.gpu_type or self.gpu_type, tp)
+            step = self.step_time or self._step_model(gpu, tp)
+            kv = kv_capacity_tokens(self.model, gpu, tp, self.gpu_memory_utilization)
+            batch = spec.max_batch_size or self.max_batch_size
+            tokens = spec.max_batched_tokens or self.max_batched_tokens
+            pools.append(PreparedPool(name, tuple(slots), gpu, tp, step, kv, batch, tokens))
+            rows.append(self._rows(slots, tp, gpu))
+        decode = pools[1]
+        self.prepared = _Prepared(stream, tuple(ids), decode.gpu, decode.step_time,
+                                  decode.kv_capacity, tuple(pools))  # fmt: skip
+        rows = pd.concat(rows, ignore_index=True)
+        if trace.empty and not len(trace.columns):
+            return rows
+        return pd.concat([trace, rows], ignore_index=True)
+
+    def _rows(self, ids: list, tp: int, gpu: GPUSpec) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "job_id": ids,
+                "submit_time": math.inf,
+                "duration": math.inf,
+                "num_gpus": tp,
+                "gpu_type": gpu.name,
+                "kind": "infer",
+                "queue": self.name,
+                "priority": self.priority,
+            }
+        )
+
     def processes(self) -> list:
         """The controller process of this service (one per run)."""
         return [self._process]
@@ -237,7 +318,12 @@ class Service:
     def _process(self, sim: Simulation):
         if self.prepared is None:
             raise RuntimeError(f"service {self.name!r}: call prepare(trace, cluster) first")
-        run = ServiceRun(self, self.prepared, sim)
+        if self.pools:
+            from simulator.models.serving.disagg_run import DisaggServiceRun  # imports this module
+
+            run = DisaggServiceRun(self, self.prepared, sim)
+        else:
+            run = ServiceRun(self, self.prepared, sim)
         self._runs[sim] = run
         yield from run.control()
 
@@ -281,9 +367,11 @@ class Service:
         mine = (trace["kind"] == "infer") & trace["prompt_tokens"].notna()
         return trace.loc[~mine].reset_index(drop=True), RequestStream.from_frame(trace[mine])
 
-    def _gpu(self, cluster: ClusterSpec) -> GPUSpec:
+    def _gpu(self, cluster: ClusterSpec, name: str | None = None, tp: int | None = None) -> GPUSpec:
+        """The replicas' GPU model (default: the service's), checked to hold ``tp`` GPUs."""
         models = {m for m, g in zip(cluster.gpu_models, cluster.gpus, strict=True) if g > 0}
-        name = self.gpu_type
+        name = self.gpu_type if name is None else name
+        tp = self.tp if tp is None else tp
         if name is None:
             if len(models) != 1:
                 raise ValueError(
@@ -294,17 +382,17 @@ class Service:
         have = sum(
             int(g) for m, g in zip(cluster.gpu_models, cluster.gpus, strict=True) if m == spec.name
         )
-        if have < self.tp:
+        if have < tp:
             raise ValueError(
-                f"service {self.name!r}: a replica needs {self.tp} x {spec.name}, "
-                f"the cluster has {have}"
+                f"service {self.name!r}: a replica needs {tp} x {spec.name}, the cluster has {have}"
             )
         return spec
 
-    def _step_model(self, gpu: GPUSpec) -> StepTime:
+    def _step_model(self, gpu: GPUSpec, tp: int | None = None) -> StepTime:
+        tp = self.tp if tp is None else tp
         if self.step_profile is not None:
-            return TableStepTime.from_csv(self.step_profile, self.model.name, gpu.name, self.tp)
-        return RooflineStepTime(self.model, gpu, self.tp, **self.roofline)
+            return TableStepTime.from_csv(self.step_profile, self.model.name, gpu.name, tp)
+        return RooflineStepTime(self.model, gpu, tp, **self.roofline)
 
 
 def _replica_ids(trace: pd.DataFrame, name: str, n: int) -> list:
@@ -410,10 +498,11 @@ class ServiceRun:
             """Output tokens a preempted request had generated (recomputed on readmission)."""
             self.kv_preemptions = np.zeros(n, np.int32)
             self.recomputed_tokens = 0
-        self.replicas = [kind(self, k, j) for k, j in enumerate(_slot_jobs(sim, prepared))]
+        self.replicas = self._make_replicas(kind, prepared)
         self.routable: list[Replica] = []
         self.pending: deque[int] = deque()
-        self._dispatching = False
+        self.dispatching = False
+        """A dispatch of the pending requests is due (the run is its own replica pool)."""
         self.router = make_router(service.router, load_cap=service.affinity_load_cap)
         self.next_arrival = 0
         self.done = 0
@@ -441,6 +530,9 @@ class ServiceRun:
         sim.listen(self._by_job, on_start=self._job_started, on_stop=self._job_stopped)
         self._status, self._run_start = sim.jobs.status, sim.jobs.run_start
         self._preempt, self._restart = sim.jobs.preemptions, sim.jobs.restarts
+
+    def _make_replicas(self, kind: type, prepared: _Prepared) -> list[Replica]:
+        return [kind(self, k, j) for k, j in enumerate(_slot_jobs(self.sim, prepared))]
 
     def _cache_setup(self, s: PrefixRequestStream) -> None:
         """Per-request block lists and KV footprints of prefix caching."""
@@ -564,7 +656,7 @@ class ServiceRun:
                     break
                 rep.state = READY
                 self._add_routable(rep)
-                self.log(f"replica-{rep.slot}", "undrain")
+                self.log(rep.label, "undrain")
                 n += 1
             spare = (r for r in self.replicas if r.state == DORMANT)
             while n < target:
@@ -588,7 +680,7 @@ class ServiceRun:
     def _submit(self, rep: Replica, warm: bool) -> None:
         rep.state = PENDING
         rep.warm = warm
-        self.log(f"replica-{rep.slot}", "submit")
+        self.log(rep.label, "submit")
         self.sim.submit(rep.job)
         self._call(0.0, self._poll, POLL, rep)
 
@@ -625,7 +717,7 @@ class ServiceRun:
         rep.run_start = float(self._run_start[j])
         rep.epoch = int(self._preempt[j] + self._restart[j])
         rep.state = LOADING
-        self.log(f"replica-{rep.slot}", "placed")
+        self.log(rep.label, "placed")
         delay = 0.0 if rep.warm else self.service.load_delay_s
         ready_at = max(self.env.now, rep.run_start + delay)
         self._call(ready_at - self.env.now, self._ready, ITERATION, (rep, rep.epoch))
@@ -640,37 +732,40 @@ class ServiceRun:
             return
         rep.state = READY
         rep.warm = False
-        self.log(f"replica-{rep.slot}", "ready")
+        self.log(rep.label, "ready")
         self._add_routable(rep)
-        if self.pending and not self._dispatching:
+        pool = rep.pool
+        if pool.pending and not pool.dispatching:
             # after every replica that becomes ready at this instant, so that they share
-            self._dispatching = True
-            self._call(0.0, self._dispatch, POLL)
+            pool.dispatching = True
+            self._call(0.0, self._dispatch, POLL, pool)
         self.record()
 
     def _dispatch(self, value: object) -> None:
-        self._dispatching = False
-        while self.pending and self.routable:
-            self.route(self.pending.popleft())
+        pool = value
+        pool.dispatching = False
+        while pool.pending and pool.routable:
+            pool.route(pool.pending.popleft())
 
     def _add_routable(self, rep: Replica) -> None:
-        self.routable.append(rep)
-        self.routable.sort(key=lambda r: r.slot)
+        routable = rep.pool.routable
+        routable.append(rep)
+        routable.sort(key=lambda r: r.slot)
 
     def _drain(self, rep: Replica) -> None:
         rep.state = DRAINING
-        self.routable.remove(rep)
-        self.log(f"replica-{rep.slot}", "drain")
+        rep.pool.routable.remove(rep)
+        self.log(rep.label, "drain")
         if rep.outstanding == 0 and not rep.busy:
             self._stop(rep)
 
     def _stop(self, rep: Replica) -> None:
-        if rep in self.routable:
-            self.routable.remove(rep)
+        if rep in rep.pool.routable:
+            rep.pool.routable.remove(rep)
         if self._status[rep.job] in (Status.RUNNING, Status.QUEUED):
             self.sim.stop(rep.job)
         rep.state = STOPPED
-        self.log(f"replica-{rep.slot}", "stop")
+        self.log(rep.label, "stop")
         self.record()
 
     def alive(self, rep: Replica) -> bool:
@@ -684,12 +779,12 @@ class ServiceRun:
 
     def lost(self, rep: Replica) -> None:
         """``rep`` lost its GPUs: back to pending (or stopped), its requests start over."""
-        admitted = len(rep.ids)
+        admitted = rep.admitted_requests
         reqs = rep.take_all()
-        if rep in self.routable:
-            self.routable.remove(rep)
+        if rep in rep.pool.routable:
+            rep.pool.routable.remove(rep)
         self.counts["replica_losses"] += 1
-        self.log(f"replica-{rep.slot}", "lost")
+        self.log(rep.label, "lost")
         was_draining = rep.state == DRAINING
         rep.state = PENDING
         if was_draining or self._status[rep.job] not in (Status.QUEUED, Status.RUNNING):
@@ -758,7 +853,7 @@ class ServiceRun:
             rep = routable[0] if len(routable) == 1 else self.router.choose(routable, r)
             if self.alive(rep):
                 self.replica_of[r] = rep.slot
-                self.log(r, f"route replica-{rep.slot}")
+                self.log(r, f"route {rep.label}")
                 rep.enqueue(r)
                 return
             self.lost(rep)
