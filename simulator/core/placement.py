@@ -10,6 +10,10 @@ directly and Python policies through :class:`Placer`):
   and memory are split over its nodes in proportion to the GPUs taken on each.
 * With ``allow_split=True``, a job that could fit one node may also be spread when no single
   node has room now.
+* A pod-shaped job (``pods > 0`` in the trace) is placed pod by pod instead: each pod takes
+  ``num_gpus / pods`` whole GPUs and its share of CPU and memory on one node, on the node the
+  scoring mode prefers with the job's earlier pods counted; a one-pod job is never split (see
+  :func:`simulator.core.kernels._place_pods`). Jobs without pods keep the rules above.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ class Placer:
 
     def place(self, jobs: JobTable, j: int) -> Placement | None:
         """Placement for job ``j`` on the current free resources, or None if it cannot start."""
-        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
         buf = self._buf_arrays
         k = kernels.place_into(
             self._arrays,
@@ -96,6 +101,7 @@ class Placer:
             mask,
             cpus,
             mem,
+            jobs.class_pods[c],
             n <= self.max_node_gpus(mask),
             self.mode,
             self.allow_split,
@@ -112,9 +118,32 @@ class Placer:
             buf.mem[:k].copy(),
         )
 
+    def place_pods_in(self, jobs: JobTable, j: int, level: int, whole: bool) -> Placement | None:
+        """Placement of pod-shaped job ``j`` inside one domain of ``level``, or None.
+
+        Level 0: all pods on one node; 1: in one rack; 2: anywhere (see
+        :func:`simulator.core.kernels.place_pods_in`); ``whole``: only entirely free nodes.
+        """
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
+        buf = self._buf_arrays
+        k = kernels.place_pods_in(
+            self._arrays, n, mask, cpus, mem, jobs.class_pods[c], self.mode, level, whole, self._buf
+        )
+        if k < 0:
+            return None
+        return Placement(
+            buf.nodes[:k].copy(),
+            buf.gpus[:n].copy(),
+            milli,
+            buf.cpu[:k].copy(),
+            buf.mem[:k].copy(),
+        )
+
     def fits_empty(self, jobs: JobTable, j: int) -> bool:
         """Whether job ``j`` could be placed on this cluster with every node up and idle."""
-        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
         return bool(
             kernels.fits_empty(
                 self._arrays,
@@ -123,6 +152,7 @@ class Placer:
                 mask,
                 cpus,
                 mem,
+                jobs.class_pods[c],
                 n <= self.max_node_gpus(mask),
                 self.allow_split,
             )
