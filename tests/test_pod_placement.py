@@ -28,9 +28,11 @@ from policies.sjf import SjfPolicy
 from policies.srtf import SrtfPolicy
 from policies.tiresias import TiresiasPolicy
 from policies.topology import TopologyPolicy
-from simulator.core.cluster import ClusterSpec
+from simulator.core import kernels
+from simulator.core.cluster import ClusterSpec, ClusterState
 from simulator.core.engine import Simulation
 from simulator.core.jobs import TERMINAL, Status
+from simulator.core.refs import buf_ref
 
 # the policies of configs/policy/ with their default settings
 DEFAULTS = {
@@ -61,6 +63,100 @@ def _placed(sim: Simulation) -> dict[int, list]:
         per_node = {int(n): int((p.gpus // g == n).sum()) for n in p.nodes}
         out.setdefault(int(j), []).append((t, per_node))
     return out
+
+
+# ---------------------------------------------------------------------- the kernel
+def _naive_pods(free_full, cpu_free, mem_free, model_ok, up, pods, g, cpp, mpp, mode):
+    """Pods one by one, each on the node ``mode`` scores best with earlier pods counted."""
+    free, cpu, mem = free_full.astype(int), cpu_free.copy(), mem_free.copy()
+    chosen = {}
+    for _ in range(pods):
+        fits = [
+            i
+            for i in range(len(free))
+            if up[i]
+            and model_ok[i]
+            and free[i] >= g
+            and cpu[i] + 1e-9 >= cpp
+            and mem[i] + 1e-9 >= mpp
+        ]
+        if not fits:
+            return None
+        left = {i: float(free[i] - g) if g else float(cpu[i] - cpp) for i in fits}
+        left = {i: v if v < 1e300 else 0.0 for i, v in left.items()}
+        if mode == kernels.FIRST_FIT:
+            i = fits[0]
+        elif mode == kernels.SPREAD:
+            i = max(fits, key=lambda i: (left[i], -i))
+        else:
+            i = min(fits, key=lambda i: (left[i], i))
+        free[i] -= g
+        cpu[i] -= cpp
+        mem[i] -= mpp
+        chosen[i] = chosen.get(i, 0) + 1
+    return dict(sorted(chosen.items()))
+
+
+def _random_state(rng):
+    num = int(rng.integers(1, 10))
+    gpus = rng.choice([0, 1, 2, 4, 8], size=num).astype(np.int64)
+    models = tuple("" if g == 0 else str(rng.choice(["A100", "H100"])) for g in gpus)
+    cpus = rng.choice([np.inf, 8.0, 32.0], size=num).astype(float)
+    mem = rng.choice([np.inf, 64.0, 256.0], size=num).astype(float)
+    racks = (np.arange(num) // int(rng.integers(1, 4))).astype(np.int64)
+    state = ClusterState(
+        ClusterSpec(tuple(f"n{i}" for i in range(num)), gpus, models, cpus, mem, racks)
+    )
+    gpu_free = state.gpu_free.copy()
+    real = gpu_free >= 0
+    gpu_free[real] = rng.choice([0, 250, 1000, 1000, 1000], size=int(real.sum()))
+    cpu_free = np.where(np.isinf(cpus), cpus, cpus * rng.random(num))
+    mem_free = np.where(np.isinf(mem), mem, mem * rng.random(num))
+    state.load_free(gpu_free, cpu_free, mem_free, rng.random(num) > 0.15)
+    return state
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_pod_kernel_matches_its_naive_twin_and_never_fails_when_the_pods_fit(seed):
+    rng = np.random.default_rng(14_000 + seed)
+    st = _random_state(rng)
+    num = len(st.capacity)
+    buf = buf_ref(kernels.new_buf(num, st.gpu_free.size))
+    pods = int(rng.integers(2, 7))
+    g = int(rng.choice([0, 1, 2, 4]))
+    cpp = float(rng.choice([0.0, 2.0, 6.0] if g else [2.0, 6.0]))
+    mpp = float(rng.choice([0.0, 20.0]))
+    mask = int(rng.choice([0, 1, 2]))
+    model_ok = [kernels._type_ok(int(m), mask) for m in st.node_model]
+    for mode in (kernels.BEST_FIT, kernels.SPREAD, kernels.FIRST_FIT):
+        args = (st.ref, g * pods, 1000 if g else 0, mask, cpp * pods, mpp * pods, pods)
+        k = kernels.place_into(*args, True, mode, False, True, buf)
+        want = _naive_pods(
+            st.free_full, st.cpu_free, st.mem_free, model_ok, st.node_up, pods, g, cpp, mpp, mode
+        )
+        got = None
+        if k >= 0:  # pods per node, from its GPUs (or, CPU-only, its cores)
+            nodes = buf.nodes[:k]
+            if g:
+                on = np.bincount(buf.gpus[: g * pods] // st.gpu_free.shape[1], minlength=num)
+                got = {int(i): int(on[i]) // g for i in nodes}
+            else:
+                got = {int(i): int(round(c / cpp)) for i, c in zip(nodes, buf.cpu[:k], strict=True)}
+        assert got == want, (mode, got, want)
+        # the greedy order fails only when the nodes cannot hold that many pods at all
+        room = 0
+        for i in range(num):
+            if not (st.node_up[i] and model_ok[i]):
+                continue
+            fit = pods
+            if g:
+                fit = min(fit, int(st.free_full[i]) // g)
+            if cpp and np.isfinite(st.cpu_free[i]):
+                fit = min(fit, int((st.cpu_free[i] + 1e-9) // cpp))
+            if mpp and np.isfinite(st.mem_free[i]):
+                fit = min(fit, int((st.mem_free[i] + 1e-9) // mpp))
+            room += fit
+        assert (k >= 0) == (room >= pods)
 
 
 # ---------------------------------------------------------------------- exact scenarios
