@@ -121,7 +121,8 @@ def test_pod_kernel_matches_its_naive_twin_and_never_fails_when_the_pods_fit(see
     rng = np.random.default_rng(14_000 + seed)
     st = _random_state(rng)
     num = len(st.capacity)
-    buf = buf_ref(kernels.new_buf(num, st.gpu_free.size))
+    out = kernels.new_buf(num, st.gpu_free.size)  # the arrays the compiled reference writes
+    buf = buf_ref(out)
     pods = int(rng.integers(2, 7))
     g = int(rng.choice([0, 1, 2, 4]))
     cpp = float(rng.choice([0.0, 2.0, 6.0] if g else [2.0, 6.0]))
@@ -136,12 +137,12 @@ def test_pod_kernel_matches_its_naive_twin_and_never_fails_when_the_pods_fit(see
         )
         got = None
         if k >= 0:  # pods per node, from its GPUs (or, CPU-only, its cores)
-            nodes = buf.nodes[:k]
+            nodes = out.nodes[:k]
             if g:
-                on = np.bincount(buf.gpus[: g * pods] // st.gpu_free.shape[1], minlength=num)
+                on = np.bincount(out.gpus[: g * pods] // st.gpu_free.shape[1], minlength=num)
                 got = {int(i): int(on[i]) // g for i in nodes}
             else:
-                got = {int(i): int(round(c / cpp)) for i, c in zip(nodes, buf.cpu[:k], strict=True)}
+                got = {int(i): int(round(c / cpp)) for i, c in zip(nodes, out.cpu[:k], strict=True)}
         assert got == want, (mode, got, want)
         # the greedy order fails only when the nodes cannot hold that many pods at all
         room = 0
