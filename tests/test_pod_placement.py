@@ -243,6 +243,7 @@ def test_a_pod_larger_than_every_node_is_unschedulable(policy):
     sim = simulate(trace, cluster, DEFAULTS[policy]())
     assert sim.jobs.status.tolist() == [Status.UNSCHEDULABLE, Status.FINISHED]
     assert (0, 1, "unschedulable") in sim.events
+    assert sim.unschedulable_reasons == {"no node can hold one pod (16 GPUs)": 1}
 
 
 def test_a_pod_asking_more_cpus_than_a_node_has_is_unschedulable():
@@ -253,6 +254,26 @@ def test_a_pod_asking_more_cpus_than_a_node_has_is_unschedulable():
     sim = simulate(trace, cluster, GangPolicy())
     assert sim.jobs.status.tolist() == [Status.UNSCHEDULABLE, Status.FINISHED]
     assert sim.jobs.nodes_used[1].tolist() == [0, 1, 2, 3]
+    assert sim.unschedulable_reasons == {"no node can hold one pod (8 GPUs, 120 CPUs)": 1}
+
+
+def test_unschedulable_reasons_say_what_does_not_fit():
+    # 4 nodes of 8 GPUs / 80 CPUs: 5 pods of 8 GPUs do not fit 4 nodes; a 4-GPU job asking 100
+    # CPUs fits no node; a 40-GPU gang is larger than the cluster; a one-pod 16-GPU job
+    cluster = ClusterSpec.homogeneous(4, 8, "H100", cpus_per_node=80.0)
+    trace = make_trace(
+        [(1, 0, 10, 40), (2, 0, 10, 4), (3, 0, 10, 40), (4, 0, 10, 16), (5, 0, 10, 8)],
+        pods=[5, 0, 0, 1, 2],
+        num_cpus=[0.0, 100.0, 0.0, 0.0, 0.0],
+    )
+    sim = simulate(trace, cluster, FifoPolicy())
+    assert sim.unschedulable_reasons == {
+        "the nodes cannot hold all 5 pods (8 GPUs each)": 1,
+        "no node can hold it (4 GPUs, 100 CPUs)": 1,
+        "the cluster cannot hold it (40 GPUs)": 1,
+        "no node can hold its one pod (16 GPUs)": 1,
+    }
+    assert simulate(trace.iloc[4:], cluster, FifoPolicy()).unschedulable_reasons == {}
 
 
 def test_cpu_only_pods_spread_when_one_node_cannot_hold_them():

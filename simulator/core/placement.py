@@ -140,6 +140,32 @@ class Placer:
             buf.mem[:k].copy(),
         )
 
+    def never_fits_reason(self, jobs: JobTable, j: int) -> str:
+        """Why job ``j`` cannot be placed even on the idle cluster, in words.
+
+        E.g. ``no node can hold one pod (8 GPUs, 120 CPUs)``; meant for jobs whose
+        :meth:`fits_empty` is false.
+        """
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
+        pods = jobs.class_pods[c]
+        if mask < 0:
+            return "no node has the GPU model asked for"
+        if pods > 1:
+            g, cpp, mpp = n // pods, cpus / pods, mem / pods
+            shape = _words(g, milli, cpp, mpp)
+            one = kernels.fits_empty(
+                self._arrays, g, milli, mask, cpp, mpp, 1, g <= self.max_node_gpus(mask), False
+            )
+            if not one:
+                return f"no node can hold one pod ({shape})"
+            return f"the nodes cannot hold all {pods} pods ({shape} each)"
+        if pods == 1:
+            return f"no node can hold its one pod ({_words(n, milli, cpus, mem)})"
+        if n <= self.max_node_gpus(mask):
+            return f"no node can hold it ({_words(n, milli, cpus, mem)})"
+        return f"the cluster cannot hold it ({_words(n, milli, cpus, mem)})"
+
     def fits_empty(self, jobs: JobTable, j: int) -> bool:
         """Whether job ``j`` could be placed on this cluster with every node up and idle."""
         c = jobs.class_of[j]
@@ -157,3 +183,17 @@ class Placer:
                 self.allow_split,
             )
         )
+
+
+def _words(gpus: int, milli: int, cpus: float, mem: float) -> str:
+    """A demand as ``8 GPUs, 120 CPUs, 900 GB`` (zero dimensions left out)."""
+    parts = []
+    if gpus and milli < kernels.MILLI:
+        parts.append(f"{milli} milli-GPU")
+    elif gpus:
+        parts.append(f"{gpus} GPU" + ("s" if gpus != 1 else ""))
+    if cpus:
+        parts.append(f"{cpus:g} CPUs")
+    if mem:
+        parts.append(f"{mem:g} GB")
+    return ", ".join(parts) or "nothing"
