@@ -206,8 +206,8 @@ class FgdPolicy(Policy):
         jobs, c = view.jobs, view.cluster
         n, milli = int(jobs.num_gpus[j]), int(jobs.milli[j])
         mask = int(jobs.type_mask[j])
-        if n > self.placer.max_node_gpus(mask):
-            return self.placer.place(jobs, j)
+        if n > self.placer.max_node_gpus(mask) or jobs.class_pods[jobs.class_of[j]] > 1:
+            return self.placer.place(jobs, j)  # a gang, or pods: the shared rule
         cpus, mem = float(jobs.cpus[j]), float(jobs.mem[j])
         key = self._keys(view)
         if self.scoring == "fgd":

@@ -42,8 +42,8 @@ def _fgd_place(es, ps, j):
     """``FgdPolicy.place`` into ``es.buf`` (nodes used, or -1); rejects when told to."""
     ja, cl, buf = es.jobs, es.cl, es.buf
     n, milli, mask = ja.num_gpus[j], np.int64(ja.milli[j]), ja.type_mask[j]
-    if n > ps.node_cap[ja.cls[j]]:
-        k = place_job(es, j, BEST_FIT, False, True)
+    if n > ps.node_cap[ja.cls[j]] or es.cls.pods[ja.cls[j]] > 1:
+        k = place_job(es, j, BEST_FIT, False, True)  # a gang, or pods: the shared rule
     else:
         cpus, mem = ja.cpus[j], ja.mem[j]
         num = cl.free_full.shape[0]

@@ -155,7 +155,10 @@ class _DomainPlacer:
             return self.base.place(jobs, j)
         node_cap, rack_cap = self._capacity(int(jobs.type_mask[j]))
         lowest = NODE if n <= node_cap else LEAF if n <= rack_cap else SPINE
-        required, preferred = self.policy.levels(j, lowest, n <= node_cap)
+        pods = jobs.class_pods[jobs.class_of[j]]
+        # pods of a job may share a node or not: only a job without pods must keep to one node
+        one_node = n <= node_cap and pods <= 1
+        required, preferred = self.policy.levels(j, lowest, one_node)
         if required < lowest:
             self.policy.impossible.append(j)
             return None
@@ -179,6 +182,8 @@ class _DomainPlacer:
 
         With ``whole``, only nodes with every GPU free are used.
         """
+        if jobs.class_pods[jobs.class_of[j]] > 1:
+            return self.base.place_pods_in(jobs, j, level, whole)
         if level == NODE:
             return self.base.place(jobs, j)
         c = self.cluster

@@ -23,7 +23,13 @@ from simulator.core.cluster import MILLI
 from simulator.core.hooks import PASS_DONE
 from simulator.core.jit import jit
 from simulator.core.jobs import Status
-from simulator.core.kernels import _candidate, _pick_full_gpus, _select_gang, _usable_gpus
+from simulator.core.kernels import (
+    _candidate,
+    _pick_full_gpus,
+    _select_gang,
+    _usable_gpus,
+    place_pods_in,
+)
 from simulator.core.ops import place_job, reject, wake_at
 
 __all__ = ["TopologyPass", "new_topology_pass"]
@@ -83,6 +89,13 @@ def _fewest_racks(usable, cl, n, counts):
 @jit
 def _in_level(es, ps, j, n, level, whole):
     """``_DomainPlacer._in_level``: a placement inside one domain of ``level`` into ``es.buf``."""
+    k = es.jobs.cls[j]
+    pods = es.cls.pods[k]
+    if pods > 1:
+        cls = es.cls
+        return place_pods_in(
+            es.cl, n, cls.mask[k], cls.cpus[k], cls.mem[k], pods, ps.walk.mode, level, whole, es.buf
+        )
     if level == NODE:
         return place_job(es, j, ps.walk.mode, ps.walk.allow_split, ps.walk.indexed)
     cl, ja, buf = es.cl, es.jobs, es.buf
@@ -169,7 +182,7 @@ def _domain_place(es, ps, j):
         required = SPINE
     if preferred < 0:
         preferred = required
-    if n <= node_cap and not ps.split:
+    if n <= node_cap and es.cls.pods[k] <= 1 and not ps.split:
         required = min(required, NODE)
     if required < lowest:
         c = ps.nimpossible[0]

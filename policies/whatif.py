@@ -182,10 +182,11 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
     ja = es.jobs
     k = ja.cls[j]
     gpus, milli, mask = cls.gpus[k], cls.milli[k], cls.mask[k]
-    cpus, mem, single = cls.cpus[k], cls.mem[k], cls.single[k]
-    if place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf) >= 0:
+    cpus, mem, single, pods = cls.cpus[k], cls.mem[k], cls.single[k], cls.pods[k]
+    if _place_class(sc, cls, k, mode, allow_split, sbuf) >= 0:
         return 0
-    local = single and (not allow_split or gpus <= 1)
+    # one node whatever happens: a single-node job that is not split, or a one-pod job
+    local = single and pods <= 1 and (pods == 1 or not allow_split or gpus <= 1)
     run_start = ja.run_start
     for i in range(ncand):
         order[i] = i
@@ -217,10 +218,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
                     nt += 1
             ok = fits_on_nodes(sc, ja.p_node[a : a + kv], kv, gpus, milli, mask, cpus, mem)
         else:
-            ok = (
-                place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf)
-                >= 0
-            )
+            ok = _place_class(sc, cls, k, mode, allow_split, sbuf) >= 0
         if ok:
             fits = True
             break
@@ -234,10 +232,7 @@ def find_victims_compiled(es, sc, sbuf, j, cands, prim, ncand, mode, allow_split
         if local:
             ok = fits_on_nodes(sc, touched, nt, gpus, milli, mask, cpus, mem)
         else:
-            ok = (
-                place_into(sc, gpus, milli, mask, cpus, mem, single, mode, allow_split, True, sbuf)
-                >= 0
-            )
+            ok = _place_class(sc, cls, k, mode, allow_split, sbuf) >= 0
         if ok:
             keep[i] = False
         else:
@@ -275,8 +270,12 @@ def place_on(es, sc, j, mode, allow_split, buf):
     The shared placement rule for ``j``'s demand class (as :func:`~simulator.core.ops.place_job`
     on the live cluster), written into placement buffer ``buf``.
     """
-    cls = es.cls
-    k = es.jobs.cls[j]
+    return _place_class(sc, es.cls, es.jobs.cls[j], mode, allow_split, buf)
+
+
+@jit
+def _place_class(sc, cls, k, mode, allow_split, buf):
+    """The shared placement rule for demand class ``k`` on cluster ``sc``: nodes used, or -1."""
     return place_into(
         sc,
         cls.gpus[k],
@@ -284,6 +283,7 @@ def place_on(es, sc, j, mode, allow_split, buf):
         cls.mask[k],
         cls.cpus[k],
         cls.mem[k],
+        cls.pods[k],
         cls.single[k],
         mode,
         allow_split,

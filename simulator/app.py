@@ -226,6 +226,7 @@ def run_config(
     summary["queues"] = metrics.queue_summary(sim)
     summary["kinds"] = metrics.kind_summary(sim)
     summary["reject_reasons"] = dict(sim.reject_reasons)
+    summary["unschedulable_reasons"] = sim.unschedulable_reasons
     summary["config_key"] = config_key(cfg)
     jobs = metrics.job_frame(sim)
     trace_columns = set(jobs.columns)

@@ -376,7 +376,7 @@ def test_fits_on_nodes_is_place_into_for_single_node_jobs(seed):
         if n > int(gpus.max()):
             continue
         placed = kernels.place_into(
-            ref, n, milli, mask, c, m, True, kernels.BEST_FIT, False, bool(rng.random() < 0.5), buf
+            ref, n, milli, mask, c, m, 0, True, kernels.BEST_FIT, False, rng.random() < 0.5, buf
         )
         assert kernels.fits_on_nodes(ref, nodes, num, n, milli, mask, c, m) == (placed >= 0)
 

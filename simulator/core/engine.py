@@ -34,7 +34,7 @@ from simulator.core.interrupts import GracefulStop
 from simulator.core.jit import jit
 from simulator.core.jobs import JobTable, Status
 from simulator.core.kernels import ALLOC_MESSAGES
-from simulator.core.placement import Placement
+from simulator.core.placement import Placement, Placer
 from simulator.core.refs import engine_ref
 from simulator.core.state import EVENT_NAMES, build_state, grow, room_ok
 from simulator.core.view import PendingQueue, RunningSet, SchedulerView
@@ -316,6 +316,22 @@ class Simulation:
     def stops(self) -> np.ndarray:
         """Every job that left the running set (finish, preemption, kill, migration, stop)."""
         return self.es.log.stops[: self._c[0].stops].copy()
+
+    @property
+    def unschedulable_reasons(self) -> dict[str, int]:
+        """How many jobs were ``unschedulable`` (could never be placed here), by reason.
+
+        E.g. ``{"no node can hold one pod (8 GPUs, 120 CPUs)": 3}``.
+        """
+        never = np.flatnonzero(self.jobs.status == Status.UNSCHEDULABLE)
+        if not len(never):
+            return {}
+        placer = Placer(self.state)
+        out: dict[str, int] = {}
+        for j in never.tolist():
+            why = placer.never_fits_reason(self.jobs, j)
+            out[why] = out.get(why, 0) + 1
+        return out
 
     @property
     def reject_reasons(self) -> dict[str, int]:

@@ -66,8 +66,10 @@ class JobTable:
 
     Static columns (from the trace): ``submit``, ``duration`` (s), ``num_gpus``, ``milli``
     (milli-GPU per GPU), ``type_mask`` (allowed GPU model bits, 0 = any, -1 = no such model),
-    ``cpus``, ``mem`` (GB), ``priority``, ``queue`` (id into ``queue_names``), ``kind`` (id into
-    ``kind_names``) and ``demand_class`` (jobs with identical demand share a class id).
+    ``cpus``, ``mem`` (GB), ``pods`` (0 = no pod shape; else ``num_gpus``, ``cpus`` and ``mem``
+    split evenly over that many pods, each on one node), ``priority``, ``queue`` (id into
+    ``queue_names``), ``kind`` (id into ``kind_names``) and ``demand_class`` (jobs with
+    identical demand share a class id).
 
     Dynamic columns (engine-owned): ``status``, ``start`` (first start), ``end``, ``work``
     (seconds of full-speed progress done), ``rate`` (progress per second while running),
@@ -97,6 +99,7 @@ class JobTable:
                 f"job {_plain(self.job_ids[k])!r}: a GPU share below {MILLI} milli-GPU "
                 f"(gpu_milli={self.milli[k]}) needs num_gpus == 1, got {self.num_gpus[k]}"
             )
+        self.pods = _pods(self.job_ids, self.num_gpus, self.milli, _col(f, "pods", 0))
         self.cpus = _col(f, "num_cpus", 0.0).astype(np.float64)
         self.mem = _col(f, "memory_gb", 0.0).astype(np.float64)
         self.priority = _priorities(self.job_ids, _col(f, "priority", 0))
@@ -108,7 +111,7 @@ class JobTable:
         self.type_mask = masks[inv] if n else np.zeros(0, dtype=np.int64)
         # class ids in order of first appearance: a mixed-radix key of per-column codes
         key = np.zeros(n, dtype=np.int64)
-        for col in (self.num_gpus, self.milli, self.type_mask, self.cpus, self.mem):
+        for col in (self.num_gpus, self.milli, self.type_mask, self.cpus, self.mem, self.pods):
             codes, uniq = pd.factorize(col)
             key = key * len(uniq) + codes
             key = pd.factorize(key)[0]  # back to 0..k-1, so the product cannot overflow
@@ -128,6 +131,8 @@ class JobTable:
             for k in first
         ]
         """Per class: ``(num_gpus, milli, type_mask, cpus, mem)`` as Python scalars."""
+        self.class_pods: list[int] = [int(self.pods[k]) for k in first]
+        """Per class: pods of the demand (0 = no pod shape, placed as a whole job)."""
         self.gpu_share = self.num_gpus * self.milli / MILLI
         """GPUs held while running (fractional for shared GPUs)."""
 
@@ -191,6 +196,26 @@ def _check_times(ids: np.ndarray, submit: np.ndarray, duration: np.ndarray) -> N
             f"duration={float(duration[k])!r}: expected submit_time + duration below 2**53 s "
             "(where float64 seconds still hold whole seconds)"
         )
+
+
+def _pods(ids: np.ndarray, gpus: np.ndarray, milli: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """``pods`` as int64: 0 or more, dividing ``num_gpus``; a shared GPU is one pod.
+
+    (:mod:`traces.canonical` checks the same; a frame built by hand may not.)
+    """
+    vals = np.asarray(raw, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        pods = np.where(np.isfinite(vals), vals, -1.0)
+    per = np.where(pods > 0, gpus / np.where(pods > 0, pods, 1), 0)
+    bad = (pods < 0) | (pods != np.round(pods)) | (per != np.round(per))
+    bad |= (pods > 1) & (milli < MILLI) & (gpus > 0)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"job {_plain(ids[k])!r}: pods={_plain(raw[k])!r} must be a whole number >= 0 "
+            f"that divides num_gpus={int(gpus[k])} (a shared GPU is a single pod)"
+        )
+    return pods.astype(np.int64)
 
 
 def _priorities(ids: np.ndarray, raw: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ __all__ = [
     "new_buf",
     "take",
     "place_into",
+    "place_pods_in",
     "fits_empty",
     "fits_on_nodes",
     "max_node_gpus",
@@ -517,6 +518,123 @@ def _place_gang(
     return k
 
 
+@jit
+def _place_pods(cl, pods, g, mask, cpp, mpp, mode, rack, whole, buf):
+    """``pods`` pods of ``g`` whole GPUs, ``cpp`` CPUs and ``mpp`` GB each, one node per pod.
+
+    Pods are placed one at a time, each on the node ``mode`` scores best for it with the job's
+    earlier pods counted (as a Kubernetes scheduler binds one pod after another): best-fit the
+    node left with the fewest whole free GPUs (CPU-only pods: free CPUs), spread the most,
+    first-fit the lowest id; ties go to the lower node id. Several pods may share a node. Only
+    nodes of rack ``rack`` (-1 = any) are used, and with ``whole`` only nodes with every GPU
+    free. Writes ``buf`` as :func:`place_into` does (nodes ascending, each node's lowest free
+    GPUs); returns the number of nodes used, or -1 when some pod fits nowhere.
+
+    Pods are alike, so taking any node a pod fits on lowers the number of pods the nodes can
+    still hold by exactly one: the greedy order never fails when a placement exists.
+    """
+    num = cl.free_full.shape[0]
+    cnt = buf.tmp_counts
+    for i in range(num):
+        cnt[i] = 0
+    lo, hi = 0, num
+    if rack >= 0:
+        lo, hi = cl.rack_start[rack], cl.rack_start[rack + 1]
+    spread = mode == SPREAD
+    placed = 0
+    for _ in range(pods):
+        best = -1
+        best_score = 0.0
+        for m in range(lo, hi):
+            i = cl.rack_order[m] if rack >= 0 else m  # a rack's nodes ascending
+            if whole and cl.free_full[i] < cl.capacity[i]:
+                continue
+            c = cnt[i]
+            cpu_left = cl.cpu_free[i] - c * cpp
+            if not _node_ok(
+                cl.node_up[i], cpu_left, cl.mem_free[i] - c * mpp, cl.node_model[i], cpp, mpp, mask
+            ):
+                continue
+            if g > 0:
+                left = cl.free_full[i] - (c + 1) * g
+                if left < 0:
+                    continue
+                score = float(left)
+            else:
+                left_cpu = cpu_left - cpp
+                score = left_cpu if left_cpu < 1e300 else 0.0
+            if mode == FIRST_FIT:
+                best = i
+                break
+            if best < 0 or (spread and score > best_score) or (not spread and score < best_score):
+                best = i
+                best_score = score
+        if best < 0:
+            break
+        cnt[best] += 1
+        placed += 1
+    k = 0
+    if placed == pods:
+        at = 0
+        for i in range(num):
+            if cnt[i] > 0:
+                buf.nodes[k] = i
+                if g > 0:
+                    at += _pick_full_gpus(cl.gpu_free, i, cnt[i] * g, buf.gpus, at)
+                buf.cpu[k] = cnt[i] * cpp
+                buf.mem[k] = cnt[i] * mpp
+                k += 1
+    for i in range(num):
+        cnt[i] = 0
+    return k if placed == pods else -1
+
+
+@jit
+def place_pods_in(cl, n, mask, cpus, mem, pods, mode, level, whole, buf):
+    """A pod-shaped job of ``n`` whole GPUs inside one network domain of ``level``.
+
+    Level 0: every pod on one node (the job as one pod); 1: inside one rack, the rack whose
+    nodes hold the pods on the fewest nodes (ties: lower rack id); 2: anywhere. Pods are placed
+    as :func:`_place_pods` does; ``whole`` uses only nodes with every GPU free. Writes ``buf``;
+    returns nodes used or -1.
+    """
+    if level == 0:
+        return _place_pods(cl, 1, n, mask, cpus, mem, mode, -1, whole, buf)
+    g, cpp, mpp = n // pods, cpus / pods, mem / pods
+    if level >= 2:
+        return _place_pods(cl, pods, g, mask, cpp, mpp, mode, -1, whole, buf)
+    best, best_k = -1, 0
+    for r in range(cl.rack_start.shape[0] - 1):
+        k = _place_pods(cl, pods, g, mask, cpp, mpp, mode, r, whole, buf)
+        if k > 0 and (best < 0 or k < best_k):
+            best, best_k = r, k
+            if k == 1:
+                break
+    if best < 0:
+        return -1
+    return _place_pods(cl, pods, g, mask, cpp, mpp, mode, best, whole, buf)
+
+
+@jit
+def _pods_on_empty(cl, g, mask, cpp, mpp, want):
+    """Whether the idle cluster (every node up) holds ``want`` such pods, one node per pod."""
+    total = 0
+    for i in range(cl.capacity.shape[0]):
+        if not _type_ok(cl.node_model[i], mask):
+            continue
+        fit = want
+        if g > 0:
+            fit = min(fit, cl.capacity[i] // g)
+        if cpp > 0 and cl.cpu_cap[i] < np.inf:
+            fit = min(fit, int((cl.cpu_cap[i] + _EPS) // cpp))
+        if mpp > 0 and cl.mem_cap[i] < np.inf:
+            fit = min(fit, int((cl.mem_cap[i] + _EPS) // mpp))
+        total += fit
+        if total >= want:
+            return True
+    return False
+
+
 # ---------------------------------------------------------------------- allocation
 ALLOC_OK = 0
 ALLOC_NO_ROOM = 1
@@ -699,14 +817,16 @@ def take(cl, nodes, gpus, milli, cpus, mem, sign):
 
 
 @jit
-def place_into(cl, n, milli, mask, cpus, mem, single, mode, allow_split, indexed, buf):
+def place_into(cl, n, milli, mask, cpus, mem, pods, single, mode, allow_split, indexed, buf):
     """Where a job of this demand would start now; writes ``buf``, returns the nodes used.
 
     The rule every policy places by (:class:`~simulator.core.placement.Placer` documents it):
-    a job whose GPUs fit one node by capacity (``single``) goes on one node chosen by
-    ``mode``, through the bucket index when ``indexed`` and it takes whole GPUs; otherwise (or,
-    with ``allow_split``, when no single node has room) it is a gang on the fewest nodes
-    (:func:`_place_gang`), its CPU and memory split in proportion to its GPUs per node.
+    a job of ``pods > 1`` pods places each pod whole on one node (:func:`_place_pods`); a
+    one-pod job takes one node and is never split. Otherwise a job whose GPUs fit one node by
+    capacity (``single``) goes on one node chosen by ``mode``, through the bucket index when
+    ``indexed`` and it takes whole GPUs; otherwise (or, with ``allow_split``, when no single
+    node has room) it is a gang on the fewest nodes (:func:`_place_gang`), its CPU and memory
+    split in proportion to its GPUs per node.
 
     Args:
         cl: cluster arrays (:class:`~simulator.core.cluster.ClusterArrays`).
@@ -715,6 +835,8 @@ def place_into(cl, n, milli, mask, cpus, mem, single, mode, allow_split, indexed
         mask: GPU-type mask.
         cpus: CPU cores in all.
         mem: memory in GB in all.
+        pods: pods of the job (0 = no pod shape); each pod takes ``n / pods`` GPUs,
+            ``cpus / pods`` CPUs and ``mem / pods`` GB on one node.
         single: the job fits one node by capacity.
         mode: scoring mode.
         allow_split: may a job that fits one node be split over several.
@@ -730,6 +852,12 @@ def place_into(cl, n, milli, mask, cpus, mem, single, mode, allow_split, indexed
             return -1
     elif books.alloc_milli + milli > books.total_milli:
         return -1
+    if pods > 1:
+        return _place_pods(cl, pods, n // pods, mask, cpus / pods, mem / pods, mode, -1, False, buf)
+    if pods == 1:
+        if not single:
+            return -1  # one pod larger than every node
+        allow_split = False
     if indexed and single and n >= 1 and milli >= MILLI:
         node = _take_full(
             cl.buckets,
@@ -844,10 +972,16 @@ def fits_on_nodes(cl, nodes, count, n, milli, mask, cpus, mem):
 
 
 @jit
-def fits_empty(cl, n, milli, mask, cpus, mem, single, allow_split):
+def fits_empty(cl, n, milli, mask, cpus, mem, pods, single, allow_split):
     """Whether a job of this demand could be placed with every node up and idle."""
     if mask < 0:
         return False
+    if pods > 1:
+        return _pods_on_empty(cl, n // pods, mask, cpus / pods, mem / pods, pods)
+    if pods == 1:
+        if not single:
+            return False
+        allow_split = False
     num, g_max = cl.gpu_free.shape
     gpu_free = np.empty((num, g_max), dtype=np.int32)
     for i in range(num):

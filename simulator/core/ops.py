@@ -669,6 +669,7 @@ def place_job(es, j, mode, allow_split, indexed):
         cls.mask[k],
         cls.cpus[k],
         cls.mem[k],
+        cls.pods[k],
         cls.single[k],
         mode,
         allow_split,

@@ -10,6 +10,10 @@ directly and Python policies through :class:`Placer`):
   and memory are split over its nodes in proportion to the GPUs taken on each.
 * With ``allow_split=True``, a job that could fit one node may also be spread when no single
   node has room now.
+* A pod-shaped job (``pods > 0`` in the trace) is placed pod by pod instead: each pod takes
+  ``num_gpus / pods`` whole GPUs and its share of CPU and memory on one node, on the node the
+  scoring mode prefers with the job's earlier pods counted; a one-pod job is never split (see
+  :func:`simulator.core.kernels._place_pods`). Jobs without pods keep the rules above.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ class Placer:
 
     def place(self, jobs: JobTable, j: int) -> Placement | None:
         """Placement for job ``j`` on the current free resources, or None if it cannot start."""
-        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
         buf = self._buf_arrays
         k = kernels.place_into(
             self._arrays,
@@ -96,6 +101,7 @@ class Placer:
             mask,
             cpus,
             mem,
+            jobs.class_pods[c],
             n <= self.max_node_gpus(mask),
             self.mode,
             self.allow_split,
@@ -112,9 +118,58 @@ class Placer:
             buf.mem[:k].copy(),
         )
 
+    def place_pods_in(self, jobs: JobTable, j: int, level: int, whole: bool) -> Placement | None:
+        """Placement of pod-shaped job ``j`` inside one domain of ``level``, or None.
+
+        Level 0: all pods on one node; 1: in one rack; 2: anywhere (see
+        :func:`simulator.core.kernels.place_pods_in`); ``whole``: only entirely free nodes.
+        """
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
+        buf = self._buf_arrays
+        k = kernels.place_pods_in(
+            self._arrays, n, mask, cpus, mem, jobs.class_pods[c], self.mode, level, whole, self._buf
+        )
+        if k < 0:
+            return None
+        return Placement(
+            buf.nodes[:k].copy(),
+            buf.gpus[:n].copy(),
+            milli,
+            buf.cpu[:k].copy(),
+            buf.mem[:k].copy(),
+        )
+
+    def never_fits_reason(self, jobs: JobTable, j: int) -> str:
+        """Why job ``j`` cannot be placed even on the idle cluster, in words.
+
+        E.g. ``no node can hold one pod (8 GPUs, 120 CPUs)``; meant for jobs whose
+        :meth:`fits_empty` is false.
+        """
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
+        pods = jobs.class_pods[c]
+        if mask < 0:
+            return "no node has the GPU model asked for"
+        if pods > 1:
+            g, cpp, mpp = n // pods, cpus / pods, mem / pods
+            shape = _words(g, milli, cpp, mpp)
+            one = kernels.fits_empty(
+                self._arrays, g, milli, mask, cpp, mpp, 1, g <= self.max_node_gpus(mask), False
+            )
+            if not one:
+                return f"no node can hold one pod ({shape})"
+            return f"the nodes cannot hold all {pods} pods ({shape} each)"
+        if pods == 1:
+            return f"no node can hold its one pod ({_words(n, milli, cpus, mem)})"
+        if n <= self.max_node_gpus(mask):
+            return f"no node can hold it ({_words(n, milli, cpus, mem)})"
+        return f"the cluster cannot hold it ({_words(n, milli, cpus, mem)})"
+
     def fits_empty(self, jobs: JobTable, j: int) -> bool:
         """Whether job ``j`` could be placed on this cluster with every node up and idle."""
-        n, milli, mask, cpus, mem = jobs.demands[jobs.class_of[j]]
+        c = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[c]
         return bool(
             kernels.fits_empty(
                 self._arrays,
@@ -123,7 +178,22 @@ class Placer:
                 mask,
                 cpus,
                 mem,
+                jobs.class_pods[c],
                 n <= self.max_node_gpus(mask),
                 self.allow_split,
             )
         )
+
+
+def _words(gpus: int, milli: int, cpus: float, mem: float) -> str:
+    """A demand as ``8 GPUs, 120 CPUs, 900 GB`` (zero dimensions left out)."""
+    parts = []
+    if gpus and milli < kernels.MILLI:
+        parts.append(f"{milli} milli-GPU")
+    elif gpus:
+        parts.append(f"{gpus} GPU" + ("s" if gpus != 1 else ""))
+    if cpus:
+        parts.append(f"{cpus:g} CPUs")
+    if mem:
+        parts.append(f"{mem:g} GB")
+    return ", ".join(parts) or "nothing"

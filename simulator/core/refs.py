@@ -193,6 +193,7 @@ CLASS_FIELDS = {
     "mask": _I8,
     "cpus": _F8,
     "mem": _F8,
+    "pods": _I8,
     "single": _B1,
     "fits": _I8,
     "start": _I8,
@@ -341,6 +342,7 @@ def _new_classes(t):
     r.mask = t.mask
     r.cpus = t.cpus
     r.mem = t.mem
+    r.pods = t.pods
     r.single = t.single
     r.fits = t.fits
     r.start = t.start

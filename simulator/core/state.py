@@ -190,8 +190,9 @@ class ClassArrays(NamedTuple):
     """Per demand class (jobs of identical demand): the demand, and its jobs by arrival.
 
     ``jobs[start[c] : start[c + 1]]`` are class ``c``'s jobs in arrival order; ``pos[j]`` is
-    job ``j``'s index in ``jobs``. ``single`` = fits one node by capacity; ``fits`` = fits
-    the empty cluster (1) or can never be placed (0).
+    job ``j``'s index in ``jobs``. ``pods`` = pods of the demand (0 = no pod shape);
+    ``single`` = fits one node by capacity; ``fits`` = fits the empty cluster (1) or can never
+    be placed (0).
     """
 
     gpus: np.ndarray
@@ -199,6 +200,7 @@ class ClassArrays(NamedTuple):
     mask: np.ndarray
     cpus: np.ndarray
     mem: np.ndarray
+    pods: np.ndarray
     single: np.ndarray
     fits: np.ndarray
     start: np.ndarray
@@ -274,11 +276,12 @@ class EngineState(NamedTuple):
 def _slots(jobs, cls: ClassArrays, num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """Node and GPU slot offsets: how many nodes a job's placement may ever use, and GPUs.
 
-    Any placement a policy may build uses at most one node per GPU (a CPU-only job: one
-    node); a job that can never be placed gets no slots.
+    Any placement a policy may build uses at most one node per GPU or per pod (a CPU-only job
+    without pods: one node); a job that can never be placed gets no slots.
     """
     fits = cls.fits[jobs.demand_class] > 0 if jobs.n else np.zeros(0, dtype=np.bool_)
-    nodes = np.where(fits, np.minimum(np.maximum(jobs.num_gpus, 1), num_nodes), 0)
+    most = np.maximum(np.maximum(jobs.num_gpus, jobs.pods), 1)
+    nodes = np.where(fits, np.minimum(most, num_nodes), 0)
     node_off = np.zeros(jobs.n + 1, dtype=np.int64)
     np.cumsum(nodes, out=node_off[1:])
     gpu_off = np.zeros(jobs.n + 1, dtype=np.int64)
@@ -297,6 +300,7 @@ def build_classes(jobs, cl_ref) -> ClassArrays:
     milli = d[:, 1].astype(np.int64)
     mask = d[:, 2].astype(np.int64)
     cpus, mem = d[:, 3].copy(), d[:, 4].copy()
+    pods = np.asarray(jobs.class_pods, dtype=np.int64).reshape(-1)
     caps: dict[int, int] = {}
     single = np.zeros(ncls, dtype=np.bool_)
     for c in range(ncls):
@@ -312,9 +316,9 @@ def build_classes(jobs, cl_ref) -> ClassArrays:
     fits = np.zeros(ncls, dtype=np.int64)
     for c in range(ncls):
         fits[c] = fits_empty(
-            cl_ref, gpus[c], milli[c], mask[c], cpus[c], mem[c], bool(single[c]), False
+            cl_ref, gpus[c], milli[c], mask[c], cpus[c], mem[c], pods[c], bool(single[c]), False
         )
-    return ClassArrays(gpus, milli, mask, cpus, mem, single, fits, start, order, pos)
+    return ClassArrays(gpus, milli, mask, cpus, mem, pods, single, fits, start, order, pos)
 
 
 def build_state(
