@@ -1,0 +1,817 @@
+"""``+policy=kai``: NVIDIA KAI Scheduler's semantics driving the engine.
+
+One scheduling pass is one KAI *session*: fair shares are computed once from the queues'
+requests (running + pending) and allocations (:func:`policies.kai.fairshare.fair_shares`),
+then KAI's actions run in KAI's order (``pkg/scheduler/actions``):
+
+1. **allocate**: jobs are popped queue by queue (the queue tree is walked from the top; at
+   every level the child that KAI's ``GetQueueOrderResult`` puts first, judged with its best
+   pending job), within a leaf by job priority then arrival. A job starts if its queue path
+   stays within every ``limit`` (:func:`~policies.kai.rules.over_limit`), a non-preemptible
+   job (priority >= 100) stays within quota
+   (:func:`~policies.kai.rules.non_preemptible_over_quota`), and all its pods can be placed
+   (gang: all pods or none; each pod whole on one node; GPU fractions by ``gpu_milli``;
+   topology required/preferred domains).
+2. **consolidate** (``consolidation=True``): a job that did not fit may start if moving up to
+   ``consolidation_max_victims`` running preemptible jobs to other nodes makes room for it;
+   every moved job must find a new place (nobody is evicted). Moves are ``Migrate`` decisions.
+3. **reclaim**: a job whose queue stays within its fair share with it
+   (:func:`~policies.kai.rules.can_reclaim_resources`) may evict preemptible jobs of other
+   queues (not protected by their reclaim min-runtime), taken from the queue KAI would serve
+   last first (the reverse queue order), lowest priority and latest start first within a
+   queue, until it can be placed; the set must pass KAI's reclaim scenario check
+   (:func:`~policies.kai.rules.reclaimable`: MaintainFairShare / GuaranteeDeservedQuota and
+   the saturation order with ``reclaimerSaturationMultiplier``).
+4. **preempt**: a job may evict preemptible jobs of its own queue with strictly lower
+   priority (:func:`~policies.kai.rules.can_preempt`) not protected by their preempt
+   min-runtime, lowest priority and latest start first, if its queue stays within its limits.
+
+Victims are found on real placements on a scratch copy of the cluster and unneeded ones are
+spared again (:mod:`policies.whatif`); a job started in a pass is never a victim in the same
+pass. Every job left waiting gets a KAI-like reason (:meth:`KaiPolicy.pending_reason`).
+
+Differences from KAI are listed in docs/kubernetes.md ("The kai policy").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from policies.base import Decision, Migrate, Policy, Preempt, Start
+from policies.kai import rules
+from policies.kai.fairshare import QueueShares, build_shares, fair_shares
+from policies.kai.objects import RESOURCES, UNLIMITED, KaiConfig, load_kai_config
+from policies.keyed_queue import KeyedQueue
+from policies.whatif import Scratch
+from simulator.core.cluster import MILLI
+from simulator.core.jobs import Status
+from simulator.core.placement import Placement
+from simulator.core.view import SchedulerView
+
+__all__ = ["DEFAULT_CONFIG", "KaiPolicy", "resolve_config_path"]
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "kai.yaml"
+"""The shipped KAI config (two departments, four teams, KAI's default priority classes)."""
+
+_NO_SHARE_DRF = 1000.0
+"""KAI's ``noFairShareDrfMultiplier``: a queue using a resource it has no share of."""
+_GIB = float(2**30)
+_EPS = 1e-9
+
+
+def resolve_config_path(path: str | Path | None) -> Path:
+    """The KAI config file: ``path`` as given, else relative to the project, else the default.
+
+    Raises:
+        FileNotFoundError: ``path`` exists neither as given nor relative to the project.
+    """
+    if path is None or str(path) == "":
+        return DEFAULT_CONFIG
+    p = Path(path).expanduser()
+    if p.exists():
+        return p
+    alt = DEFAULT_CONFIG.parents[2] / p
+    if not p.is_absolute() and alt.exists():
+        return alt
+    raise FileNotFoundError(f"kai: policy.config {str(path)!r} not found (nor under {alt.parent})")
+
+
+class KaiPolicy(Policy):
+    """KAI Scheduler: queues, fair share, allocate / consolidate / reclaim / preempt.
+
+    Args:
+        config: the KAI objects (``kubectl get queues.scheduling.run.ai,priorityclasses -o
+            yaml``): a path (absolute, relative to the cwd or to the project), or a parsed
+            :class:`~policies.kai.objects.KaiConfig`; None = the shipped example.
+        k_value: KAI's ``kValue``: weight of historical usage in the over-quota split.
+        usage_half_life: seconds; time-based fair share (KAI's ``halfLifePeriod``); None =
+            off (KAI's default).
+        usage_window: seconds of history that count (KAI's ``windowSize``); None = all.
+        saturation_multiplier: KAI's ``reclaimerSaturationMultiplier`` (>= 1).
+        consolidation: run the consolidate action.
+        consolidation_max_victims: most running jobs moved to start one job.
+        default_preempt_min_runtime: seconds (minruntime plugin default, queues override).
+        default_reclaim_min_runtime: seconds (minruntime plugin default, queues override).
+        reclaim_min_runtime_method: ``lca`` (KAI's default) or ``queue``.
+        scoring: node scoring of pods (KAI binpacks by default: ``bestfit``; or ``spread``).
+        priority_class_column: trace column of priority class names; a known name gives the
+            job the config's value (its PriorityClass objects, else KAI's defaults).
+        required_column / preferred_column: trace columns of topology constraints (a level
+            name such as ``rack`` or a node label key such as ``topology.kubernetes.io/zone``).
+        default_queue: leaf for jobs whose ``queue`` is empty/``default`` (None = an error).
+
+    Raises:
+        ValueError: (at setup) a job names a queue that is not a leaf of the config.
+    """
+
+    name = "kai"
+
+    def __init__(
+        self,
+        config: str | Path | KaiConfig | None = None,
+        k_value: float = 1.0,
+        usage_half_life: float | None = None,
+        usage_window: float | None = None,
+        saturation_multiplier: float = 1.0,
+        consolidation: bool = True,
+        consolidation_max_victims: int = 4,
+        default_preempt_min_runtime: float = 0.0,
+        default_reclaim_min_runtime: float = 0.0,
+        reclaim_min_runtime_method: str = "lca",
+        scoring: str = "bestfit",
+        priority_class_column: str = "priority_class",
+        required_column: str = "topology_required",
+        preferred_column: str = "topology_preferred",
+        default_queue: str | None = None,
+    ) -> None:
+        if usage_half_life is not None and usage_half_life <= 0:
+            raise ValueError("kai: usage_half_life must be > 0 seconds or null")
+        if usage_window is not None and usage_window <= 0:
+            raise ValueError("kai: usage_window must be > 0 seconds or null")
+        if saturation_multiplier < 1:
+            raise ValueError("kai: saturation_multiplier (reclaimerSaturationMultiplier) >= 1")
+        if reclaim_min_runtime_method not in ("lca", "queue"):
+            raise ValueError("kai: reclaim_min_runtime_method must be 'lca' or 'queue'")
+        if isinstance(config, KaiConfig):
+            self.config = config
+        else:
+            self.config = load_kai_config(resolve_config_path(config))
+        self.k_value = float(k_value)
+        self.half_life = usage_half_life
+        self.window = usage_window
+        self.saturation_multiplier = float(saturation_multiplier)
+        self.consolidation = consolidation
+        self.max_moves = int(consolidation_max_victims)
+        self.preempt_default = float(default_preempt_min_runtime)
+        self.reclaim_default = float(default_reclaim_min_runtime)
+        self.reclaim_method = reclaim_min_runtime_method
+        self.scoring = scoring
+        self.priority_class_column = priority_class_column
+        self.required_column = required_column
+        self.preferred_column = preferred_column
+        self.default_queue = default_queue
+        self.shares: dict[str, QueueShares] = {}
+        """The queues' shares of the last pass (fair share, allocated...), for inspection."""
+        self.reasons: dict[int, str] = {}
+        """Queued job -> why it waits, as of the last pass."""
+        self.counts = {"allocate": 0, "consolidate": 0, "reclaim": 0, "preempt": 0}
+        """Jobs started by each action (and ``evicted`` victims) over the run."""
+        self.counts["evicted"] = 0
+        self.counts["migrated"] = 0
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, view: SchedulerView) -> None:
+        """Map jobs to leaf queues, resolve priorities, build placers and the keyed queue."""
+        cfg, jobs = self.config, view.jobs
+        self.leaves = cfg.leaves()
+        leaf_index = {q: i for i, q in enumerate(self.leaves)}
+        qmap = []
+        for name in jobs.queue_names:
+            if name in leaf_index:
+                qmap.append(leaf_index[name])
+            elif name == "default" and self.default_queue in leaf_index:
+                qmap.append(leaf_index[self.default_queue])
+            elif name in cfg.queues:
+                raise ValueError(
+                    f"kai: jobs name queue {name!r}, which is a parent queue; jobs go to leaf "
+                    f"queues: {self.leaves}"
+                )
+            else:
+                raise ValueError(
+                    f"kai: jobs name queue {name!r}, which the KAI config has no Queue for; "
+                    f"leaf queues: {self.leaves}"
+                )
+        qmap_a = np.asarray(qmap, dtype=np.int64)
+        self.leaf = qmap_a[jobs.queue] if jobs.n else np.zeros(0, dtype=np.int64)
+        self.priority = self._priorities(view)
+        self.preemptible = self.priority < rules.NON_PREEMPTIBLE_FROM
+        c = view.cluster
+        cpu_cap, mem_cap = np.asarray(c.cpu_cap), np.asarray(c.mem_cap)
+        cpu_on = bool(np.isfinite(cpu_cap).all() and len(cpu_cap))
+        mem_on = bool(np.isfinite(mem_cap).all() and len(mem_cap))
+        self.req = np.zeros((jobs.n, 3))
+        self.req[:, 0] = jobs.gpu_share
+        if cpu_on:
+            self.req[:, 1] = np.asarray(jobs.cpus) * 1000.0
+        if mem_on:
+            self.req[:, 2] = np.asarray(jobs.mem) * _GIB
+        self.totals = {
+            "gpu": float(c.total_gpus),
+            "cpu": float(cpu_cap.sum()) * 1000.0 if cpu_on else 0.0,
+            "memory": float(mem_cap.sum()) * _GIB if mem_on else 0.0,
+        }
+        self.placer = view.placer(self.scoring)
+        self.scratch = Scratch(view, self.scoring)
+        self.domain_scratch = Scratch(view, self.scoring)
+        self.move_scratch = Scratch(view, self.scoring)
+        ncls = max(jobs.num_classes, 1)
+        self.kq = KeyedQueue(
+            jobs, group=lambda j: int(self.leaf[j]) * ncls + int(jobs.demand_class[j])
+        )
+        self.pending = np.zeros((len(self.leaves), 3))
+        self._topology_setup(view)
+        self._usage_hist: dict[str, list[tuple[float, float, float]]] = {q: [] for q in cfg.queues}
+        self._cap_hist: list[tuple[float, float, float]] = []
+        self._last_alloc: dict[str, float] = {q: 0.0 for q in cfg.queues}
+        self._last_time = 0.0
+        self._group_reason: dict[int, str] = {}
+        self._fresh: set[int] = set()
+
+    def _priorities(self, view: SchedulerView) -> np.ndarray:
+        jobs = view.jobs
+        prio = np.asarray(jobs.priority, dtype=np.int64).copy()
+        col = self.priority_class_column
+        frame = jobs.frame
+        if col and col in frame.columns:
+            classes = self.config.priority_classes
+            names = frame[col].fillna("").astype(str).tolist()
+            for j, name in enumerate(names):
+                if name in classes:
+                    prio[j] = int(classes[name])
+        return prio
+
+    def _topology_setup(self, view: SchedulerView) -> None:
+        """Per job: the node-domain codes of its topology level (or None), required or not."""
+        jobs, c = view.jobs, view.cluster
+        n_nodes = len(c.capacity)
+        spec = c.spec
+        levels: dict[str, np.ndarray] = {
+            "hostname": np.arange(n_nodes),
+            "node": np.arange(n_nodes),
+            "rack": np.asarray(c.racks, dtype=np.int64),
+            "leaf": np.asarray(c.racks, dtype=np.int64),
+        }
+        labels: dict[str, str] = {}
+        for level, values in getattr(spec, "topology", {}).items():
+            levels[level] = np.unique(np.asarray(values, dtype=object), return_inverse=True)[1]
+            for key in getattr(spec, "topology_labels", {}).get(level, ()):
+                labels[key] = level
+        self._levels = levels
+        self.topo_codes: list[np.ndarray | None] = [None] * jobs.n
+        self.topo_required = np.zeros(jobs.n, dtype=bool)
+        frame = jobs.frame
+        for col, required in ((self.preferred_column, False), (self.required_column, True)):
+            if not col or col not in frame.columns:
+                continue
+            for j, raw in enumerate(frame[col].tolist()):
+                if raw is None or (isinstance(raw, float) and math.isnan(raw)) or str(raw) == "":
+                    continue
+                key = str(raw).strip()
+                level = labels.get(key, key)
+                if level not in levels:
+                    raise ValueError(
+                        f"kai: job {jobs.job_ids[j]!r}: column {col}: unknown topology level "
+                        f"{key!r}; the cluster has levels {sorted(levels)} "
+                        f"(label keys {sorted(labels)})"
+                    )
+                self.topo_codes[j] = levels[level]
+                self.topo_required[j] = required
+
+    # ------------------------------------------------------------------ keys and accounting
+    def _key(self, j: int) -> tuple[int, int]:
+        """Within a leaf queue: higher priority first, then arrival."""
+        return (-int(self.priority[j]), j)
+
+    def _vec(self, j: int) -> dict[str, float]:
+        r = self.req[j]
+        return {"gpu": float(r[0]), "cpu": float(r[1]), "memory": float(r[2])}
+
+    def _charge(self, j: int, sign: int) -> None:
+        """Job ``j`` started (+1) or was evicted (-1): queue allocations along its path."""
+        leaf = self.leaves[int(self.leaf[j])]
+        self.pending[int(self.leaf[j])] -= sign * self.req[j]
+        for name in self.config.path(leaf):
+            q = self.shares[name]
+            for i, r in enumerate(RESOURCES):
+                s = q.share(r)
+                s.allocated += sign * float(self.req[j, i])
+                if not self.preemptible[j]:
+                    s.allocated_non_preemptible += sign * float(self.req[j, i])
+
+    def _open_session(self, view: SchedulerView) -> None:
+        """Allocations from the running jobs, requests, usage, then KAI's fair shares."""
+        nleaf = len(self.leaves)
+        alloc = np.zeros((nleaf, 3))
+        nonp = np.zeros((nleaf, 3))
+        run = view.running.array()
+        if len(run):
+            lv = self.leaf[run]
+            for i in range(3):
+                alloc[:, i] = np.bincount(lv, weights=self.req[run, i], minlength=nleaf)
+                w = np.where(self.preemptible[run], 0.0, self.req[run, i])
+                nonp[:, i] = np.bincount(lv, weights=w, minlength=nleaf)
+        pend = np.maximum(self.pending, 0.0)
+
+        def table(a: np.ndarray) -> dict[str, dict[str, float]]:
+            return {
+                q: {r: float(a[i, k]) for k, r in enumerate(RESOURCES)}
+                for i, q in enumerate(self.leaves)
+            }
+
+        usage = self._usage(view, table(alloc)) if self.half_life is not None else None
+        self.shares = build_shares(
+            self.config, table(alloc + pend), table(alloc), table(nonp), usage
+        )
+        fair_shares(self.shares, self.totals, self.k_value)
+
+    def _usage(
+        self, view: SchedulerView, alloc: Mapping[str, Mapping[str, float]]
+    ) -> dict[str, dict[str, float]]:
+        """KAI's time-based usage (GPU) of every queue, from the allocation history."""
+        now = view.now
+        t0 = self._last_time
+        if now > t0:
+            for q, a in self._last_alloc.items():
+                if a > 0:
+                    self._usage_hist[q].append((t0, now, a))
+            self._cap_hist.append((t0, now, self.totals["gpu"]))
+        self._last_time = now
+        per_queue = {q: 0.0 for q in self.config.queues}
+        for leaf, vec in alloc.items():
+            for name in self.config.path(leaf):
+                per_queue[name] += vec["gpu"]
+        self._last_alloc = per_queue
+        if self.window is not None:
+            lo = now - self.window
+            self._cap_hist = [iv for iv in self._cap_hist if iv[1] > lo]
+            for q in self._usage_hist:
+                self._usage_hist[q] = [iv for iv in self._usage_hist[q] if iv[1] > lo]
+        window = self.window if self.window is not None else math.inf
+        out = {}
+        for q, hist in self._usage_hist.items():
+            u = rules.decayed_usage(hist, self._cap_hist, now, window, self.half_life)
+            out[q] = {"gpu": u}
+        return out
+
+    # ------------------------------------------------------------------ queue order
+    def _drf(self, q: QueueShares, extra: np.ndarray) -> float:
+        out = 0.0
+        for i, r in enumerate(RESOURCES):
+            s = q.share(r)
+            cap = s.allocatable()
+            if cap == UNLIMITED:
+                cap = self.totals[r]
+            a = s.allocated + float(extra[i])
+            out = max(out, a * _NO_SHARE_DRF if cap == 0 else a / cap)
+        return out
+
+    def _order_key(self, name: str, extra: np.ndarray) -> tuple:
+        """KAI's ``GetQueueOrderResult`` as a sort key (smaller = served first).
+
+        ``extra`` is the head job's request (allocation) or minus the victims (eviction).
+        """
+        q = self.shares[name]
+        over = all(q.share(r).fair_share < q.share(r).allocated for r in RESOURCES)
+        starved = all(
+            rules._le(q.share(r).allocated + float(extra[i]), q.share(r).deserved)
+            for i, r in enumerate(RESOURCES)
+        )
+        zero = any(
+            q.share(r).allocatable() == 0 and q.share(r).allocated + float(extra[i]) > 0
+            for i, r in enumerate(RESOURCES)
+        )
+        gpu_alloc = q.share("gpu").allocatable()
+        return (
+            over,
+            not starved,
+            -q.priority,
+            zero,
+            self._drf(q, extra),
+            self._drf(q, np.zeros(3)),
+            math.inf if gpu_alloc == UNLIMITED else gpu_alloc,
+            q.created,
+            q.name,
+        )
+
+    def _pick_leaf(self, best: Mapping[str, int], parent: str = "") -> str | None:
+        """The leaf KAI serves next: walk the tree, best child (with its best job) first.
+
+        ``best``: leaf -> its best pending job (leaves without one are absent).
+        """
+        choice, choice_key = None, None
+        for child in self.config.children(parent):
+            leaf = child if child in best else None
+            if child not in best and self.config.children(child):
+                leaf = self._pick_leaf(best, child)
+            if leaf is None:
+                continue
+            key = self._order_key(child, self.req[best[leaf]])
+            if choice_key is None or key < choice_key:
+                choice, choice_key = leaf, key
+        return choice
+
+    def _pending_walk(self, view: SchedulerView, dead: set[int]) -> Iterator[int]:
+        """Queued jobs in KAI's order (queue order, then priority, then arrival).
+
+        Groups (leaf x demand class) in ``dead`` are skipped; the caller adds a group when its
+        job fails, since a later job of the group cannot do better in the same action.
+        """
+        groups: dict[int, set[int]] = {}
+        for _, j, g in self.kq.heads():
+            if g not in dead:
+                groups.setdefault(int(self.leaf[j]), set()).add(g)
+        tried: set[int] = set()
+        while True:
+            best: dict[str, int] = {}
+            for li, gs in list(groups.items()):
+                heads = []
+                for g in list(gs):
+                    h = self.kq.head(g) if g not in dead else None
+                    if h is None:
+                        gs.discard(g)
+                    else:
+                        heads.append(h)
+                if not gs:
+                    del groups[li]
+                    continue
+                best[self.leaves[li]] = min(heads)[1]
+            if not best:
+                return
+            j = best[self._pick_leaf(best)]
+            if j in tried:  # the caller neither started it nor gave up its group
+                dead.add(self.kq.group(j))
+                continue
+            tried.add(j)
+            yield j
+
+    # ------------------------------------------------------------------ placement
+    def _place(self, jobs, j: int, on: Scratch | None = None) -> Placement | None:
+        """Placement of ``j`` on the live cluster (or on scratch ``on``), topology honoured."""
+        codes = self.topo_codes[j]
+        placer = self.placer if on is None else on.placer
+        if codes is None:
+            return placer.place(jobs, j)
+        st = placer.cluster
+        gpu_free = np.asarray(st.gpu_free)
+        cpu_free, mem_free = np.asarray(st.cpu_free), np.asarray(st.mem_free)
+        up = np.asarray(st.node_up)
+        milli_free = np.maximum(gpu_free, 0).sum(axis=1)
+        domains = np.unique(codes[up]) if up.any() else np.zeros(0, dtype=np.int64)
+        # binpack domains: the fullest domain that holds the job first (ties: lower code)
+        free_by = {int(d): int(milli_free[(codes == d) & up].sum()) for d in domains}
+        need = int(jobs.num_gpus[j]) * int(jobs.milli[j])
+        sc = self.domain_scratch
+        for d in sorted(free_by, key=lambda d: (free_by[d], d)):
+            if free_by[d] < need:
+                continue
+            sc.load(gpu_free, cpu_free, mem_free, up & (codes == d))
+            p = sc.place(jobs, j)
+            if p is not None:
+                return p
+        if self.topo_required[j]:
+            return None
+        return placer.place(jobs, j)
+
+    def _no_fit_reason(self, view: SchedulerView, j: int) -> str:
+        """Why ``j`` cannot be placed now, in the words of KAI's fit errors."""
+        jobs, c = view.jobs, view.cluster
+        cls = jobs.class_of[j]
+        n, milli, mask, cpus, mem = jobs.demands[cls]
+        pods = jobs.class_pods[cls]
+        if self.topo_codes[j] is not None and self.topo_required[j]:
+            if self.placer.place(jobs, j) is not None:
+                return "topology domain full"
+        k = max(pods, 1)
+        g, cpp, mpp = n // k, cpus / k, mem / k
+        gpu_free = np.asarray(c.gpu_free)
+        ok = np.asarray(c.node_up).copy()
+        model = np.asarray(c.node_model)
+        if mask < 0:
+            return "no node has the GPU model asked for"
+        if mask > 0:
+            ok &= (model >= 0) & (((mask >> np.maximum(model, 0)) & 1) == 1)
+        if g > 0:
+            per = (gpu_free >= (milli if milli < MILLI else MILLI)).sum(axis=1) // g
+        else:
+            per = np.full(len(ok), 10**9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cpu_n = np.floor(np.asarray(c.cpu_free) / cpp) if cpp > 0 else np.full(len(ok), 1e9)
+            mem_n = np.floor(np.asarray(c.mem_free) / mpp) if mpp > 0 else np.full(len(ok), 1e9)
+        if pods == 0 and g > 0 and n > self.placer.max_node_gpus(mask):
+            free = int(per[ok].sum()) if len(per) else 0
+            return f"not enough free GPUs: {free} of {n}"
+        fit = np.minimum(np.minimum(per, cpu_n), mem_n)
+        fit = np.where(ok, fit, 0)
+        total = int(min(fit.sum(), 10**9))
+        if total == 0:
+            if g > 0 and not (ok & (per > 0)).any():
+                what = f"{milli} free milli-GPU" if milli < MILLI else f"{g} free GPUs"
+                return f"no node with {what}"
+            if cpp > 0 and not (ok & (cpu_n > 0) & (per > 0)).any():
+                return f"no node with {g} free GPUs and {cpp:g} free CPUs"
+            return f"no node with {g} free GPUs, {cpp:g} CPUs and {mpp:g} GB"
+        if total < k:
+            return f"gang incomplete: {total} of {k} pods fit"
+        return "no placement for all pods"
+
+    # ------------------------------------------------------------------ the session
+    def schedule(self, view: SchedulerView) -> Iterator[Decision]:
+        """One KAI session: allocate, consolidate, reclaim, preempt."""
+        new, back = self.kq.sync(view.queue, self._key)
+        if back:  # jobs came back by other means (node failure): recount the pending requests
+            queued = np.unique(np.asarray(view.queue.jobs(), dtype=np.int64))
+            self.pending[:] = 0.0
+            np.add.at(self.pending, self.leaf[queued], self.req[queued])
+        else:
+            for j in new:
+                self.pending[int(self.leaf[j])] += self.req[j]
+        self._open_session(view)
+        self._fresh = set()
+        self._group_reason = {}
+        self.reasons = {}
+        self._wake: list[float] = []
+        failed = yield from self._allocate(view)
+        if failed and self.consolidation:
+            failed = yield from self._consolidate(view, failed)
+        if failed:
+            failed = yield from self._reclaim(view, failed)
+        if failed:
+            yield from self._preempt(view, failed)
+        later = [t for t in self._wake if t > view.now]
+        if later and len(view.queue):
+            view.wake_at(min(later))
+
+    def _start(self, view: SchedulerView, j: int, p: Placement, action: str):
+        yield Start(j, p)
+        self._fresh.add(j)
+        self._charge(j, +1)
+        self.counts[action] += 1
+        self.reasons.pop(j, None)
+
+    def _wait(self, j: int, g: int, reason: str) -> None:
+        """Record why ``j`` (and its group) waits: the one place reasons are made."""
+        self.reasons[j] = reason
+        self._group_reason.setdefault(g, reason)
+
+    def pending_reason(self, j: int) -> str:
+        """Why queued job ``j`` waited at the last pass ('' if it was not looked at)."""
+        if j in self.reasons:
+            return self.reasons[j]
+        return self._group_reason.get(self.kq.group(j), "")
+
+    def _capacity_reason(self, j: int) -> str | None:
+        leaf = self.leaves[int(self.leaf[j])]
+        vec = self._vec(j)
+        hit = rules.over_limit(self.shares, leaf, vec)
+        if hit is not None:
+            return f"queue over limit: {hit[0]} {hit[1]}"
+        hit = rules.non_preemptible_over_quota(self.shares, leaf, vec, bool(self.preemptible[j]))
+        if hit is not None:
+            return f"non-preemptible job over quota: {hit[0]} {hit[1]}"
+        return None
+
+    def _allocate(self, view: SchedulerView):
+        jobs = view.jobs
+        dead: set[int] = set()
+        failed: dict[int, int] = {}
+        for j in self._pending_walk(view, dead):
+            g = self.kq.group(j)
+            reason = self._capacity_reason(j)
+            p = None
+            if reason is None:
+                p = self._place(jobs, j)
+                if p is None:
+                    reason = self._no_fit_reason(view, j)
+            if p is not None:
+                yield from self._start(view, j, p, "allocate")
+                continue
+            self._wait(j, g, reason)
+            dead.add(g)
+            failed[g] = j
+        return failed
+
+    # ------------------------------------------------------------------ consolidate
+    def _consolidate(self, view: SchedulerView, failed: dict[int, int]):
+        jobs = view.jobs
+        left: dict[int, int] = {}
+        for g, j in failed.items():
+            if jobs.status[j] != Status.QUEUED or self._capacity_reason(j) is not None:
+                left[g] = j
+                continue
+            plan = self._consolidation_plan(view, j)
+            if plan is None:
+                left[g] = j
+                continue
+            moves, p = plan
+            for v, q in moves:
+                yield Migrate(v, q)
+                self.counts["migrated"] += 1
+            yield from self._start(view, j, p, "consolidate")
+        return left
+
+    def _consolidation_plan(self, view: SchedulerView, j: int):
+        """Moves of running jobs (each to a new place) that let ``j`` start, or None.
+
+        Greedy, as few moves as it finds: running preemptible jobs without topology
+        constraints, fewest GPUs first (then the latest started), are moved one by one to
+        other nodes where the cluster is free now, until ``j`` fits in the room they leave.
+        """
+        jobs, c = view.jobs, view.cluster
+        need = float(jobs.gpu_share[j])
+        if c.total_gpus - c.allocated_milli / MILLI + _EPS < need:
+            return None  # moving jobs cannot create GPUs
+        cands = [
+            v
+            for v in view.running
+            if self.preemptible[v]
+            and v not in self._fresh
+            and self.topo_codes[v] is None
+            and jobs.placements[v] is not None
+        ]
+        if not cands:
+            return None
+        cands.sort(key=lambda v: (float(jobs.gpu_share[v]), -float(jobs.run_start[v]), -v))
+        sc, move = self.scratch.reset(), self.move_scratch
+        moves: list[tuple[int, Placement]] = []
+        for v in cands:
+            if len(moves) >= self.max_moves:
+                break
+            old = jobs.placements[v]
+            up = np.asarray(sc.state.node_up).copy()
+            up[old.nodes] = False
+            gpu_free, cpu_free, mem_free = sc.arrays()
+            q = move.load(gpu_free, cpu_free, mem_free, up).place(jobs, v)
+            if q is None:
+                continue
+            sc.take(q)
+            sc.release(old)
+            moves.append((v, q))
+            p = self._place(jobs, j, on=sc)
+            if p is not None:
+                return moves, p
+        return None
+
+    # ------------------------------------------------------------------ reclaim
+    def _reclaim(self, view: SchedulerView, failed: dict[int, int]):
+        jobs = view.jobs
+        left: dict[int, int] = {}
+        for g, j in self._in_queue_order(failed):
+            if jobs.status[j] != Status.QUEUED:
+                continue
+            leaf = self.leaves[int(self.leaf[j])]
+            vec, pre = self._vec(j), bool(self.preemptible[j])
+            if not rules.can_reclaim_resources(self.shares, leaf, vec, pre):
+                left[g] = j
+                continue
+            victims = self._reclaim_victims(view, j, leaf)
+            if not victims:
+                left[g] = j
+                continue
+            for v in victims:
+                yield Preempt(v)
+                self._evicted(v)
+            p = self._place(jobs, j)
+            if p is not None:
+                yield from self._start(view, j, p, "reclaim")
+        return left
+
+    def _in_queue_order(self, failed: Mapping[int, int]) -> list[tuple[int, int]]:
+        """The failed jobs, re-sorted in the order KAI's next action pops them."""
+        out, todo = [], dict(failed)
+        while todo:
+            best: dict[str, int] = {}
+            for j in todo.values():
+                leaf = self.leaves[int(self.leaf[j])]
+                if leaf not in best or self._key(j) < self._key(best[leaf]):
+                    best[leaf] = j
+            leaf = self._pick_leaf(best)
+            j = best[leaf]
+            g = next(g for g, x in todo.items() if x == j)
+            out.append((g, j))
+            del todo[g]
+        return out
+
+    def _evicted(self, v: int) -> None:
+        self._charge(v, -1)
+        self.kq.push(v, self._key(v))
+        self.counts["evicted"] += 1
+
+    def _reclaim_victims(self, view: SchedulerView, j: int, leaf: str) -> list[int] | None:
+        jobs, now = view.jobs, view.now
+        by_leaf: dict[str, list[int]] = {}
+        for v in view.running:
+            vl = self.leaves[int(self.leaf[v])]
+            if vl == leaf or not self.preemptible[v] or v in self._fresh:
+                continue
+            protect = rules.reclaim_min_runtime(
+                self.config, leaf, vl, self.reclaim_method, self.reclaim_default
+            )
+            start = float(jobs.run_start[v])
+            if rules.min_runtime_protected(now, start, protect):
+                self._wake.append(start + protect)
+                continue
+            by_leaf.setdefault(vl, []).append(v)
+        if not by_leaf:
+            return None
+        for vs in by_leaf.values():  # pop() = lowest priority, latest start, latest arrival
+            vs.sort(key=lambda v: (int(self.priority[v]), float(jobs.run_start[v]), v))
+            vs.reverse()
+        order = self._victim_order(by_leaf)
+        return self._solve(view, j, order, reclaim=True)
+
+    def _victim_order(self, by_leaf: dict[str, list[int]]) -> list[int]:
+        """Victims in KAI's reverse queue order, re-judged after every victim taken."""
+        taken = {q: np.zeros(3) for q in self.config.queues}
+        left = {q: list(reversed(vs)) for q, vs in by_leaf.items()}
+        out = []
+        while any(left.values()):
+            leaf = self._pick_victim_leaf(left, taken, "")
+            v = left[leaf].pop(0)
+            out.append(v)
+            for name in self.config.path(leaf):
+                taken[name] += self.req[v]
+        return out
+
+    def _pick_victim_leaf(self, left, taken, parent: str) -> str | None:
+        choice, choice_key = None, None
+        for child in self.config.children(parent):
+            if self.config.children(child):
+                leaf = self._pick_victim_leaf(left, taken, child)
+            else:
+                leaf = child if left.get(child) else None
+            if leaf is None:
+                continue
+            nxt = self.req[left[leaf][0]]
+            key = self._order_key(child, -(taken[child] + nxt))
+            if choice_key is None or key > choice_key:
+                choice, choice_key = leaf, key
+        return choice
+
+    def _solve(self, view: SchedulerView, j: int, order: Sequence[int], reclaim: bool):
+        """The smallest prefix of ``order`` that makes room and passes KAI's checks, pruned."""
+        jobs = view.jobs
+        sc = self.scratch.reset()
+        chosen: list[int] = []
+        for v in order:
+            sc.release(jobs.placements[v])
+            chosen.append(v)
+            if self._place(jobs, j, on=sc) is None:
+                continue
+            if not self._valid(j, chosen, reclaim):
+                return None
+            keep = list(chosen)
+            for u in reversed(chosen[:-1]):
+                sc.take(jobs.placements[u])
+                trial = [x for x in keep if x != u]
+                if self._place(jobs, j, on=sc) is not None and self._valid(j, trial, reclaim):
+                    keep = trial
+                else:
+                    sc.release(jobs.placements[u])
+            return keep
+        return None
+
+    def _valid(self, j: int, victims: Sequence[int], reclaim: bool) -> bool:
+        leaf = self.leaves[int(self.leaf[j])]
+        vec, pre = self._vec(j), bool(self.preemptible[j])
+        if reclaim:
+            by_queue: dict[str, list[dict[str, float]]] = {}
+            for v in victims:
+                by_queue.setdefault(self.leaves[int(self.leaf[v])], []).append(self._vec(v))
+            return rules.reclaimable(
+                self.shares, leaf, vec, pre, by_queue, self.saturation_multiplier
+            )
+        for v in victims:  # preempt: the queue's limits with the victims gone
+            self._charge(v, -1)
+        ok = rules.over_limit(self.shares, leaf, vec) is None
+        for v in victims:
+            self._charge(v, +1)
+        return ok
+
+    # ------------------------------------------------------------------ preempt
+    def _preempt(self, view: SchedulerView, failed: dict[int, int]):
+        jobs, now = view.jobs, view.now
+        for _, j in self._in_queue_order(failed):
+            if jobs.status[j] != Status.QUEUED:
+                continue
+            leaf = self.leaves[int(self.leaf[j])]
+            vec, pre = self._vec(j), bool(self.preemptible[j])
+            if rules.non_preemptible_over_quota(self.shares, leaf, vec, pre) is not None:
+                continue
+            protect = rules.preempt_min_runtime(self.config, leaf, self.preempt_default)
+            cands = []
+            for v in view.running:
+                if int(self.leaf[v]) != int(self.leaf[j]) or v in self._fresh:
+                    continue
+                if not rules.can_preempt(int(self.priority[j]), int(self.priority[v]), True):
+                    continue
+                start = float(jobs.run_start[v])
+                if rules.min_runtime_protected(now, start, protect):
+                    self._wake.append(start + protect)
+                    continue
+                cands.append(v)
+            if not cands:
+                continue
+            cands.sort(key=lambda v: (int(self.priority[v]), -float(jobs.run_start[v]), -v))
+            victims = self._solve(view, j, cands, reclaim=False)
+            if not victims:
+                continue
+            for v in victims:
+                yield Preempt(v)
+                self._evicted(v)
+            p = self._place(jobs, j)
+            if p is not None:
+                yield from self._start(view, j, p, "preempt")
