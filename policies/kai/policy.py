@@ -57,10 +57,22 @@ __all__ = ["DEFAULT_CONFIG", "KaiPolicy", "resolve_config_path"]
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "examples" / "kubernetes" / "kai.yaml"
 """The shipped KAI config (two departments, four teams, KAI's default priority classes)."""
 
+ACTIONS = ("allocate", "consolidation", "reclaim", "preempt")
+"""KAI's actions, in the order a session runs them."""
 _NO_SHARE_DRF = 1000.0
 """KAI's ``noFairShareDrfMultiplier``: a queue using a resource it has no share of."""
 _GIB = float(2**30)
 _EPS = 1e-9
+
+
+def _check_actions(actions: Sequence[str] | str) -> tuple[str, ...]:
+    if isinstance(actions, str):
+        actions = [a.strip() for a in actions.split(",") if a.strip()]
+    out = tuple(str(a) for a in actions)
+    unknown = [a for a in out if a not in ACTIONS]
+    if unknown or len(set(out)) != len(out):
+        raise ValueError(f"kai: actions {list(out)}: each at most once, from {list(ACTIONS)}")
+    return tuple(a for a in ACTIONS if a in out)
 
 
 def resolve_config_path(path: str | Path | None) -> Path:
@@ -103,6 +115,9 @@ class KaiPolicy(Policy):
         required_column / preferred_column: trace columns of topology constraints (a level
             name such as ``rack`` or a node label key such as ``topology.kubernetes.io/zone``).
         default_queue: leaf for jobs whose ``queue`` is empty/``default`` (None = an error).
+        actions: the actions of a session, a subsequence of KAI's ``allocate, consolidation,
+            reclaim, preempt`` (KAI's ``SchedulerConfiguration.actions``);
+            ``consolidation=False`` drops ``consolidation``.
 
     Raises:
         ValueError: (at setup) a job names a queue that is not a leaf of the config.
@@ -127,6 +142,7 @@ class KaiPolicy(Policy):
         required_column: str = "topology_required",
         preferred_column: str = "topology_preferred",
         default_queue: str | None = None,
+        actions: Sequence[str] = ACTIONS,
     ) -> None:
         if usage_half_life is not None and usage_half_life <= 0:
             raise ValueError("kai: usage_half_life must be > 0 seconds or null")
@@ -154,6 +170,7 @@ class KaiPolicy(Policy):
         self.required_column = required_column
         self.preferred_column = preferred_column
         self.default_queue = default_queue
+        self.actions = _check_actions(actions)
         self.shares: dict[str, QueueShares] = {}
         """The queues' shares of the last pass (fair share, allocated...), for inspection."""
         self.reasons: dict[int, str] = {}
@@ -209,8 +226,14 @@ class KaiPolicy(Policy):
         self.domain_scratch = Scratch(view, self.scoring)
         self.move_scratch = Scratch(view, self.scoring)
         ncls = max(jobs.num_classes, 1)
+        # a group = leaf x demand class x preemptibility: within a group, a job that fails
+        # (placement or capacity) means the later ones fail too in the same action
         self.kq = KeyedQueue(
-            jobs, group=lambda j: int(self.leaf[j]) * ncls + int(jobs.demand_class[j])
+            jobs,
+            group=lambda j: (
+                (int(self.leaf[j]) * ncls + int(jobs.demand_class[j])) * 2
+                + int(not self.preemptible[j])
+            ),
         )
         self.pending = np.zeros((len(self.leaves), 3))
         self._topology_setup(view)
@@ -524,12 +547,16 @@ class KaiPolicy(Policy):
         self._group_reason = {}
         self.reasons = {}
         self._wake: list[float] = []
-        failed = yield from self._allocate(view)
-        if failed and self.consolidation:
+        acts = self.actions
+        if "allocate" in acts:
+            failed = yield from self._allocate(view, allocate=True)
+        else:  # the other actions still look at the jobs in KAI's order
+            failed = yield from self._allocate(view, allocate=False)
+        if failed and self.consolidation and "consolidation" in acts:
             failed = yield from self._consolidate(view, failed)
-        if failed:
+        if failed and "reclaim" in acts:
             failed = yield from self._reclaim(view, failed)
-        if failed:
+        if failed and "preempt" in acts:
             yield from self._preempt(view, failed)
         later = [t for t in self._wake if t > view.now]
         if later and len(view.queue):
@@ -564,7 +591,8 @@ class KaiPolicy(Policy):
             return f"non-preemptible job over quota: {hit[0]} {hit[1]}"
         return None
 
-    def _allocate(self, view: SchedulerView):
+    def _allocate(self, view: SchedulerView, allocate: bool = True):
+        """The allocate action; with ``allocate=False`` only the jobs that wait, and why."""
         jobs = view.jobs
         dead: set[int] = set()
         failed: dict[int, int] = {}
@@ -572,7 +600,9 @@ class KaiPolicy(Policy):
             g = self.kq.group(j)
             reason = self._capacity_reason(j)
             p = None
-            if reason is None:
+            if reason is None and not allocate:
+                p, reason = None, self._no_fit_reason(view, j)
+            elif reason is None:
                 p = self._place(jobs, j)
                 if p is None:
                     reason = self._no_fit_reason(view, j)
@@ -707,16 +737,15 @@ class KaiPolicy(Policy):
             by_leaf.setdefault(vl, []).append(v)
         if not by_leaf:
             return None
-        for vs in by_leaf.values():  # pop() = lowest priority, latest start, latest arrival
-            vs.sort(key=lambda v: (int(self.priority[v]), float(jobs.run_start[v]), v))
-            vs.reverse()
+        for vs in by_leaf.values():  # lowest priority, then latest start, latest arrival first
+            vs.sort(key=lambda v: (int(self.priority[v]), -float(jobs.run_start[v]), -v))
         order = self._victim_order(by_leaf)
         return self._solve(view, j, order, reclaim=True)
 
     def _victim_order(self, by_leaf: dict[str, list[int]]) -> list[int]:
         """Victims in KAI's reverse queue order, re-judged after every victim taken."""
         taken = {q: np.zeros(3) for q in self.config.queues}
-        left = {q: list(reversed(vs)) for q, vs in by_leaf.items()}
+        left = {q: list(vs) for q, vs in by_leaf.items()}
         out = []
         while any(left.values()):
             leaf = self._pick_victim_leaf(left, taken, "")
