@@ -17,6 +17,7 @@ Scenarios we cannot reproduce are in :data:`KNOWN_DIFFERENT` (and docs/KNOWN_ISS
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from policies.kai.objects import (
 from policies.kai.policy import DEFAULT_CONFIG, KaiPolicy, resolve_config_path
 from simulator.core.cluster import ClusterSpec
 from simulator.core.jobs import TERMINAL
+from simulator.output import metrics
 
 TRAIN, INTERACTIVE, BUILD, INFERENCE = 50, 75, 100, 125
 ROOT = Path(__file__).resolve().parents[1]
@@ -830,11 +832,35 @@ def test_pending_reasons_name_the_kai_rule():
     reason = {
         name: policy.pending_reason(ids.index(name)) for name in ("over_limit", "gang", "nonpre")
     }
-    assert reason == {
+    want = {
         "over_limit": "queue over limit: queue0 gpu",
         "gang": "gang incomplete: 1 of 2 pods fit",
         "nonpre": "non-preemptible job over quota: queue1 gpu",
     }
+    assert reason == want
+    # the policy yields Wait(j, reason): the engine records them for jobs.parquet
+    frame = metrics.job_frame(sim).set_index("job_id")
+    assert frame.loc[list(want), "pending_reason"].to_dict() == want
+    assert frame.loc[["r0", "r1"], "pending_reason"].tolist() == ["", ""]
+
+
+def test_every_waiting_job_gets_a_reason_also_behind_its_group():
+    """Jobs not looked at (behind a same-shape job that failed) get the group's reason."""
+    s = Scenario(
+        "ours",
+        "reasons of a group",
+        "allocate",
+        nodes=[2],
+        queues=[Q("queue0", 2)],
+        running=[J("r0", "queue0", 2)],
+        pending=[J(f"p{i}", "queue0", 2) for i in range(5)],
+        expect={},
+    )
+    sim, _ = run(s, ("allocate",))
+    frame = metrics.job_frame(sim).set_index("job_id")
+    assert (
+        frame.loc[[f"p{i}" for i in range(5)], "pending_reason"] == "no node with 2 free GPUs"
+    ).all()
 
 
 # ---------------------------------------------------------------------- the shipped example
@@ -870,6 +896,15 @@ def test_issue_command_runs_on_the_shipped_examples(tmp_path):
     assert queues.loc[queues["queue"] == "team-serving", "allocated_gpus"].max() <= 48
     # team-llm's 64-GPU pretraining borrows beyond its 40-GPU quota while the cluster is idle
     assert queues.loc[queues["queue"] == "team-llm", "allocated_gpus"].max() > 40
+    # every job that waited says why, and summary.json counts the reasons
+    waited = jobs[jobs["wait_time"] > 0]
+    assert len(waited) and (waited["pending_reason"] != "").all()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    given = int((jobs["pending_reason"] != "").sum())  # also the preempted job that waited
+    assert (
+        given > len(waited) - 1
+        and sum(v["jobs"] for v in summary["pending_reasons"].values()) == given
+    )
 
 
 # ---------------------------------------------------------------------- invariants

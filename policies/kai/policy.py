@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.base import Decision, Migrate, Policy, Preempt, Start
+from policies.base import Decision, Migrate, Policy, Preempt, Start, Wait
 from policies.kai import rules
 from policies.kai.fairshare import QueueShares, build_shares, fair_shares
 from policies.kai.objects import RESOURCES, UNLIMITED, KaiConfig, load_kai_config
@@ -243,6 +243,10 @@ class KaiPolicy(Policy):
         self._last_time = 0.0
         self._group_reason: dict[int, str] = {}
         self._fresh: set[int] = set()
+        self._given: dict[int, str] = {}  # queued job -> the reason last yielded for it
+        self._group_given: dict[int, str] = {}  # group -> the reason all its jobs were given
+        self._members: dict[int, list[int]] = {}  # group -> jobs pushed into it (may be stale)
+        self._arrived: list[int] = []
 
     def _priorities(self, view: SchedulerView) -> np.ndarray:
         jobs = view.jobs
@@ -535,6 +539,10 @@ class KaiPolicy(Policy):
     def schedule(self, view: SchedulerView) -> Iterator[Decision]:
         """One KAI session: allocate, consolidate, reclaim, preempt."""
         new, back = self.kq.sync(view.queue, self._key)
+        for j in (*new, *back):
+            self._members.setdefault(self.kq.group(j), []).append(j)
+        self._arrived.extend(new)
+        self._arrived.extend(back)
         if back:  # jobs came back by other means (node failure): recount the pending requests
             queued = np.unique(np.asarray(view.queue.jobs(), dtype=np.int64))
             self.pending[:] = 0.0
@@ -561,10 +569,44 @@ class KaiPolicy(Policy):
         later = [t for t in self._wake if t > view.now]
         if later and len(view.queue):
             view.wake_at(min(later))
+        yield from self._wait_decisions(view)
+
+    def _wait_decisions(self, view: SchedulerView) -> Iterator[Wait]:
+        """``Wait(j, reason)`` for every queued job whose reason is new or changed.
+
+        Jobs looked at in this pass get their own reason; the others of their group (same leaf
+        queue, demand and preemptibility, not looked at because the group's best job failed)
+        get the group's. A group's jobs are walked only when the group's reason changed; jobs
+        that entered the queue since the last pass are looked at once.
+        """
+        status, given, group_of = view.jobs.status, self._given, self.kq.group
+        for j, reason in self.reasons.items():
+            if status[j] == Status.QUEUED and given.get(j) != reason:
+                given[j] = reason
+                yield Wait(j, reason)
+        for g, reason in self._group_reason.items():
+            if self._group_given.get(g) == reason:
+                continue
+            self._group_given[g] = reason
+            members = [
+                j for j in dict.fromkeys(self._members.get(g, ())) if status[j] == Status.QUEUED
+            ]
+            self._members[g] = members
+            for j in members:
+                if j not in self.reasons and given.get(j) != reason:
+                    given[j] = reason
+                    yield Wait(j, reason)
+        for j in self._arrived:
+            reason = self.reasons.get(j) or self._group_reason.get(group_of(j))
+            if reason and status[j] == Status.QUEUED and given.get(j) != reason:
+                given[j] = reason
+                yield Wait(j, reason)
+        self._arrived = []
 
     def _start(self, view: SchedulerView, j: int, p: Placement, action: str):
         yield Start(j, p)
         self._fresh.add(j)
+        self._given.pop(j, None)
         self._charge(j, +1)
         self.counts[action] += 1
         self.reasons.pop(j, None)
@@ -718,6 +760,8 @@ class KaiPolicy(Policy):
     def _evicted(self, v: int) -> None:
         self._charge(v, -1)
         self.kq.push(v, self._key(v))
+        self._members.setdefault(self.kq.group(v), []).append(v)
+        self._arrived.append(v)
         self.counts["evicted"] += 1
 
     def _reclaim_victims(self, view: SchedulerView, j: int, leaf: str) -> list[int] | None:
