@@ -991,3 +991,17 @@ def test_random_worlds_keep_kai_invariants(world):
     # simulate() asserts that every job ends terminal
     sim = simulate(pd.DataFrame(rows), cluster, CheckedKai(kai_config(s)), until=5000.0)
     assert np.isin(sim.jobs.status, TERMINAL).all()
+
+
+def test_kai_yaml_lists_every_parameter_with_its_default_and_composes():
+    from test_policy_configs import (
+        compose_policy,
+    )
+    from test_policy_configs import (
+        test_config_lists_every_parameter_with_the_class_default_and_a_comment as check,
+    )
+
+    check("kai")
+    policy = compose_policy("kai", "policy.usage_half_life=3600")
+    assert isinstance(policy, KaiPolicy) and policy.half_life == 3600
+    assert set(policy.config.leaves()) == {"team-llm", "team-vision", "team-serving", "team-batch"}
