@@ -36,7 +36,7 @@ Differences from KAI are listed in docs/kubernetes.md ("The kai policy").
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +63,13 @@ _NO_SHARE_DRF = 1000.0
 """KAI's ``noFairShareDrfMultiplier``: a queue using a resource it has no share of."""
 _GIB = float(2**30)
 _EPS = 1e-9
+
+
+def _dominant(alloc: Sequence[float], cap: Sequence[float]) -> float:
+    """KAI's ``GetDominantResourceShare``: max of allocated / allocatable (x1000 if none)."""
+    return max(
+        0.0, *(a * _NO_SHARE_DRF if c == 0 else a / c for a, c in zip(alloc, cap, strict=True))
+    )
 
 
 def _check_actions(actions: Sequence[str] | str) -> tuple[str, ...]:
@@ -185,6 +192,7 @@ class KaiPolicy(Policy):
         """Map jobs to leaf queues, resolve priorities, build placers and the keyed queue."""
         cfg, jobs = self.config, view.jobs
         self.leaves = cfg.leaves()
+        self._kids = {name: cfg.children(name) for name in ("", *cfg.queues)}
         leaf_index = {q: i for i, q in enumerate(self.leaves)}
         qmap = []
         for name in jobs.queue_names:
@@ -247,6 +255,7 @@ class KaiPolicy(Policy):
         self._group_given: dict[int, str] = {}  # group -> the reason all its jobs were given
         self._members: dict[int, list[int]] = {}  # group -> jobs pushed into it (may be stale)
         self._arrived: list[int] = []
+        self._protect: dict[tuple[str, str], float] = {}  # (reclaimer, victim leaf) -> seconds
 
     def _priorities(self, view: SchedulerView) -> np.ndarray:
         jobs = view.jobs
@@ -344,6 +353,7 @@ class KaiPolicy(Policy):
             self.config, table(alloc + pend), table(alloc), table(nonp), usage
         )
         fair_shares(self.shares, self.totals, self.k_value)
+        self._statics()
 
     def _usage(
         self, view: SchedulerView, alloc: Mapping[str, Mapping[str, float]]
@@ -375,43 +385,51 @@ class KaiPolicy(Policy):
         return out
 
     # ------------------------------------------------------------------ queue order
-    def _drf(self, q: QueueShares, extra: np.ndarray) -> float:
-        out = 0.0
-        for i, r in enumerate(RESOURCES):
-            s = q.share(r)
-            cap = s.allocatable()
-            if cap == UNLIMITED:
-                cap = self.totals[r]
-            a = s.allocated + float(extra[i])
-            out = max(out, a * _NO_SHARE_DRF if cap == 0 else a / cap)
-        return out
+    def _statics(self) -> None:
+        """Per queue, what the queue order reads and a session does not change."""
+        self._static = {}
+        for name, q in self.shares.items():
+            sh = [q.shares[r] for r in RESOURCES]
+            raw = tuple(x.allocatable() for x in sh)
+            cap = tuple(
+                self.totals[r] if c == UNLIMITED else c for r, c in zip(RESOURCES, raw, strict=True)
+            )
+            self._static[name] = (
+                sh,
+                tuple(x.fair_share for x in sh),
+                tuple(x.deserved for x in sh),
+                raw,
+                cap,
+                math.inf if raw[0] == UNLIMITED else raw[0],
+            )
 
     def _order_key(self, name: str, extra: np.ndarray) -> tuple:
         """KAI's ``GetQueueOrderResult`` as a sort key (smaller = served first).
 
         ``extra`` is the head job's request (allocation) or minus the victims (eviction).
+        Criteria in KAI's order: over fair share in every resource (FairShareLessThanAllocated);
+        not within deserved quota with the job; queue priority; a resource used without an
+        allocatable share; dominant share (allocated / allocatable, x1000 without a share)
+        with the job, then without; GPU allocatable share; creation time; name.
         """
+        sh, fs, des, raw, cap, gpu_cap = self._static[name]
+        alloc = [x.allocated for x in sh]
+        ex = extra.tolist()
+        with_job = [a + e for a, e in zip(alloc, ex, strict=True)]
+        over = all(f < a for f, a in zip(fs, alloc, strict=True))
+        starved = all(rules._le(a, d) for a, d in zip(with_job, des, strict=True))
+        zero = any(r == 0 and a > 0 for r, a in zip(raw, with_job, strict=True))
         q = self.shares[name]
-        over = all(q.share(r).fair_share < q.share(r).allocated for r in RESOURCES)
-        starved = all(
-            rules._le(q.share(r).allocated + float(extra[i]), q.share(r).deserved)
-            for i, r in enumerate(RESOURCES)
-        )
-        zero = any(
-            q.share(r).allocatable() == 0 and q.share(r).allocated + float(extra[i]) > 0
-            for i, r in enumerate(RESOURCES)
-        )
-        gpu_alloc = q.share("gpu").allocatable()
         return (
             over,
             not starved,
             -q.priority,
             zero,
-            self._drf(q, extra),
-            self._drf(q, np.zeros(3)),
-            math.inf if gpu_alloc == UNLIMITED else gpu_alloc,
+            _dominant(with_job, cap),
+            _dominant(alloc, cap),
+            gpu_cap,
             q.created,
-            q.name,
+            name,
         )
 
     def _pick_leaf(self, best: Mapping[str, int], parent: str = "") -> str | None:
@@ -420,9 +438,9 @@ class KaiPolicy(Policy):
         ``best``: leaf -> its best pending job (leaves without one are absent).
         """
         choice, choice_key = None, None
-        for child in self.config.children(parent):
+        for child in self._kids[parent]:
             leaf = child if child in best else None
-            if child not in best and self.config.children(child):
+            if child not in best and self._kids[child]:
                 leaf = self._pick_leaf(best, child)
             if leaf is None:
                 continue
@@ -551,6 +569,8 @@ class KaiPolicy(Policy):
             for j in new:
                 self.pending[int(self.leaf[j])] += self.req[j]
         self._open_session(view)
+        self._run_by_leaf: list[np.ndarray] | None = None
+        self._movable: list[int] | None = None
         self._fresh = set()
         self._group_reason = {}
         self.reasons = {}
@@ -671,6 +691,7 @@ class KaiPolicy(Policy):
             moves, p = plan
             for v, q in moves:
                 yield Migrate(v, q)
+                self._fresh.add(v)  # moved once per pass at most, and not a victim after
                 self.counts["migrated"] += 1
             yield from self._start(view, j, p, "consolidate")
         return left
@@ -686,17 +707,16 @@ class KaiPolicy(Policy):
         need = float(jobs.gpu_share[j])
         if c.total_gpus - c.allocated_milli / MILLI + _EPS < need:
             return None  # moving jobs cannot create GPUs
+        if self._movable is None:  # once per pass: preemptible, unconstrained, fewest GPUs first
+            run = view.running.array().tolist()
+            run = [v for v in run if self.preemptible[v] and self.topo_codes[v] is None]
+            run.sort(key=lambda v: (float(jobs.gpu_share[v]), -float(jobs.run_start[v]), -v))
+            self._movable = run
         cands = [
-            v
-            for v in view.running
-            if self.preemptible[v]
-            and v not in self._fresh
-            and self.topo_codes[v] is None
-            and jobs.placements[v] is not None
-        ]
+            v for v in self._movable if v not in self._fresh and jobs.status[v] == Status.RUNNING
+        ][: 4 * self.max_moves]  # a bounded search, as KAI's solver has a budget
         if not cands:
             return None
-        cands.sort(key=lambda v: (float(jobs.gpu_share[v]), -float(jobs.run_start[v]), -v))
         sc, move = self.scratch.reset(), self.move_scratch
         moves: list[tuple[int, Placement]] = []
         for v in cands:
@@ -764,21 +784,45 @@ class KaiPolicy(Policy):
         self._arrived.append(v)
         self.counts["evicted"] += 1
 
+    def _running_of(self, view: SchedulerView, li: int) -> np.ndarray:
+        """Jobs of leaf ``li`` running at the start of the pass (cached for the pass)."""
+        if self._run_by_leaf is None:
+            run = view.running.array()
+            order = np.argsort(self.leaf[run], kind="stable")
+            run = run[order]
+            cuts = np.searchsorted(self.leaf[run], np.arange(len(self.leaves) + 1))
+            self._run_by_leaf = [run[cuts[i] : cuts[i + 1]] for i in range(len(self.leaves))]
+        return self._run_by_leaf[li]
+
+    def _victim_pool(self, view: SchedulerView, li: int, below: int | None) -> list[int]:
+        """Running preemptible jobs of leaf ``li`` not started in this pass (< ``below``)."""
+        arr = self._running_of(view, li)
+        ok = self.preemptible[arr] & (view.jobs.status[arr] == Status.RUNNING)
+        if below is not None:
+            ok &= self.priority[arr] < below
+        return [v for v in arr[ok].tolist() if v not in self._fresh]
+
     def _reclaim_victims(self, view: SchedulerView, j: int, leaf: str) -> list[int] | None:
         jobs, now = view.jobs, view.now
         by_leaf: dict[str, list[int]] = {}
-        for v in view.running:
-            vl = self.leaves[int(self.leaf[v])]
-            if vl == leaf or not self.preemptible[v] or v in self._fresh:
+        for li, vl in enumerate(self.leaves):
+            if vl == leaf:
                 continue
-            protect = rules.reclaim_min_runtime(
-                self.config, leaf, vl, self.reclaim_method, self.reclaim_default
-            )
-            start = float(jobs.run_start[v])
-            if rules.min_runtime_protected(now, start, protect):
-                self._wake.append(start + protect)
+            pool = self._victim_pool(view, li, None)
+            if not pool:
                 continue
-            by_leaf.setdefault(vl, []).append(v)
+            key = (leaf, vl)
+            protect = self._protect.get(key)
+            if protect is None:
+                protect = self._protect[key] = rules.reclaim_min_runtime(
+                    self.config, leaf, vl, self.reclaim_method, self.reclaim_default
+                )
+            for v in pool:
+                start = float(jobs.run_start[v])
+                if rules.min_runtime_protected(now, start, protect):
+                    self._wake.append(start + protect)
+                else:
+                    by_leaf.setdefault(vl, []).append(v)
         if not by_leaf:
             return None
         for vs in by_leaf.values():  # lowest priority, then latest start, latest arrival first
@@ -786,23 +830,21 @@ class KaiPolicy(Policy):
         order = self._victim_order(by_leaf)
         return self._solve(view, j, order, reclaim=True)
 
-    def _victim_order(self, by_leaf: dict[str, list[int]]) -> list[int]:
-        """Victims in KAI's reverse queue order, re-judged after every victim taken."""
+    def _victim_order(self, by_leaf: dict[str, list[int]]) -> Iterator[int]:
+        """Victims in KAI's reverse queue order, re-judged after every victim taken (lazily)."""
         taken = {q: np.zeros(3) for q in self.config.queues}
         left = {q: list(vs) for q, vs in by_leaf.items()}
-        out = []
         while any(left.values()):
             leaf = self._pick_victim_leaf(left, taken, "")
             v = left[leaf].pop(0)
-            out.append(v)
             for name in self.config.path(leaf):
                 taken[name] += self.req[v]
-        return out
+            yield v
 
     def _pick_victim_leaf(self, left, taken, parent: str) -> str | None:
         choice, choice_key = None, None
-        for child in self.config.children(parent):
-            if self.config.children(child):
+        for child in self._kids[parent]:
+            if self._kids[child]:
                 leaf = self._pick_victim_leaf(left, taken, child)
             else:
                 leaf = child if left.get(child) else None
@@ -814,7 +856,7 @@ class KaiPolicy(Policy):
                 choice, choice_key = leaf, key
         return choice
 
-    def _solve(self, view: SchedulerView, j: int, order: Sequence[int], reclaim: bool):
+    def _solve(self, view: SchedulerView, j: int, order: Iterable[int], reclaim: bool):
         """The smallest prefix of ``order`` that makes room and passes KAI's checks, pruned."""
         jobs = view.jobs
         sc = self.scratch.reset()
@@ -866,10 +908,9 @@ class KaiPolicy(Policy):
                 continue
             protect = rules.preempt_min_runtime(self.config, leaf, self.preempt_default)
             cands = []
-            for v in view.running:
-                if int(self.leaf[v]) != int(self.leaf[j]) or v in self._fresh:
-                    continue
-                if not rules.can_preempt(int(self.priority[j]), int(self.priority[v]), True):
+            prio = int(self.priority[j])
+            for v in self._victim_pool(view, int(self.leaf[j]), prio):
+                if not rules.can_preempt(prio, int(self.priority[v]), True):
                     continue
                 start = float(jobs.run_start[v])
                 if rules.min_runtime_protected(now, start, protect):
