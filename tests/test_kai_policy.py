@@ -1083,3 +1083,61 @@ def test_kai_yaml_lists_every_parameter_with_its_default_and_composes():
     policy = compose_policy("kai", "policy.usage_half_life=3600")
     assert isinstance(policy, KaiPolicy) and policy.half_life == 3600
     assert set(policy.config.leaves()) == {"team-llm", "team-vision", "team-serving", "team-batch"}
+
+
+# ---------------------------------------------------------------------- topology
+def _topo_run(column: str | None, level: str, split: bool, consolidation: bool = False):
+    """Racks: nodes 0-1, nodes 2-3 (8 GPUs each). Job a takes node 0; with ``split`` c takes
+    node 2 (a filler holds node 1 while c is placed), else node 1. Then b: 2 pods x 8 GPUs."""
+    cluster = ClusterSpec.from_groups(
+        [{"count": 4, "num_gpus": 8, "gpu_type": "H100"}], nodes_per_rack=2
+    )
+    s = Scenario("ours", "topology", "allocate", [8] * 4, [Q("queue0", 32)], [], [], {})
+    rows = [("a", 0.0, 100.0, 8, 1), ("c", 0.1 if split else 0.0, 100.0, 8, 1)]
+    rows += [("fill", 0.0, 0.5, 8, 1)] if split else []
+    rows += [("b", 1.0, 10.0, 16, 2)]
+    trace = pd.DataFrame(rows, columns=["job_id", "submit_time", "duration", "num_gpus", "pods"])
+    trace["queue"], trace["priority"] = "queue0", TRAIN
+    if column:
+        trace[column] = [level if j == "b" else "" for j in trace["job_id"]]
+    policy = KaiPolicy(kai_config(s), consolidation=consolidation)
+    sim = simulate(trace, cluster, policy, until=50.0)
+    frame = metrics.job_frame(sim).set_index("job_id")
+    used = sim.jobs.nodes_used[list(sim.jobs.job_ids).index("b")]
+    return (None if used is None else sorted(used.tolist())), frame.loc["b", "pending_reason"]
+
+
+def test_required_rack_keeps_all_pods_in_one_rack():
+    assert _topo_run(None, "", split=False) == ([2, 3], "")  # (rack 0 is full anyway)
+    assert _topo_run("topology_required", "rack", split=False) == ([2, 3], "")
+
+
+def test_required_rack_waits_when_no_rack_holds_the_gang_and_preferred_does_not():
+    assert _topo_run("topology_required", "rack", split=True) == (None, "topology domain full")
+    assert _topo_run("topology_preferred", "rack", split=True) == ([1, 3], "")
+    assert _topo_run(None, "", split=True) == ([1, 3], "")
+    # with consolidation, c moves from node 2 to node 1 and the gang gets rack 1
+    assert _topo_run("topology_required", "rack", split=True, consolidation=True) == ([2, 3], "")
+
+
+def test_topology_by_label_key_on_the_kubernetes_example():
+    from simulator.k8s.nodes import load_nodes
+
+    spec = load_nodes(ROOT / "examples/kubernetes/nodes.json")
+    trace = pd.DataFrame(
+        {
+            "job_id": ["gang"],
+            "submit_time": [0.0],
+            "duration": [10.0],
+            "num_gpus": [32],
+            "pods": [4],
+            "queue": ["team-llm"],
+            "priority": [TRAIN],
+            "topology_required": ["topology.kubernetes.io/rack"],
+        }
+    )
+    sim = simulate(trace, spec, KaiPolicy())
+    racks = {spec.topology["rack"][n] for n in sim.jobs.nodes_used[0].tolist()}
+    assert len(racks) == 1
+    with pytest.raises(ValueError, match="unknown topology level 'no/such-label'"):
+        simulate(trace.assign(topology_required="no/such-label"), spec, KaiPolicy())
