@@ -1141,3 +1141,25 @@ def test_topology_by_label_key_on_the_kubernetes_example():
     assert len(racks) == 1
     with pytest.raises(ValueError, match="unknown topology level 'no/such-label'"):
         simulate(trace.assign(topology_required="no/such-label"), spec, KaiPolicy())
+
+
+# ---------------------------------------------------------------------- time-based fair share
+def test_time_based_fair_share_gives_the_surplus_to_the_queue_that_used_less():
+    """docs/time-based-fairshare: ``w' = max(0, w_n + k (w_n - usage))``. Queue a held the
+    whole 4-GPU cluster for 1,000 s; then a and b (no quota, weight 1 each) both ask for 4
+    GPUs. Without history each gets 2; with a half-life of 1,000 s a's usage (0.5 of the
+    capacity over the window... measured exactly) leaves it weight 0: b gets all 4."""
+    s = Scenario(
+        "docs/time-based-fairshare", "tbfs", "all", [4], [Q("a", 0, 1), Q("b", 0, 1)], [], [], {}
+    )
+    rows = [(f"a{i}", 0.0, 1000.0, 1, "a") for i in range(4)]
+    rows += [(f"{q}{i}-late", 1000.0, 100.0, 1, q) for q in "ab" for i in range(4)]
+    trace = pd.DataFrame(rows, columns=["job_id", "submit_time", "duration", "num_gpus", "queue"])
+    cluster = ClusterSpec.from_groups([{"count": 1, "num_gpus": 4, "gpu_type": "V100"}])
+
+    def started_at_1000(**kw):
+        sim = simulate(trace, cluster, KaiPolicy(kai_config(s), **kw))
+        return sorted(j for t, j, e in sim.events if e == "start" and t == 1000.0)
+
+    assert started_at_1000() == ["a0-late", "a1-late", "b0-late", "b1-late"]
+    assert started_at_1000(usage_half_life=1000.0) == [f"b{i}-late" for i in range(4)]

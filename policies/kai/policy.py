@@ -348,16 +348,14 @@ class KaiPolicy(Policy):
                 for i, q in enumerate(self.leaves)
             }
 
-        usage = self._usage(view, table(alloc)) if self.half_life is not None else None
+        usage = self._usage(view) if self.half_life is not None else None
         self.shares = build_shares(
             self.config, table(alloc + pend), table(alloc), table(nonp), usage
         )
         fair_shares(self.shares, self.totals, self.k_value)
         self._statics()
 
-    def _usage(
-        self, view: SchedulerView, alloc: Mapping[str, Mapping[str, float]]
-    ) -> dict[str, dict[str, float]]:
+    def _usage(self, view: SchedulerView) -> dict[str, dict[str, float]]:
         """KAI's time-based usage (GPU) of every queue, from the allocation history."""
         now = view.now
         t0 = self._last_time
@@ -367,11 +365,6 @@ class KaiPolicy(Policy):
                     self._usage_hist[q].append((t0, now, a))
             self._cap_hist.append((t0, now, self.totals["gpu"]))
         self._last_time = now
-        per_queue = {q: 0.0 for q in self.config.queues}
-        for leaf, vec in alloc.items():
-            for name in self.config.path(leaf):
-                per_queue[name] += vec["gpu"]
-        self._last_alloc = per_queue
         if self.window is not None:
             lo = now - self.window
             self._cap_hist = [iv for iv in self._cap_hist if iv[1] > lo]
@@ -590,6 +583,8 @@ class KaiPolicy(Policy):
         if later and len(view.queue):
             view.wake_at(min(later))
         yield from self._wait_decisions(view)
+        if self.half_life is not None:  # the allocation that holds until the next pass
+            self._last_alloc = {n: q.shares["gpu"].allocated for n, q in self.shares.items()}
 
     def _wait_decisions(self, view: SchedulerView) -> Iterator[Wait]:
         """``Wait(j, reason)`` for every queued job whose reason is new or changed.
