@@ -1147,8 +1147,9 @@ def test_topology_by_label_key_on_the_kubernetes_example():
 def test_time_based_fair_share_gives_the_surplus_to_the_queue_that_used_less():
     """docs/time-based-fairshare: ``w' = max(0, w_n + k (w_n - usage))``. Queue a held the
     whole 4-GPU cluster for 1,000 s; then a and b (no quota, weight 1 each) both ask for 4
-    GPUs. Without history each gets 2; with a half-life of 1,000 s a's usage (0.5 of the
-    capacity over the window... measured exactly) leaves it weight 0: b gets all 4."""
+    GPUs. Without history each gets 2; with a half-life of 1,000 s a's normalised usage is 1
+    (it held all the capacity of the history), so ``w' = 0.5 + (0.5 - 1) = 0``, b's
+    ``0.5 + 0.5 = 1``: b gets all 4."""
     s = Scenario(
         "docs/time-based-fairshare", "tbfs", "all", [4], [Q("a", 0, 1), Q("b", 0, 1)], [], [], {}
     )
