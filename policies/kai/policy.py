@@ -233,18 +233,20 @@ class KaiPolicy(Policy):
         self.scratch = Scratch(view, self.scoring)
         self.domain_scratch = Scratch(view, self.scoring)
         self.move_scratch = Scratch(view, self.scoring)
-        ncls = max(jobs.num_classes, 1)
-        # a group = leaf x demand class x preemptibility: within a group, a job that fails
-        # (placement or capacity) means the later ones fail too in the same action
+        self._topology_setup(view)
+        ncls, ntopo = max(jobs.num_classes, 1), int(self.topo_id.max(initial=0)) + 1
+        # a group = leaf x demand class x topology constraint x preemptibility: within a
+        # group, a job that fails (placement or capacity) means the later ones fail too in
+        # the same action
         self.kq = KeyedQueue(
             jobs,
             group=lambda j: (
-                (int(self.leaf[j]) * ncls + int(jobs.demand_class[j])) * 2
+                ((int(self.leaf[j]) * ncls + int(jobs.demand_class[j])) * ntopo + self.topo_id[j])
+                * 2
                 + int(not self.preemptible[j])
             ),
         )
         self.pending = np.zeros((len(self.leaves), 3))
-        self._topology_setup(view)
         self._usage_hist: dict[str, list[tuple[float, float, float]]] = {q: [] for q in cfg.queues}
         self._cap_hist: list[tuple[float, float, float]] = []
         self._last_alloc: dict[str, float] = {q: 0.0 for q in cfg.queues}
@@ -289,6 +291,9 @@ class KaiPolicy(Policy):
         self._levels = levels
         self.topo_codes: list[np.ndarray | None] = [None] * jobs.n
         self.topo_required = np.zeros(jobs.n, dtype=bool)
+        self.topo_id = np.zeros(jobs.n, dtype=np.int64)
+        """Per job: 0 = no constraint, else an id of its (level, required) constraint."""
+        ids: dict[tuple[str, bool], int] = {}
         frame = jobs.frame
         for col, required in ((self.preferred_column, False), (self.required_column, True)):
             if not col or col not in frame.columns:
@@ -306,6 +311,7 @@ class KaiPolicy(Policy):
                     )
                 self.topo_codes[j] = levels[level]
                 self.topo_required[j] = required
+                self.topo_id[j] = ids.setdefault((level, required), len(ids) + 1)
 
     # ------------------------------------------------------------------ keys and accounting
     def _key(self, j: int) -> tuple[int, int]:
