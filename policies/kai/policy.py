@@ -536,18 +536,19 @@ class KaiPolicy(Policy):
             cpu_n = np.floor(np.asarray(c.cpu_free) / cpp) if cpp > 0 else np.full(len(ok), 1e9)
             mem_n = np.floor(np.asarray(c.mem_free) / mpp) if mpp > 0 else np.full(len(ok), 1e9)
         if pods == 0 and g > 0 and n > self.placer.max_node_gpus(mask):
-            free = int(per[ok].sum()) if len(per) else 0
+            free = int((gpu_free[ok] >= MILLI).sum())
             return f"not enough free GPUs: {free} of {n}"
         fit = np.minimum(np.minimum(per, cpu_n), mem_n)
         fit = np.where(ok, fit, 0)
         total = int(min(fit.sum(), 10**9))
         if total == 0:
+            gpu = f"{milli} free milli-GPU" if 0 < milli < MILLI else f"{g} free GPUs"
             if g > 0 and not (ok & (per > 0)).any():
-                what = f"{milli} free milli-GPU" if milli < MILLI else f"{g} free GPUs"
-                return f"no node with {what}"
+                return f"no node with {gpu}"
+            parts = [gpu] if g > 0 else []
             if cpp > 0 and not (ok & (cpu_n > 0) & (per > 0)).any():
-                return f"no node with {g} free GPUs and {cpp:g} free CPUs"
-            return f"no node with {g} free GPUs, {cpp:g} CPUs and {mpp:g} GB"
+                return "no node with " + " and ".join([*parts, f"{cpp:g} free CPUs"])
+            return "no node with " + ", ".join([*parts, f"{cpp:g} CPUs", f"{mpp:g} GB free"])
         if total < k:
             return f"gang incomplete: {total} of {k} pods fit"
         return "no placement for all pods"
@@ -623,6 +624,8 @@ class KaiPolicy(Policy):
                 given[j] = reason
                 yield Wait(j, reason)
         self._arrived = []
+        for g in [g for g in self._group_given if g not in self._group_reason]:
+            del self._group_given[g]  # walk the group again when it next fails
 
     def _start(self, view: SchedulerView, j: int, p: Placement, action: str):
         yield Start(j, p)
