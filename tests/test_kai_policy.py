@@ -174,11 +174,12 @@ def outcome(sim, s: Scenario) -> tuple[dict[str, str], dict[str, list[int]]]:
 
 
 ALLOC = "pkg/scheduler/actions/allocate/allocate_test.go (TestHandleAllocation)"
-GANG = "pkg/scheduler/actions/allocate/allocateGang_test.go"
+GANG = "pkg/scheduler/actions/allocate/allocateGang_test.go (TestHandleGangAllocation)"
 PREEMPT = "pkg/scheduler/actions/preempt/preempt_test.go (TestHandlePreempt)"
 RECLAIM = "pkg/scheduler/actions/reclaim/reclaim_test.go (TestHandleReclaim)"
 CONSOL = "pkg/scheduler/actions/consolidation/consolidation_test.go"
 DEPTS = "pkg/scheduler/actions/reclaim/reclaimDepartments_test.go (TestHandleDepartmentsReclaim)"
+RGANG = "pkg/scheduler/actions/reclaim/reclaimGang_test.go (TestHandleGangReclaim)"
 
 SCENARIOS = [
     # ------------------------------------------------------------------ allocate
@@ -372,6 +373,109 @@ SCENARIOS = [
         expect={"running_job0": "running", "pending_job0": "started"},
         where={"running_job0": [0], "pending_job0": [1]},
         scoring="spread",
+    ),
+    # ------------------------------------------------------------------ gangs
+    Scenario(
+        GANG,
+        "Allocate train gang job",
+        "allocate",
+        nodes=[2],
+        queues=[Q("queue0", 1)],
+        running=[],
+        pending=[J("pending_job0", "queue0", 1, tasks=2)],
+        expect={"pending_job0": "started"},
+        where={"pending_job0": [0]},
+    ),
+    Scenario(
+        GANG,
+        "Allocate build gang job",
+        "allocate",
+        nodes=[2],
+        queues=[Q("queue0", 2)],
+        running=[],
+        pending=[J("pending_job0", "queue0", 1, BUILD, tasks=2)],
+        expect={"pending_job0": "started"},
+    ),
+    Scenario(
+        GANG,
+        "Allocate build gang job on 2 nodes",
+        "allocate",
+        nodes=[1, 1],
+        queues=[Q("queue0", 2)],
+        running=[],
+        pending=[J("pending_job0", "queue0", 1, BUILD, tasks=2)],
+        expect={"pending_job0": "started"},
+        where={"pending_job0": [0, 1]},
+    ),
+    Scenario(
+        GANG,
+        "Don't allocate gang job if not all tasks are allocatable",
+        "allocate",
+        nodes=[2],
+        queues=[Q("queue0", 2)],
+        running=[],
+        pending=[J("pending_job0", "queue0", 2, BUILD, tasks=2)],
+        expect={"pending_job0": "pending"},
+    ),
+    Scenario(
+        GANG,
+        "Don't allocate gang interactive job if it will go over quota",
+        "allocate",
+        nodes=[10],
+        queues=[Q("queue0", 3)],
+        running=[],
+        pending=[J("pending_job0", "queue0", 2, BUILD, tasks=2)],
+        expect={"pending_job0": "pending"},
+    ),
+    Scenario(
+        RGANG,
+        "Reclaim other job and pipeline all tasks of job",
+        "reclaim",
+        nodes=[2],
+        queues=[Q("queue0", 0, weight=0), Q("queue1", 2, weight=2)],
+        running=[J("running_job0", "queue0", 1)],
+        pending=[J("pending_job0", "queue1", 1, BUILD, tasks=2)],
+        expect={"running_job0": "evicted", "pending_job0": "started"},
+    ),
+    Scenario(
+        RGANG,
+        "If can't allocate all tasks, dont' reclaim",
+        "reclaim",
+        nodes=[1],
+        queues=[Q("queue0", 0, weight=0), Q("queue1", 2, weight=2)],
+        running=[J("running_job0", "queue0", 1)],
+        pending=[J("pending_job0", "queue1", 1, BUILD, tasks=2)],
+        expect={"running_job0": "running", "pending_job0": "pending"},
+    ),
+    Scenario(
+        RGANG,
+        "dont reclaim if will go over quota",
+        "reclaim",
+        nodes=[10],
+        queues=[Q("queue0", 0, weight=0), Q("queue1", 2, weight=2)],
+        running=[J("running_job0", "queue0", 10)],
+        pending=[J("pending_job0", "queue1", 2, BUILD, tasks=2)],
+        expect={"running_job0": "running", "pending_job0": "pending"},
+    ),
+    Scenario(
+        RGANG,
+        "reclaim mpi job",
+        "reclaim",
+        nodes=[2],
+        queues=[Q("queue0", 0, weight=0), Q("queue1", 2, weight=2)],
+        running=[J("running_job0", "queue0", 1, tasks=2)],
+        pending=[J("pending_job0", "queue1", 2, BUILD)],
+        expect={"running_job0": "evicted", "pending_job0": "started"},
+    ),
+    Scenario(
+        RGANG,
+        "job reclaims from job on two nodes",
+        "reclaim",
+        nodes=[1, 1],
+        queues=[Q("queue0", 1, weight=1), Q("queue1", 1, weight=1)],
+        running=[J("running-job0", "queue0", 1, tasks=2)],
+        pending=[J("pending-job", "queue1", 1)],
+        expect={"running-job0": "evicted", "pending-job": "started"},
     ),
     # ------------------------------------------------------------------ preempt
     Scenario(
@@ -857,9 +961,9 @@ def test_consolidation_gives_kais_reclaim_with_consolidation_outcome():
 
 def test_scenario_count():
     """At least 25 ported scenarios; the ones we cannot reproduce are named with a reason."""
-    assert len(SCENARIOS) == 45
+    assert len(SCENARIOS) == 55
     assert set(KNOWN_DIFFERENT) <= {s.name for s in SCENARIOS}
-    assert len(SCENARIOS) - len(KNOWN_DIFFERENT) == 44  # the count docs/kubernetes.md gives
+    assert len(SCENARIOS) - len(KNOWN_DIFFERENT) == 54  # the count docs/kubernetes.md gives
 
 
 # ---------------------------------------------------------------------- more KAI facts
