@@ -1268,3 +1268,20 @@ def test_time_based_fair_share_gives_the_surplus_to_the_queue_that_used_less():
 
     assert started_at_1000() == ["a0-late", "a1-late", "b0-late", "b1-late"]
     assert started_at_1000(usage_half_life=1000.0) == [f"b{i}-late" for i in range(4)]
+
+
+def test_kai_workloads_example_through_trace_kubernetes():
+    """examples/kubernetes/kai-workloads.yaml: KAI queue labels, priority classes, a gpu-fraction
+    notebook and a rack-required PyTorchJob, on the example nodes."""
+    from simulator.k8s.nodes import load_nodes
+    from traces.kubernetes import read
+
+    spec = load_nodes(ROOT / "examples/kubernetes/nodes.json")
+    trace = read(ROOT / "examples/kubernetes/kai-workloads.yaml").jobs
+    sim = simulate(trace, spec, KaiPolicy())
+    frame = metrics.job_frame(sim).set_index("job_id")
+    assert (frame["status"] == "finished").all()
+    assert frame.loc["vision/notebook", ["priority", "gpu_milli"]].tolist() == [100, 500]
+    assert frame.loc["serving/llama-70b-serving", "priority"] == 125
+    nodes = sim.jobs.nodes_used[list(sim.jobs.job_ids).index("llm/llama-pretrain")].tolist()
+    assert len(nodes) == 4 and len({spec.topology["rack"][n] for n in nodes}) == 1
