@@ -712,13 +712,16 @@ class KaiPolicy(Policy):
         if c.total_gpus - c.allocated_milli / MILLI + _EPS < need:
             return None  # moving jobs cannot create GPUs
         if self._movable is None:  # once per pass: preemptible, unconstrained, fewest GPUs first
-            run = view.running.array().tolist()
-            run = [v for v in run if self.preemptible[v] and self.topo_codes[v] is None]
-            run.sort(key=lambda v: (float(jobs.gpu_share[v]), -float(jobs.run_start[v]), -v))
-            self._movable = run
-        cands = [
-            v for v in self._movable if v not in self._fresh and jobs.status[v] == Status.RUNNING
-        ][: 4 * self.max_moves]  # a bounded search, as KAI's solver has a budget
+            run = view.running.array()
+            run = run[self.preemptible[run] & (self.topo_id[run] == 0)]
+            share, start = np.asarray(jobs.gpu_share)[run], np.asarray(jobs.run_start)[run]
+            self._movable = run[np.lexsort((-run, -start, share))].tolist()
+        status, fresh, cands = np.asarray(jobs.status), self._fresh, []
+        for v in self._movable:  # a bounded search, as KAI's solver has a budget
+            if v not in fresh and status[v] == Status.RUNNING:
+                cands.append(v)
+                if len(cands) == 4 * self.max_moves:
+                    break
         if not cands:
             return None
         sc, move = self.scratch.reset(), self.move_scratch
@@ -789,22 +792,31 @@ class KaiPolicy(Policy):
         self.counts["evicted"] += 1
 
     def _running_of(self, view: SchedulerView, li: int) -> np.ndarray:
-        """Jobs of leaf ``li`` running at the start of the pass (cached for the pass)."""
+        """Preemptible jobs of leaf ``li`` running at the start of the pass, in victim order.
+
+        Lowest priority, then latest start, then latest arrival first (cached for the pass).
+        """
         if self._run_by_leaf is None:
             run = view.running.array()
-            order = np.argsort(self.leaf[run], kind="stable")
+            run = run[self.preemptible[run]]
+            start = np.asarray(view.jobs.run_start)[run]
+            order = np.lexsort((-run, -start, self.priority[run], self.leaf[run]))
             run = run[order]
             cuts = np.searchsorted(self.leaf[run], np.arange(len(self.leaves) + 1))
             self._run_by_leaf = [run[cuts[i] : cuts[i + 1]] for i in range(len(self.leaves))]
         return self._run_by_leaf[li]
 
     def _victim_pool(self, view: SchedulerView, li: int, below: int | None) -> list[int]:
-        """Running preemptible jobs of leaf ``li`` not started in this pass (< ``below``)."""
+        """Running preemptible jobs of leaf ``li`` not started in this pass, in victim order.
+
+        With ``below``: only those of priority below it (see :meth:`_running_of`).
+        """
         arr = self._running_of(view, li)
-        ok = self.preemptible[arr] & (view.jobs.status[arr] == Status.RUNNING)
+        ok = np.asarray(view.jobs.status)[arr] == Status.RUNNING
         if below is not None:
             ok &= self.priority[arr] < below
-        return [v for v in arr[ok].tolist() if v not in self._fresh]
+        fresh = self._fresh
+        return [v for v in arr[ok].tolist() if v not in fresh]
 
     def _reclaim_victims(self, view: SchedulerView, j: int, leaf: str) -> list[int] | None:
         jobs, now = view.jobs, view.now
@@ -821,44 +833,71 @@ class KaiPolicy(Policy):
                 protect = self._protect[key] = rules.reclaim_min_runtime(
                     self.config, leaf, vl, self.reclaim_method, self.reclaim_default
                 )
+            # a queue the scenario check refuses to take even its first victim from is left out
+            # (taking more from it, or with more victims elsewhere, cannot pass either)
+            vec0 = self._vec(pool[0])
+            if not rules.reclaimable(
+                self.shares, leaf, self._vec(j), bool(self.preemptible[j]), {vl: [vec0]},
+                self.saturation_multiplier,
+            ):  # fmt: skip
+                continue
+            if protect <= 0:
+                by_leaf[vl] = pool
+                continue
+            run_start = np.asarray(jobs.run_start)
             for v in pool:
-                start = float(jobs.run_start[v])
+                start = float(run_start[v])
                 if rules.min_runtime_protected(now, start, protect):
                     self._wake.append(start + protect)
                 else:
                     by_leaf.setdefault(vl, []).append(v)
         if not by_leaf:
             return None
-        for vs in by_leaf.values():  # lowest priority, then latest start, latest arrival first
-            vs.sort(key=lambda v: (int(self.priority[v]), -float(jobs.run_start[v]), -v))
         order = self._victim_order(by_leaf)
         return self._solve(view, j, order, reclaim=True)
 
     def _victim_order(self, by_leaf: dict[str, list[int]]) -> Iterator[int]:
-        """Victims in KAI's reverse queue order, re-judged after every victim taken (lazily)."""
+        """Victims in KAI's reverse queue order, re-judged after every victim taken (lazily).
+
+        A queue's key changes only when a victim is taken below it, so keys are kept and only
+        those on the taken victim's path are recomputed.
+        """
         taken = {q: np.zeros(3) for q in self.config.queues}
-        left = {q: list(vs) for q, vs in by_leaf.items()}
-        while any(left.values()):
-            leaf = self._pick_victim_leaf(left, taken, "")
-            v = left[leaf].pop(0)
+        left = {q: list(reversed(vs)) for q, vs in by_leaf.items()}  # pop() = next victim
+        memo: dict[str, tuple[str | None, tuple | None]] = {}
+        while True:
+            leaf, _ = self._pick_victim_leaf(left, taken, "", memo)
+            if leaf is None:
+                return
+            v = left[leaf].pop()
             for name in self.config.path(leaf):
                 taken[name] += self.req[v]
+                memo.pop(name, None)
+            memo.pop("", None)
             yield v
 
-    def _pick_victim_leaf(self, left, taken, parent: str) -> str | None:
+    def _pick_victim_leaf(self, left, taken, parent: str, memo) -> tuple[str | None, tuple | None]:
+        """The leaf to take the next victim from under ``parent`` (and its key), memoised."""
+        if parent in memo:
+            return memo[parent]
         choice, choice_key = None, None
         for child in self._kids[parent]:
-            if self._kids[child]:
-                leaf = self._pick_victim_leaf(left, taken, child)
+            if child in memo:
+                leaf, key = memo[child]
             else:
-                leaf = child if left.get(child) else None
-            if leaf is None:
-                continue
-            nxt = self.req[left[leaf][0]]
-            key = self._order_key(child, -(taken[child] + nxt))
-            if choice_key is None or key > choice_key:
+                if self._kids[child]:
+                    leaf, _ = self._pick_victim_leaf(left, taken, child, memo)
+                else:
+                    leaf = child if left.get(child) else None
+                key = None
+                if leaf is not None:
+                    nxt = self.req[left[leaf][-1]]
+                    key = self._order_key(child, -(taken[child] + nxt))
+                memo[child] = (leaf, key)
+            if leaf is not None and (choice_key is None or key > choice_key):
                 choice, choice_key = leaf, key
-        return choice
+        memo[parent] = (choice, choice_key)
+        return choice, choice_key
 
     def _solve(self, view: SchedulerView, j: int, order: Iterable[int], reclaim: bool):
         """The smallest prefix of ``order`` that makes room and passes KAI's checks, pruned."""
@@ -923,8 +962,7 @@ class KaiPolicy(Policy):
                 cands.append(v)
             if not cands:
                 continue
-            cands.sort(key=lambda v: (int(self.priority[v]), -float(jobs.run_start[v]), -v))
-            victims = self._solve(view, j, cands, reclaim=False)
+            victims = self._solve(view, j, cands, reclaim=False)  # (in victim order)
             if not victims:
                 continue
             for v in victims:
