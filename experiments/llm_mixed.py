@@ -3,7 +3,8 @@
 Usage::
 
     python -m experiments.llm_mixed [--full] [--shared DIR] [--acme CSV] [--mooncake JSONL]
-        [--train-scale X] [--a100-nodes N] [--h100-nodes N] [--max-replicas K] [--markdown FILE]
+        [--train-scale X] [--a100-nodes N] [--h100-nodes N] [--max-replicas K]
+        [--serve-at HOURS] [--markdown FILE]
 
 Training: the AcmeTrace Kalos gangs (Shanghai AI Lab, NSDI'24; the converted Kalos file,
 COMPLETED Pretrain/SFT/Other jobs of 1 to 1,024 GPUs, each with its real duration), arrivals
@@ -18,8 +19,8 @@ the start) under the ``slo`` autoscaler (2 to ``K`` replicas, default 8; a decis
 ``priority``: replicas priority 100 and never preempted, training 0 (preempted training rolls
 back to a 30-minute checkpoint and pays 60 s to restart). The service (its controller, its
 replicas, its first request) starts when the training-only run has its longest queue, so the
-requests meet a full cluster. (``kai`` is not in ``configs/policy`` yet; only ``priority``
-runs.)
+requests meet a full cluster (``--serve-at HOURS`` chooses another time). (``kai`` is not
+in ``configs/policy`` yet; only ``priority`` runs.)
 
 Rows: training alone, then the service with whole-sequence KV reservation and no cache, KV
 preemption (vLLM recompute) and no cache, the prefix cache with ``least_outstanding``
@@ -191,11 +192,15 @@ def experiment(
     train_scale: float,
     cluster: ClusterSpec,
     max_replicas: int,
+    serve_at_s: float | None = None,
 ) -> tuple[list[tuple[str, dict, dict | None]], dict]:
-    """Training alone, then each of :data:`CONFIGS`: rows ``(name, training, serving)``, setup."""
+    """Training alone, then each of :data:`CONFIGS`: rows ``(name, training, serving)``, setup.
+
+    The service starts at ``serve_at_s`` (None: when the training-only run's queue is longest).
+    """
     training = acmetrace.load(path=str(acme), time_scale=train_scale).jobs
     base, wall = simulate(training, cluster, None, 0.0)
-    at = longest_queue_time(base)
+    at = longest_queue_time(base) if serve_at_s is None else float(serve_at_s)
     stream = MooncakeRequests(str(mooncake), offset_s=at).load()
     window = (at, float(stream.arrival[-1]))
     if window[1] <= window[0]:
@@ -216,6 +221,7 @@ def experiment(
         "window": window,
         "touched": len(touched),
         "longest_queue": int(metrics.timeline_frame(base)["queue_length"].max()),
+        "chosen": serve_at_s is not None,
     }
     return rows, setup
 
@@ -273,16 +279,21 @@ def describe(
     training, stream = setup["training"], setup["stream"]
     w0, w1 = setup["window"]
     unfinished = [n for n, r, _ in rows if r["train_finished"] != r["train_jobs"]]
+    when = (
+        "(`--serve-at`)"
+        if setup["chosen"]
+        else f"when the training-only run has its longest queue ({setup['longest_queue']} jobs)"
+    )
     return (
         f"Cluster: {cluster.describe()}, 16 nodes per rack. Training: {len(training):,} "
         f"AcmeTrace Kalos jobs (`{acme.name}`, {int(training['num_gpus'].min())} to "
         f"{int(training['num_gpus'].max()):,} GPUs, any GPU model), arrivals compressed "
         f"{args.train_scale:g}x, durations unchanged. Serving: `{mooncake.name}` (Mooncake, "
         f"FAST'25; {len(stream):,} requests over {(w1 - w0) / 60:.1f} min, "
-        f"{int(stream.prompt_tokens.sum()):,} prompt tokens) starting at t = {w0 / 3600:.2f} h, "
-        f"when the training-only run has its longest queue ({setup['longest_queue']} jobs); "
-        "Llama-3-70B on 8 x H100 per replica (tensor parallel 8, batches of 128 requests / "
-        "8,192 tokens, chunked prefill, roofline step times, 2-minute model load, 2 warm "
+        f"{int(stream.prompt_tokens.sum()):,} prompt tokens) starting at t = {w0 / 3600:.2f} h "
+        f"{when}; Llama-3-70B on 8 x H100 per replica (tensor parallel 8, batches of 128 "
+        "requests / 8,192 tokens, chunked prefill, roofline step times, 2-minute model load, "
+        "2 warm "
         f"replicas at the start), SLO autoscaler 2-{args.max_replicas} replicas (every 30 s: "
         "+1 when the interval's TTFT attainment is below 0.9 or more than 2 requests queue "
         "per ready replica, -1 when attainment holds, no queue and the rest stay below 0.5 "
@@ -308,6 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--a100-nodes", type=_cli.positive_int, default=120)
     p.add_argument("--h100-nodes", type=_cli.positive_int, default=8)
     p.add_argument("--max-replicas", type=_cli.positive_int, default=8)
+    p.add_argument(
+        "--serve-at",
+        type=_cli.positive_float,
+        default=None,
+        metavar="HOURS",
+        help="start the service then (default: at the training-only run's longest queue)",
+    )
     argv = None if argv is None else list(argv)
     args = _cli.parse(p, argv, NAME)
     shared = _cli.shared_dir(args)
@@ -321,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mooncake = _cli.need(args.mooncake, "the Mooncake file", how="check --mooncake")
     cluster = pool(args.a100_nodes, args.h100_nodes)
     t0 = time.perf_counter()
-    rows, setup = experiment(acme, mooncake, args.train_scale, cluster, args.max_replicas)
+    at = None if args.serve_at is None else args.serve_at * 3600.0
+    rows, setup = experiment(acme, mooncake, args.train_scale, cluster, args.max_replicas, at)
     total = time.perf_counter() - t0
     config = describe(acme, mooncake, args, cluster, setup, rows)
     config += f" Total wall time {total:.1f} s."

@@ -420,3 +420,11 @@ def test_llm_mixed_refuses_requests_at_one_instant(tmp_path, capsys):
     assert run("llm_mixed", ["--mooncake", str(one), "--h100-nodes", "2"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {one}: the requests span no time") and err.count("\n") == 1
+
+
+def test_llm_mixed_serve_at_moves_the_service(capsys):
+    # the sample's 300 requests span 102 s; with --serve-at they start at exactly 100 h
+    assert run("llm_mixed", ["--serve-at", "100", "--h100-nodes", "2", "--max-replicas", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "300 requests over 1.7 min, 4,269,971 prompt tokens) starting at t = 100.00 h" in out
+    assert "(`--serve-at`); Llama-3-70B" in out
