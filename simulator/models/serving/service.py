@@ -616,7 +616,10 @@ class ServiceRun:
     def control(self):
         """The service's SimPy process: first replicas, arrivals, then autoscaling decisions."""
         if self.n:
-            self._call(float(self.arrival[0]), self._on_arrival, ARRIVAL)
+            # the controller may start after t = 0 (a user process delaying it): requests that
+            # arrived before then are taken at once, a later first arrival exactly on time
+            first = max(float(self.arrival[0]) - self.env.now, 0.0)
+            self._call(first, self._on_arrival, ARRIVAL)
         scaler = self.service.autoscaler
         initial = self.service.replicas if scaler is None else scaler.initial_replicas
         self.scale_to(initial, warm=self.service.warm_start, initial=True)
