@@ -236,6 +236,7 @@ class PrefillReplica(Replica):
         tokens = self.holding.pop(r, None)
         if tokens is None:
             return  # this replica was reset since (lost): nothing held
+        self.load -= 1
         self.kv_used -= tokens
         if not self.busy:
             if self.waiting:
@@ -280,6 +281,7 @@ class DecodeReplica(Replica):
     def receive(self, r: int, src: PrefillReplica) -> None:
         """Prefilled request ``r`` (KV on ``src``) joins the ingress queue."""
         self.ingress.append((r, src, int(self.run.restarts[r])))
+        self.load += 1
         self.work_tokens += int(self.output[r]) - 1
         self._next_transfer()
 
@@ -299,6 +301,7 @@ class DecodeReplica(Replica):
             r, src, gen = ingress[0]
             if gen != run.restarts[r]:
                 ingress.popleft()  # restarted since (its prefill replica was lost)
+                self.load -= 1
                 self.work_tokens -= int(self.output[r]) - 1
                 continue
             need = int(self.footprint[r])
@@ -321,6 +324,7 @@ class DecodeReplica(Replica):
         run = self.run
         if gen != run.restarts[r]:
             self.kv_used -= int(self.footprint[r])  # the source lost the KV: nothing came
+            self.load -= 1
             self.work_tokens -= int(self.output[r]) - 1
         else:
             src.release(r)
