@@ -24,6 +24,7 @@ SCRIPTS = [
     "failures_lost_work",
     "fair_reclaim",
     "inference_mixed",
+    "kai_bench",
     "llm_mixed",
     "memory_limits",
     "mooncake_reuse",
@@ -194,6 +195,15 @@ def test_fair_reclaim_markdown(tmp_path, capsys):
     assert "| preemptions | 32 | 0 |" in body
     assert "| t (s) | b's share, reclaim | b's share, no reclaim |" in body
     assert "| b's first start after the burst | 0 s | 10,800 s |" in capsys.readouterr().out
+
+
+def test_kai_bench_quick_markdown(tmp_path):
+    path = doc(tmp_path, "kai_bench")
+    assert run("kai_bench", ["--jobs", "300", "--nodes", "8", "--markdown", str(path)]) == 0
+    body = block(path, "kai_bench")
+    assert "Cluster: 8 nodes x 8 H100 (64 GPUs)" in body
+    assert "| jobs | 300 |" in body and "| finished | 298 |" in body
+    assert "| never started (e.g. non-preemptible, larger than its queue's quota) | 2 |" in body
 
 
 def test_failures_lost_work_markdown(tmp_path):
