@@ -120,3 +120,28 @@ def test_node_count_what_if_is_a_multirun(tmp_path):
     assert list(runs["cluster_gpus"].diff().dropna()) == [64]
     assert runs["avg_wait"].iloc[1] <= runs["avg_wait"].iloc[0]
     assert isinstance(runs, pd.DataFrame) and len(runs) == 2
+
+
+def test_kai_quota_what_if_is_a_multirun_and_the_report_compares_queues(tmp_path):
+    from simulator.output.report import build_report
+    from simulator.output.results import load_breakdowns, load_runs, parse_overrides
+
+    quota = "Queue/research:spec.resources.gpu.quota"
+    cmd = [sys.executable, "-m", "simulator", "-m", "+policy=kai",
+           f"policy.config={EXAMPLES / 'kai.yaml'}", "cluster=kubernetes",
+           f"cluster.path={EXAMPLES / 'nodes.json'}", "trace=file",
+           f"trace.path={EXAMPLES / 'jobs.csv'}",
+           f'policy.patches=["{quota}=20"],["{quota}=100"]',
+           f"hydra.sweep.dir={tmp_path}", "sim.progress=false", "plots=false"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "raised" not in done.stderr  # the sweep summary groups by the list-valued override
+    runs = load_runs(tmp_path)
+    assert sorted(runs["policy.patches"]) == [f'["{quota}=100"]', f'["{quota}=20"]']
+    rows = load_breakdowns(tmp_path)
+    assert rows.groupby("policy.patches")["queue"].nunique().eq(4).all()
+    md = build_report(tmp_path, tmp_path / "report", plots=False).markdown.read_text()
+    assert "## Per queue" in md and "| team-llm |" in md
+    # overrides that are lists or mappings stay as typed
+    assert parse_overrides(["a=[1, 2]", "b={x: 1}", "c=3"]) == {"a": "[1, 2]", "b": "{x: 1}",
+                                                                 "c": 3}  # fmt: skip
