@@ -310,6 +310,12 @@ def test_per_queue_accounting(small_cluster):
     assert set(frame["queue"]) == {"a", "b"}
     qs = queue_summary(sim)
     assert qs["a"]["jobs"] == 2 and qs["a"]["gpu_seconds"] == pytest.approx(120)
+    # a: jobs 1 (0-10) and 3 (waits 10 s, 10-20); span 20 s of the cluster's GPUs
+    cap = 20.0 * small_cluster.total_gpus
+    assert qs["a"]["gpu_share"] == pytest.approx(120 / cap)
+    assert qs["b"]["gpu_share"] == pytest.approx(80 / cap)
+    assert qs["a"]["p95_wait"] == pytest.approx(9.5) and qs["b"]["p95_wait"] == 0.0
+    assert qs["a"]["preemptions"] == 0 and qs["a"]["lost_gpu_seconds"] == 0.0
 
 
 def test_editing_the_job_frame_leaves_the_trace_alone():

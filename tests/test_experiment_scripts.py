@@ -10,6 +10,7 @@ import importlib
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from experiments import _cli
@@ -24,6 +25,7 @@ SCRIPTS = [
     "fair_reclaim",
     "inference_mixed",
     "kai_bench",
+    "llm_mixed",
     "memory_limits",
     "mooncake_reuse",
     "philly_policies",
@@ -120,6 +122,7 @@ def test_bad_option_is_a_usage_error(name, capsys):
         ("fabric_philly", [], "philly-pollux/philly.csv"),
         ("inference_mixed", [], "philly-pollux/philly.csv"),
         ("inference_mixed", ["--bench"], "philly-pollux/philly.csv"),
+        ("llm_mixed", ["--full"], "acmetrace/converted_kalos_trace.csv"),
         ("mooncake_reuse", [], "mooncake-fast25/conversation_trace.jsonl"),
         ("prefix_routing", [], "mooncake-fast25/conversation_trace.jsonl"),
         ("trace_loading", ["--philly", "{empty}/philly.csv", "--jobs", "10"], "philly.csv"),
@@ -384,3 +387,54 @@ def test_disagg_splitwise_markdown(tmp_path):
     body = block(path, "disagg_splitwise")
     rows = [ln for ln in body.splitlines() if ln.startswith("| ")][1:]
     assert [r.split(" | ")[1] for r in rows] == ["colocated 4", "disaggregated 2+2"] * 2
+
+
+def test_llm_mixed_markdown(tmp_path):
+    # the bundled samples (200 Kalos jobs, 300 Mooncake requests), a smaller pool
+    path = doc(tmp_path, "llm_mixed")
+    argv = ["--a100-nodes", "120", "--h100-nodes", "4", "--max-replicas", "3"]
+    assert run("llm_mixed", [*argv, "--markdown", str(path)]) == 0
+    body = block(path, "llm_mixed")
+    assert "Training: 200 AcmeTrace Kalos jobs (`acmetrace_kalos_converted_sample.csv`" in body
+    assert "`mooncake_conversation_sample.jsonl` (Mooncake, FAST'25; 300 requests" in body
+    assert "SLO autoscaler 2-3 replicas" in body and "992 GPUs (A100-80GB x960, H100 x32)" in body
+    serving, training = body.split("| run |", 1)
+    rows = [ln.split(" | ") for ln in serving.splitlines() if ln.startswith("| ")][1:]
+    names = [name for name, _ in script("llm_mixed").CONFIGS]
+    assert [r[0][2:] for r in rows] == names
+    # no cache: no hit ratio; KV preemption counted only where it is on; hits with the cache
+    assert [r[6] for r in rows][:2] == ["-", "-"] and [r[8] for r in rows] == ["-", "0", "-", "-"]
+    hits = [float(r[6]) for r in rows[2:]]
+    assert 0 < hits[0] < hits[1] < 1  # prefix_affinity keeps more prefixes than least_outstanding
+    train = [ln.split(" | ") for ln in training.splitlines() if ln.startswith("| ")]
+    assert [r[0][2:] for r in train] == ["training only", *names]
+    assert train[0][5] == "0" and all(int(r[5]) >= 0 for r in train)  # training preemptions
+
+
+def test_llm_mixed_window_mean_is_the_step_function_average():
+    from experiments.llm_mixed import window_mean
+
+    t, v = [1.0, 3.0, 6.0], [10.0, 20.0, 40.0]
+    # [0, 1) nothing, [1, 3) 10, [3, 6) 20, [6, inf) 40
+    assert window_mean(np.array(t), np.array(v), 0.0, 8.0) == (2 * 10 + 3 * 20 + 2 * 40) / 8
+    assert window_mean(np.array(t), np.array(v), 2.0, 4.0) == (10 + 20) / 2
+    assert window_mean(np.array(t), np.array(v), 7.0, 9.0) == 40
+    with pytest.raises(ValueError, match="empty"):
+        window_mean(np.array(t), np.array(v), 5.0, 5.0)
+
+
+def test_llm_mixed_refuses_requests_at_one_instant(tmp_path, capsys):
+    one = tmp_path / "one.jsonl"
+    lines = (DATA / "mooncake_conversation_sample.jsonl").read_text().splitlines()[:3]
+    one.write_text("\n".join(lines) + "\n")  # three requests, all at timestamp 0
+    assert run("llm_mixed", ["--mooncake", str(one), "--h100-nodes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {one}: the requests span no time") and err.count("\n") == 1
+
+
+def test_llm_mixed_serve_at_moves_the_service(capsys):
+    # the sample's 300 requests span 102 s; with --serve-at they start at exactly 100 h
+    assert run("llm_mixed", ["--serve-at", "100", "--h100-nodes", "2", "--max-replicas", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "300 requests over 1.7 min, 4,269,971 prompt tokens) starting at t = 100.00 h" in out
+    assert "(`--serve-at`); Llama-3-70B" in out

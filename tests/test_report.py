@@ -283,6 +283,26 @@ def test_report_numbers_match_the_runs(sweep_dir, tmp_path):
     assert all(" ± " in v for v in table[header])
 
 
+def test_report_compares_queues_across_runs(sweep_dir, tmp_path):
+    from simulator.output.results import load_breakdowns
+
+    report = build_report(sweep_dir, tmp_path / "q", plots=False)
+    md = report.markdown.read_text()
+    assert "## Per queue" in md
+    assert "| policy | queue | jobs | avg wait (" in md and "GPU share (%) | preemptions |" in md
+    rows = load_breakdowns(sweep_dir)
+    want = rows.groupby(["policy", "queue"], observed=True)["gpu_share"].mean()
+    for (policy, queue), share in want.items():
+        line = next(x for x in md.splitlines() if x.startswith(f"| {policy} | {queue} |"))
+        cell = line.split(" | ")[5]
+        assert float(cell.split(" ± ")[0]) == pytest.approx(100 * share, abs=0.051)
+    # two queues share one cluster: their shares add up to the run's utilisation
+    runs = load_runs(sweep_dir).set_index("run_dir")
+    total = rows.groupby("run_dir")["gpu_share"].sum()
+    for run_dir, share in total.items():
+        assert share == pytest.approx(runs.loc[run_dir, "gpu_utilization"], rel=1e-9)
+
+
 def test_report_lists_failed_runs(sweep_dir, tmp_path):
     copy = tmp_path / "sweep"
     subprocess.run(["cp", "-r", str(sweep_dir), str(copy)], check=True)

@@ -193,8 +193,8 @@ def test_bounded_cache_evicts_and_never_hits_more_than_the_unbounded_one():
 
 # ---------------------------------------------------------------------------------- router
 class FakeReplica:
-    def __init__(self, slot, outstanding, cached):
-        self.slot, self.outstanding, self.cached, self.work_tokens = slot, outstanding, cached, 0
+    def __init__(self, slot, load, cached):
+        self.slot, self.load, self.cached, self.work_tokens = slot, load, cached, 0
 
     def cached_prefix(self, request):
         return self.cached
@@ -204,14 +204,14 @@ def test_affinity_prefers_the_longest_cached_prefix_within_the_load_cap():
     router = PrefixAffinity(load_cap=2.0)
     reps = [FakeReplica(0, 3, 0), FakeReplica(1, 5, 5), FakeReplica(2, 2, 3)]
     assert router.choose(reps, 0).slot == 2  # slot 1 (5 > 2 x 2 outstanding) is over the cap
-    reps[1].outstanding = 4
-    reps[2].outstanding = 3  # cap 2 x 3 = 6: all candidates
+    reps[1].load = 4
+    reps[2].load = 3  # cap 2 x 3 = 6: all candidates
     assert router.choose(reps, 0).slot == 1
     reps[1].cached = reps[2].cached = 0  # no hit anywhere: least outstanding, then lowest slot
     assert router.choose(reps, 0).slot == 0
     idle = [FakeReplica(0, 2, 1), FakeReplica(1, 0, 0)]  # cap 2 x max(1, 0) = 2
     assert router.choose(idle, 0).slot == 0
-    idle[0].outstanding = 3
+    idle[0].load = 3
     assert router.choose(idle, 0).slot == 1
     with pytest.raises(ValueError, match="load_cap"):
         PrefixAffinity(load_cap=0.5)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simulator.k8s.manifests import Manifest, ManifestError, read_manifests
+from simulator.k8s.patch import apply_patches
 
 __all__ = [
     "DEFAULT_PRIORITY_CLASSES",
@@ -149,14 +150,17 @@ def parse_duration(text: str) -> float:
     return sign * total
 
 
-def load_kai_config(path: str | Path) -> KaiConfig:
+def load_kai_config(path: str | Path, patches: Sequence[str] = ()) -> KaiConfig:
     """Read ``kubectl get queues.scheduling.run.ai,priorityclasses -o yaml`` output.
+
+    ``patches``: what-if edits ``KIND/NAME:PATH=VALUE`` applied first
+    (:mod:`simulator.k8s.patch`), e.g. ``Queue/research:spec.resources.gpu.quota=32``.
 
     Raises:
         ManifestError: malformed objects (named by document, object and field), unknown or
-            cyclic parent queues, duplicate queue names.
+            cyclic parent queues, duplicate queue names, a patch that does not apply.
     """
-    return parse_kai_config(read_manifests(path), str(path))
+    return parse_kai_config(apply_patches(read_manifests(path), patches), str(path))
 
 
 def parse_kai_config(manifests: Sequence[Manifest], source: str = "kai config") -> KaiConfig:

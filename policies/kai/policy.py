@@ -106,6 +106,9 @@ class KaiPolicy(Policy):
         config: the KAI objects (``kubectl get queues.scheduling.run.ai,priorityclasses -o
             yaml``): a path (absolute, relative to the cwd or to the project), or a parsed
             :class:`~policies.kai.objects.KaiConfig`; None = the shipped example.
+        patches: what-if edits of those objects, ``KIND/NAME:PATH=VALUE`` (e.g.
+            ``Queue/research:spec.resources.gpu.quota=32``), applied in order before they are
+            read (:mod:`simulator.k8s.patch`).
         k_value: KAI's ``kValue``: weight of historical usage in the over-quota split.
         usage_half_life: seconds; time-based fair share (KAI's ``halfLifePeriod``); None =
             off (KAI's default).
@@ -150,6 +153,7 @@ class KaiPolicy(Policy):
         preferred_column: str = "topology_preferred",
         default_queue: str | None = None,
         actions: Sequence[str] = ACTIONS,
+        patches: Sequence[str] = (),
     ) -> None:
         if usage_half_life is not None and usage_half_life <= 0:
             raise ValueError("kai: usage_half_life must be > 0 seconds or null")
@@ -160,9 +164,11 @@ class KaiPolicy(Policy):
         if reclaim_min_runtime_method not in ("lca", "queue"):
             raise ValueError("kai: reclaim_min_runtime_method must be 'lca' or 'queue'")
         if isinstance(config, KaiConfig):
+            if patches:
+                raise ValueError("kai: patches apply to a config file, not a parsed KaiConfig")
             self.config = config
         else:
-            self.config = load_kai_config(resolve_config_path(config))
+            self.config = load_kai_config(resolve_config_path(config), patches)
         self.k_value = float(k_value)
         self.half_life = usage_half_life
         self.window = usage_window

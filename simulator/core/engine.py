@@ -869,18 +869,21 @@ class Simulation:
         core's next event: then control goes back to the loop.
         """
         env = self.env
+        step, peek = env.step, env.peek
+        notices = self._c["notices"]  # a view: reading [0] is cheaper than a record's field
         t_core, rank = self._core_next()
+        ext_first = rank < loop.EXTENSION
         while True:
             self._dirty = False
-            env.step()
-            if self._c[0].notices:
+            step()
+            if notices[0]:
                 self._notices()
             if self._pending_calls:
                 self._call_listeners()
             if self._dirty:
                 return
-            t_ext = env.peek()
-            if t_ext >= until or t_ext > t_core or (t_ext == t_core and rank < loop.EXTENSION):
+            t_ext = peek()
+            if t_ext >= until or t_ext > t_core or (t_ext == t_core and ext_first):
                 return
 
     def _drive(self, stop: GracefulStop) -> bool:

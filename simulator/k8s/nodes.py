@@ -35,6 +35,7 @@ import pandas as pd
 
 from simulator.core.cluster import ClusterSpec
 from simulator.k8s.manifests import Manifest, ManifestError, read_manifests
+from simulator.k8s.patch import apply_patches, clone_nodes
 
 __all__ = [
     "DEFAULT_TOPOLOGY_LEVELS",
@@ -261,6 +262,8 @@ def load_nodes(
     tolerations: Sequence[Mapping] | None = None,
     skip_not_ready: bool = True,
     name: str | None = None,
+    patches: Sequence[str] = (),
+    add_nodes: Sequence[Mapping] = (),
 ) -> KubernetesClusterSpec:
     """Read ``kubectl get nodes -o json`` (or ``-o yaml``) output into a cluster.
 
@@ -275,13 +278,17 @@ def load_nodes(
             default :data:`DEFAULT_TOLERATIONS`; ``[]`` = none.
         skip_not_ready: skip nodes whose ``Ready`` condition is present and not ``True``.
         name: cluster name (default: the file stem).
+        patches: what-if edits ``Node/NAME:PATH=VALUE``, applied before reading (e.g.
+            ``Node/dgx-01:spec.unschedulable=true``); see :mod:`simulator.k8s.patch`.
+        add_nodes: what-if copies of nodes, ``[{like: NODE, count: N, name: ..., labels:
+            {...}}]``, appended after the patches (:func:`simulator.k8s.patch.clone_nodes`).
 
     Returns:
         The cluster; ``report`` and ``notes`` say what was skipped or not understood.
     """
     if path is None or str(path) == "???":
         raise ValueError("cluster=kubernetes needs cluster.path=<kubectl get nodes -o json output>")
-    manifests = read_manifests(path)
+    manifests = clone_nodes(apply_patches(read_manifests(path), patches), add_nodes)
     return nodes_from_manifests(
         manifests,
         str(path),

@@ -168,19 +168,34 @@ def kind_summary(sim: Simulation) -> dict:
 
 
 def queue_summary(sim: Simulation) -> dict:
-    """Per-queue headline numbers: jobs, finished, average JCT and wait, GPU-seconds."""
+    """Per-queue headline numbers.
+
+    ``jobs``, ``finished``, ``avg_jct``, ``avg_wait`` and ``p95_wait`` (over its finished
+    jobs), ``gpu_seconds`` (allocated), ``gpu_share`` (its GPU-seconds over the cluster's
+    GPU-seconds in the run's span), ``preemptions`` and ``lost_gpu_seconds`` of its jobs.
+    """
     jobs = sim.jobs
     out = {}
     fin = jobs.status == Status.FINISHED
+    makespan = float(jobs.end[fin].max() - jobs.submit.min()) if fin.any() else 0.0
+    cut = bool(np.isin(jobs.status, (Status.UNFINISHED,)).any())
+    cap = sim.state.total_gpus * _span(sim, makespan, cut)
+    lost = sim.lost_seconds * jobs.gpu_share
     for q, name in enumerate(jobs.queue_names):
         mine = jobs.queue == q
         done = mine & fin
+        wait = (jobs.start - jobs.submit)[done]
+        gpu_seconds = float(jobs.gpu_seconds[mine].sum())
         out[name] = {
             "jobs": int(mine.sum()),
             "finished": int(done.sum()),
             "avg_jct": _stat((jobs.end - jobs.submit)[done], "mean"),
-            "avg_wait": _stat((jobs.start - jobs.submit)[done], "mean"),
-            "gpu_seconds": float(jobs.gpu_seconds[mine].sum()),
+            "avg_wait": _stat(wait, "mean"),
+            "p95_wait": _stat(wait, "pct", 95),
+            "gpu_seconds": gpu_seconds,
+            "gpu_share": gpu_seconds / cap if cap > 0 else None,
+            "preemptions": int(jobs.preemptions[mine].sum()),
+            "lost_gpu_seconds": float(lost[mine].sum()),
         }
     return out
 

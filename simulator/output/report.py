@@ -29,7 +29,13 @@ import pandas as pd
 from simulator.output import formats as fmt
 from simulator.output import plots
 from simulator.output.plots import time_unit
-from simulator.output.results import MANIFEST_FILE, load_runs, load_tables, mean_ci
+from simulator.output.results import (
+    MANIFEST_FILE,
+    load_breakdowns,
+    load_runs,
+    load_tables,
+    mean_ci,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,6 +76,15 @@ Kinds (formats of :mod:`simulator.output.formats`): ``count`` (``1,234``), ``tim
 column's unit: seconds with one decimal, min, h or days with two), ``share`` (a percentage
 with one decimal, the ``%`` in the header).
 """
+
+QUEUE_METRICS = (
+    ("jobs", "jobs", "count"),
+    ("avg_wait", "avg wait", "time"),
+    ("p95_wait", "p95 wait", "time"),
+    ("gpu_share", "GPU share (%)", "share"),
+    ("preemptions", "preemptions", "count"),
+)
+"""Columns of the report's per-queue table (``summary.json`` ``queues``), as :data:`METRICS`."""
 
 MAX_QUEUE_PANELS = 6
 """Groups shown in the per-queue plot (one panel each)."""
@@ -177,6 +192,41 @@ def summary_table(
     ]
     for metric, header, kind in METRICS:
         if not _shown(stats, metric):
+            continue
+        means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
+        peak = float(means.max()) if means.notna().any() else 0.0
+        div, unit = time_unit(peak) if kind == "time" else (1.0, "")
+        cells = []
+        for m, c in zip(means, cis, strict=True):
+            cell = _number(m, kind, div)
+            if math.isfinite(c) and cell != fmt.MISSING:
+                cell += f" ± {_number(c, kind, div)}"
+            cells.append(cell)
+        table[f"{header} ({unit})" if unit else header] = cells
+    return table.reset_index(drop=True)
+
+
+def queue_table(path: str | Path, by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """The report's per-queue table: one row per group and queue, ``mean ± CI`` strings.
+
+    Built from :func:`~simulator.output.results.load_breakdowns` (``summary.json``'s
+    ``queues``) of the finished runs under ``path``; empty when no run has two or more queues.
+    A metric that runs of an older layout lack is left out.
+    """
+    rows = load_breakdowns(path, by="queue")
+    if rows.empty:
+        return pd.DataFrame()
+    counts = rows.groupby("run_dir", observed=True)["queue"].transform("size")
+    rows = rows[counts >= 2].copy()
+    metrics = [m for m, _, _ in QUEUE_METRICS if m in rows.columns]
+    if rows.empty or not metrics:
+        return pd.DataFrame()
+    keys = [k for k in by if k in rows.columns] + ["queue"]
+    rows["queue"] = rows["queue"].astype(str)
+    stats = mean_ci(rows, by=keys, metrics=metrics, level=level)
+    table = stats[keys].astype(str)
+    for metric, header, kind in QUEUE_METRICS:
+        if metric not in metrics:
             continue
         means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
         peak = float(means.max()) if means.notna().any() else 0.0
@@ -561,6 +611,18 @@ def _blocks(
         ),
         ("table", table),
     ]
+    queues = queue_table(root, by, level)
+    if len(queues):
+        blocks += [
+            ("h2", "Per queue"),
+            (
+                "p",
+                "Mean ± confidence interval over the finished runs of each group: wait of the "
+                "queue's finished jobs, its share of the cluster's GPU-seconds, preemptions "
+                "of its jobs.",
+            ),
+            ("table", queues),
+        ]
     names = {p.name for p in images}
     for file, heading, caption in _FIGURES:
         if file in names:

@@ -306,15 +306,20 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 
 def parse_overrides(lines: list[str]) -> dict:
-    """Turn Hydra override strings (``+policy=gang``, ``seed=1``) into ``{key: typed value}``."""
+    """Turn Hydra override strings (``+policy=gang``, ``seed=1``) into ``{key: typed value}``.
+
+    Numbers, booleans and null become those; a list or mapping value (``policy.patches=[...]``,
+    ``cluster.add_nodes=[{...}]``) stays the text typed, so that runs can be grouped by it.
+    """
     out = {}
     for line in lines:
         key, _, value = line.partition("=")
         key = key.lstrip("+~")
         try:
-            out[key] = yaml.safe_load(value) if value != "" else None
+            typed = yaml.safe_load(value) if value != "" else None
         except yaml.YAMLError:
-            out[key] = value
+            typed = value
+        out[key] = value if isinstance(typed, list | dict) else typed
     return out
 
 

@@ -28,11 +28,13 @@ effect (its reservation is freed when it would have ended).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simulator.models.serving.autoscaler import Autoscaler
 from simulator.models.serving.replica import ARRIVAL, DRAINING, Replica
 from simulator.models.serving.router import make_router
 
@@ -47,11 +49,15 @@ class PoolSpec:
     """One pool of a disaggregated service (None = the service's own setting).
 
     Attributes:
-        replicas: fixed replica count of the pool.
+        replicas: replica count of the pool when it has no ``autoscaler``.
         tensor_parallel: GPUs per replica.
         gpu_type: GPU model of the replicas.
         max_batch_size: requests in one replica's batch at most.
         max_batched_tokens: tokens in one iteration at most.
+        autoscaler: an :class:`~simulator.models.serving.autoscaler.Autoscaler` (or a mapping
+            of its arguments) that sizes this pool on its own (see :mod:`disagg_run`), or None.
+        replica_slots: dormant replica rows of the pool (None = ``replicas``, or 4 x
+            ``max_replicas`` with an autoscaler).
     """
 
     replicas: int = 1
@@ -59,11 +65,32 @@ class PoolSpec:
     gpu_type: str | None = None
     max_batch_size: int | None = None
     max_batched_tokens: int | None = None
+    autoscaler: Autoscaler | None = None
+    replica_slots: int | None = None
 
     @classmethod
-    def of(cls, spec: PoolSpec | dict) -> PoolSpec:
+    def of(cls, spec: PoolSpec | Mapping) -> PoolSpec:
         """A spec from a mapping of its fields (or a spec itself)."""
-        return spec if isinstance(spec, PoolSpec) else cls(**spec)
+        if isinstance(spec, PoolSpec):
+            return spec
+        fields = dict(spec)
+        scaler = fields.get("autoscaler")
+        if scaler is not None and not isinstance(scaler, Autoscaler):
+            fields["autoscaler"] = Autoscaler(**{k: v for k, v in dict(scaler).items()
+                                                 if k != "_target_"})  # fmt: skip
+        return cls(**fields)
+
+    @property
+    def slots(self) -> int:
+        """Replica rows the pool needs."""
+        if self.replica_slots is not None:
+            return int(self.replica_slots)
+        return self.replicas if self.autoscaler is None else 4 * self.autoscaler.max_replicas
+
+    @property
+    def initial(self) -> int:
+        """Replicas submitted when the run starts."""
+        return self.replicas if self.autoscaler is None else self.autoscaler.initial_replicas
 
 
 @dataclass(frozen=True)
@@ -78,6 +105,7 @@ class PreparedPool:
     kv_capacity: int
     max_batch_size: int
     max_batched_tokens: int
+    spec: PoolSpec = PoolSpec()
 
 
 class Pool:
@@ -99,6 +127,23 @@ class Pool:
         self.dispatching = False
         self.router = make_router(router, load_cap=load_cap)
         self.route = route
+        self.autoscaler = prepared.spec.autoscaler
+        self.target = 0
+        self.decisions: list[tuple[float, int, int]] = []
+        """This pool's autoscaler decisions: ``(time, desired, stabilised target)``."""
+        # requests in this pool's stage (prefill: routed, not yet prefilled; decode: prefilled,
+        # not finished) and those of them not yet in a batch, integrated over time
+        self.outstanding = self.queued = 0
+        self.t_last = self.area_out = self.area_queued = 0.0
+        self.win_met = self.win_count = 0
+
+    def touch(self, now: float) -> None:
+        """Integrate the counts up to ``now``."""
+        dt = now - self.t_last
+        if dt:
+            self.area_out += self.outstanding * dt
+            self.area_queued += self.queued * dt
+            self.t_last = now
 
 
 def link_bandwidth(sim, src: Replica, dst: Replica, default: float, intra: float) -> float:
@@ -191,6 +236,7 @@ class PrefillReplica(Replica):
         tokens = self.holding.pop(r, None)
         if tokens is None:
             return  # this replica was reset since (lost): nothing held
+        self.load -= 1
         self.kv_used -= tokens
         if not self.busy:
             if self.waiting:
@@ -235,6 +281,7 @@ class DecodeReplica(Replica):
     def receive(self, r: int, src: PrefillReplica) -> None:
         """Prefilled request ``r`` (KV on ``src``) joins the ingress queue."""
         self.ingress.append((r, src, int(self.run.restarts[r])))
+        self.load += 1
         self.work_tokens += int(self.output[r]) - 1
         self._next_transfer()
 
@@ -254,6 +301,7 @@ class DecodeReplica(Replica):
             r, src, gen = ingress[0]
             if gen != run.restarts[r]:
                 ingress.popleft()  # restarted since (its prefill replica was lost)
+                self.load -= 1
                 self.work_tokens -= int(self.output[r]) - 1
                 continue
             need = int(self.footprint[r])
@@ -276,6 +324,7 @@ class DecodeReplica(Replica):
         run = self.run
         if gen != run.restarts[r]:
             self.kv_used -= int(self.footprint[r])  # the source lost the KV: nothing came
+            self.load -= 1
             self.work_tokens -= int(self.output[r]) - 1
         else:
             src.release(r)

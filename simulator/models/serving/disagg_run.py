@@ -1,10 +1,29 @@
-"""The run state of a disaggregated service (see :mod:`simulator.models.serving.disagg`)."""
+"""The run state of a disaggregated service (see :mod:`simulator.models.serving.disagg`).
+
+Each pool is sized on its own: a pool without an autoscaler runs its ``replicas`` for the whole
+run; a pool with one gets a decision every ``interval_s`` from what *that pool* did over the
+last interval, by the rules of :mod:`simulator.models.serving.autoscaler`:
+
+* outstanding requests of the prefill pool are those routed to it and not yet prefilled (token
+  1 not out), of the decode pool those prefilled and not finished (in an ingress queue, in
+  transfer, queued or decoding); "queued" are those of them not yet in a batch of the pool;
+* the ``slo`` policy's attainment is, for the prefill pool, the share of first tokens in the
+  interval within ``ttft_slo_s`` (TTFT ends at the prefill), and for the decode pool the share
+  of requests with more than one output token finishing in the interval within ``tpot_slo_s``;
+* ``max_batch_size`` is the pool's.
+
+Scale-out, the scale-in window and draining are the service autoscaler's; a drained replica
+stops once it holds nothing (prefill: no KV left to send; decode: no transfer coming).
+"""
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 import pandas as pd
 
+from simulator.models.serving.autoscaler import Observation
 from simulator.models.serving.disagg import (
     DecodeReplica,
     Pool,
@@ -12,7 +31,15 @@ from simulator.models.serving.disagg import (
     link_bandwidth,
     transfer_arrays,
 )
-from simulator.models.serving.replica import DRAINING, Replica
+from simulator.models.serving.replica import (
+    ARRIVAL,
+    DORMANT,
+    DRAINING,
+    LOADING,
+    PENDING,
+    READY,
+    Replica,
+)
 from simulator.models.serving.service import (
     ServiceRun,
     _mean,
@@ -39,6 +66,9 @@ class DisaggServiceRun(ServiceRun):
         prefill_cap = prepared.pools[0].kv_capacity
         self.kv_need = np.where(self.prompt > prefill_cap, self.kv_capacity + 1, self.kv_need)
         self.handoff = transfer_arrays(self.n)
+        self.stage = np.zeros(self.n, dtype=np.int8)
+        """Per request: 0 not routed yet, 1 in the prefill pool, 2 in the decode pool, 3 done."""
+        self.in_batch = np.zeros(self.n, dtype=bool)
         self._src: dict[int, tuple[PrefillReplica, int]] = {}
         routes = (self.route, self.route_decode)
         self.pools = tuple(
@@ -54,12 +84,62 @@ class DisaggServiceRun(ServiceRun):
         return replicas
 
     # ------------------------------------------------------------------ replicas
-    def scale_to(self, target: int, warm: bool = False, initial: bool = False) -> None:
-        """Submit every pool's fixed replicas (pools are not autoscaled)."""
-        self.target = len(self.replicas)
-        for rep in self.replicas:
-            self._submit(rep, warm)
+    def control(self):
+        """The service's SimPy process: first replicas of each pool, arrivals, autoscalers."""
+        if self.n:
+            self._call(max(float(self.arrival[0]) - self.env.now, 0.0), self._on_arrival,
+                       ARRIVAL)  # fmt: skip
+        for pool in self.pools:
+            self.scale_pool(pool, pool.prepared.spec.initial, self.service.warm_start, True)
+        if not self.n:
+            self.close()
+        for pool in self.pools:
+            if pool.autoscaler is not None and not self.closed:
+                self.env.process(self._autoscale(pool))
+        yield from ()
+
+    def _autoscale(self, pool: Pool):
+        """One pool's autoscaler: a decision every ``interval_s`` until the service closes."""
+        scaler = pool.autoscaler
+        recent: deque = deque()
+        while not self.closed:
+            start = self.env.now
+            pool.touch(start)
+            pool.area_out = pool.area_queued = 0.0
+            pool.win_met = pool.win_count = 0
+            yield self.env.timeout(scaler.interval_s)
+            if self.closed:
+                break
+            target = scaler.target(recent, self.observe_pool(pool, self.env.now - start))
+            pool.decisions.append((self.env.now, recent[-1][1], target))
+            self.scale_pool(pool, target)
+
+    def observe_pool(self, pool: Pool, window: float) -> Observation:
+        """Averages of ``pool`` over the last ``window`` seconds (see the module doc)."""
+        now = self.env.now
+        pool.touch(now)
+        states = [r.state for r in pool.replicas]
+        return Observation(
+            now=now,
+            provisioned=sum(s in (PENDING, LOADING, READY) for s in states),
+            ready=states.count(READY),
+            avg_outstanding=pool.area_out / window,
+            avg_queued=pool.area_queued / window,
+            ttft_met=pool.win_met,
+            ttft_count=pool.win_count,
+            max_batch_size=pool.prepared.max_batch_size,
+        )
+
+    def scale_pool(self, pool: Pool, target: int, warm: bool = False, initial: bool = False):
+        """Bring ``pool``'s provisioned replicas to ``target``."""
+        pool.target = target
+        self.target = sum(p.target for p in self.pools)
+        self._scale(pool.replicas, target, warm, initial)
         self.record()
+
+    def scale_to(self, target: int, warm: bool = False, initial: bool = False) -> None:
+        """Not used: each pool is sized by :meth:`scale_pool`."""
+        raise TypeError("a disaggregated service sizes each pool with scale_pool")
 
     def idle(self, rep: Replica) -> None:
         """A draining replica with nothing left (no KV held, no transfer coming) stops."""
@@ -67,8 +147,35 @@ class DisaggServiceRun(ServiceRun):
             self._stop(rep)
 
     # ------------------------------------------------------------------ requests
+    def _enter(self, r: int, stage: int) -> None:
+        """Request ``r`` moves to ``stage`` (1 prefill, 2 decode, 3 done): pool counts follow."""
+        now = self.env.now
+        old = int(self.stage[r])
+        if old in (1, 2):
+            pool = self.pools[old - 1]
+            pool.touch(now)
+            pool.outstanding -= 1
+            pool.queued -= not self.in_batch[r]
+        self.stage[r] = stage
+        self.in_batch[r] = False
+        if stage in (1, 2):
+            pool = self.pools[stage - 1]
+            pool.touch(now)
+            pool.outstanding += 1
+            pool.queued += 1
+
+    def _batched(self, r: int, stage: int) -> None:
+        """Request ``r`` joined a batch of the pool of ``stage``."""
+        if self.stage[r] == stage and not self.in_batch[r]:
+            pool = self.pools[stage - 1]
+            pool.touch(self.env.now)
+            pool.queued -= 1
+            self.in_batch[r] = True
+
     def route(self, r: int) -> None:
         """Send request ``r`` to a prefill replica, or hold it until one is ready."""
+        if self.stage[r] != 1 or self.in_batch[r]:
+            self._enter(r, 1)  # an arrival, or a restart after a replica loss
         rep = self._route_in(self.pools[0], r)
         if rep is not None:
             self.replica_of[r] = rep.slot
@@ -93,6 +200,7 @@ class DisaggServiceRun(ServiceRun):
             src.release(r)
             self.finished(r, now, src)
             return
+        self._enter(r, 2)
         self._src[r] = (src, int(self.restarts[r]))
         self.route_decode(r)
 
@@ -129,7 +237,31 @@ class DisaggServiceRun(ServiceRun):
 
     def decode_admitted(self, r: int, now: float) -> None:
         """Request ``r`` joined a decode batch."""
+        self._batched(r, 2)
         self.log(r, "decode_admit")
+
+    def admitted(self, r: int, now: float, rep: Replica) -> None:
+        """Request ``r`` joined a prefill batch."""
+        super().admitted(r, now, rep)
+        self._batched(r, 1)
+
+    def first_token(self, r: int, now: float) -> None:
+        """Token 1 (the end of the prefill): counted in the prefill pool's TTFT window."""
+        count, met = self.win_count, self.win_met
+        super().first_token(r, now)
+        pool = self.pools[0]
+        pool.win_count += self.win_count - count
+        pool.win_met += self.win_met - met
+
+    def finished(self, r: int, now: float, rep: Replica) -> None:
+        """Request ``r``'s last token; with more than one, counted in the decode TPOT window."""
+        super().finished(r, now, rep)
+        self._enter(r, 3)
+        out = int(self.output[r])
+        if out > 1:
+            pool = self.pools[1]
+            pool.win_count += 1
+            pool.win_met += (now - self.first[r]) / (out - 1) <= self.service.tpot_slo_s
 
     # ------------------------------------------------------------------ results
     def request_frame(self) -> pd.DataFrame:
@@ -158,8 +290,14 @@ class DisaggServiceRun(ServiceRun):
         for pool in self.pools:
             p = pool.prepared
             slots = np.array([r.job for r in pool.replicas], dtype=np.int64)
+            # replicas started (a slot is DORMANT until first submitted)
+            started = sum(r.state != DORMANT for r in pool.replicas)
             pools[pool.name] = {
-                "replicas": len(pool.replicas),
+                "replicas": started,
+                "replica_slots": len(pool.replicas),
+                "autoscaled": pool.autoscaler is not None,
+                "scale_decisions": len(pool.decisions),
+                "max_target": max((d[2] for d in pool.decisions), default=pool.target),
                 "tensor_parallel": p.tp,
                 "gpu_type": p.gpu.name,
                 "kv_capacity_tokens": int(p.kv_capacity),

@@ -92,6 +92,8 @@ class Replica:
         self._reset()
 
     def _reset(self) -> None:
+        self.load = 0
+        """:attr:`outstanding`, kept as a count (what routers read: no call per replica)."""
         self.waiting: deque[int] = deque()
         self.ids: list[int] = []  # batch in admission order
         self.pre: list[int] = []  # prompt tokens still to prefill
@@ -126,6 +128,7 @@ class Replica:
     def enqueue(self, r: int) -> None:
         """Take request ``r``; it is admitted at the next iteration start that has room."""
         self.waiting.append(r)
+        self.load += 1
         self.work_tokens += int(self.prompt[r] + self.output[r])
         if not self.busy:
             self._schedule(0.0)
@@ -274,6 +277,7 @@ class Replica:
                 self.kv_used -= int(self.footprint[r])
                 self.served += 1
                 run.finished(r, now, self)
+        self.load -= len(self.ids) - len(keep)
         self.ids = [self.ids[i] for i in keep]
         self.pre = [self.pre[i] for i in keep]
         self.out = [self.out[i] for i in keep]

@@ -41,11 +41,8 @@ class Routable(Protocol):
 
     slot: int
     work_tokens: int
-
-    @property
-    def outstanding(self) -> int:
-        """Requests queued at or running on the replica."""
-        ...
+    load: int
+    """Requests queued at or running on the replica (its ``outstanding``, kept as a count)."""
 
 
 class CachingRoutable(Routable, Protocol):
@@ -79,9 +76,9 @@ class LeastOutstanding:
     def choose(self, replicas: Sequence[Routable], request: int) -> Routable:
         """The replica with the fewest outstanding requests (first in slot order on ties)."""
         best = replicas[0]
-        low = best.outstanding
+        low = best.load
         for r in replicas:
-            n = r.outstanding
+            n = r.load
             if n < low:
                 best, low = r, n
         return best
@@ -110,7 +107,7 @@ class PrefixAffinity:
 
     def choose(self, replicas: Sequence[CachingRoutable], request: int) -> CachingRoutable:
         """The candidate with the most cached leading blocks of ``request``."""
-        loads = [r.outstanding for r in replicas]
+        loads = [r.load for r in replicas]
         cap = self.load_cap * max(1, min(loads))
         best, key = replicas[0], None
         for r, n in zip(replicas, loads, strict=True):

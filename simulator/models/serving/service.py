@@ -232,12 +232,19 @@ class Service:
             raise ValueError(f"service {self.name!r}: disaggregation needs prefill and decode")
         if self.autoscaler is not None or self.prefix_cache or self.kv_preemption:
             raise ValueError(
-                f"service {self.name!r}: prefill/decode pools do not support autoscaler, "
-                "prefix_cache or kv_preemption yet"
+                f"service {self.name!r}: with prefill/decode pools, give each pool its own "
+                "autoscaler (prefill.autoscaler / decode.autoscaler); prefix_cache and "
+                "kv_preemption are not supported with pools yet"
             )
         pools = (PoolSpec.of(prefill), PoolSpec.of(decode))
-        if min(p.replicas for p in pools) < 1:
-            raise ValueError(f"service {self.name!r}: each pool needs replicas >= 1")
+        for name, p in zip(("prefill", "decode"), pools, strict=True):
+            if p.autoscaler is None and p.replicas < 1:
+                raise ValueError(f"service {self.name!r}: the {name} pool needs replicas >= 1")
+            if p.slots < max(p.initial, 1):
+                raise ValueError(
+                    f"service {self.name!r}: the {name} pool's replica_slots ({p.slots}) is "
+                    f"below the replicas it starts with ({p.initial})"
+                )
         return pools
 
     # ------------------------------------------------------------------ extension protocol
@@ -275,7 +282,7 @@ class Service:
 
     def _prepare_pools(self, trace: pd.DataFrame, cluster: ClusterSpec) -> pd.DataFrame:
         """``prepare`` of a disaggregated service: rows of the prefill, then the decode pool."""
-        n = [p.replicas for p in self.pools]
+        n = [p.slots for p in self.pools]
         ids = _replica_ids(trace, self.name, sum(n))
         trace, stream = self._take_requests(trace)
         pools, rows = [], []
@@ -287,7 +294,7 @@ class Service:
             kv = kv_capacity_tokens(self.model, gpu, tp, self.gpu_memory_utilization)
             batch = spec.max_batch_size or self.max_batch_size
             tokens = spec.max_batched_tokens or self.max_batched_tokens
-            pools.append(PreparedPool(name, tuple(slots), gpu, tp, step, kv, batch, tokens))
+            pools.append(PreparedPool(name, tuple(slots), gpu, tp, step, kv, batch, tokens, spec))
             rows.append(self._rows(slots, tp, gpu))
         decode = pools[1]
         self.prepared = _Prepared(stream, tuple(ids), decode.gpu, decode.step_time,
@@ -525,7 +532,7 @@ class ServiceRun:
         self._heap: list = []
         self._seq = 0
         self._wake_at = math.inf
-        self._wake_version = 0
+        self._wake_ev: object = None
         self._by_job = {rep.job: rep for rep in self.replicas}
         sim.listen(self._by_job, on_start=self._job_started, on_stop=self._job_stopped)
         self._status, self._run_start = sim.jobs.status, sim.jobs.run_start
@@ -573,21 +580,24 @@ class ServiceRun:
         self._seq += 1
         if t < self._wake_at:
             self._wake_at = t
-            self._wake_version += 1
-            self.env.timeout(delay, self._wake_version).callbacks.append(self._wake)
+            ev = self._wake_ev = self.env.timeout(delay)
+            ev.callbacks.append(self._wake)
 
     def _wake(self, ev) -> None:
-        if ev.value != self._wake_version:
+        if ev is not self._wake_ev:
             return  # an earlier call superseded this wake-up
         heap, now = self._heap, self.env.now
+        pop = heapq.heappop
         while heap and heap[0][0] <= now:
-            _, _, _, fn, value = heapq.heappop(heap)
+            _, _, _, fn, value = pop(heap)
             fn(value)
-        self._wake_at = math.inf
         if heap:
             self._wake_at = t = heap[0][0]
-            self._wake_version += 1
-            self.env.timeout(t - now, self._wake_version).callbacks.append(self._wake)
+            ev = self._wake_ev = self.env.timeout(t - now)
+            ev.callbacks.append(self._wake)
+        else:
+            self._wake_at = math.inf
+            self._wake_ev = None
 
     def log(self, subject: object, what: str) -> None:
         """Record ``(time, subject, event)`` when the simulation records events."""
@@ -606,7 +616,10 @@ class ServiceRun:
     def control(self):
         """The service's SimPy process: first replicas, arrivals, then autoscaling decisions."""
         if self.n:
-            self._call(float(self.arrival[0]), self._on_arrival, ARRIVAL)
+            # the controller may start after t = 0 (a user process delaying it): requests that
+            # arrived before then are taken at once, a later first arrival exactly on time
+            first = max(float(self.arrival[0]) - self.env.now, 0.0)
+            self._call(first, self._on_arrival, ARRIVAL)
         scaler = self.service.autoscaler
         initial = self.service.replicas if scaler is None else scaler.initial_replicas
         self.scale_to(initial, warm=self.service.warm_start, initial=True)
@@ -645,12 +658,17 @@ class ServiceRun:
     def scale_to(self, target: int, warm: bool = False, initial: bool = False) -> None:
         """Bring the provisioned replicas to ``target``: un-drain or submit, or drain/stop."""
         self.target = target
-        active = [r for r in self.replicas if r.state in (PENDING, LOADING, READY)]
+        self._scale(self.replicas, target, warm, initial)
+        self.record()
+
+    def _scale(self, replicas: list[Replica], target: int, warm: bool, initial: bool) -> None:
+        """Bring the provisioned replicas among ``replicas`` to ``target``."""
+        active = [r for r in replicas if r.state in (PENDING, LOADING, READY)]
         n = len(active)
         if target > n:
             self.counts["scale_outs"] += 0 if initial else 1
             for rep in sorted(
-                (r for r in self.replicas if r.state == DRAINING), key=lambda r: -r.outstanding
+                (r for r in replicas if r.state == DRAINING), key=lambda r: -r.outstanding
             ):
                 if n >= target:
                     break
@@ -658,7 +676,7 @@ class ServiceRun:
                 self._add_routable(rep)
                 self.log(rep.label, "undrain")
                 n += 1
-            spare = (r for r in self.replicas if r.state == DORMANT)
+            spare = (r for r in replicas if r.state == DORMANT)
             while n < target:
                 rep = next(spare, None)
                 if rep is None:
@@ -675,7 +693,6 @@ class ServiceRun:
                     self._drain(rep)
                 else:
                     self._stop(rep)
-        self.record()
 
     def _submit(self, rep: Replica, warm: bool) -> None:
         rep.state = PENDING
