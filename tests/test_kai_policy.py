@@ -42,6 +42,7 @@ from simulator.core.jobs import TERMINAL
 from simulator.output import metrics
 
 TRAIN, INTERACTIVE, BUILD, INFERENCE = 50, 75, 100, 125
+ACTIONS_ALL = ("allocate", "consolidation", "reclaim", "preempt")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -955,7 +956,7 @@ def test_kai_scenario(s: Scenario):
 def test_consolidation_gives_kais_reclaim_with_consolidation_outcome():
     """The known-different reclaim scenario, with the whole session: KAI's end state."""
     s = next(x for x in SCENARIOS if x.name in KNOWN_DIFFERENT)
-    sim, _ = run(s, ("allocate", "consolidation", "reclaim", "preempt"))
+    sim, _ = run(s, ACTIONS_ALL)
     assert outcome(sim, s) == (s.expect, s.where)
 
 

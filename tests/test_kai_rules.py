@@ -3,7 +3,7 @@
 Facts from KAI-Scheduler's docs (docs/priority, docs/scheduling-deep-dive,
 docs/plugins/minruntime.md,
 docs/time-based-fairshare) and its proportion plugin; engine-driven action scenarios are data in
-tests/scenarios/kai/actions.yaml, marked xfail until the `kai` policy exists.
+tests/scenarios/kai/actions.yaml, run through the `kai` policy and the engine.
 """
 
 import math
@@ -214,11 +214,28 @@ ACTIONS = load("kai/actions.yaml")["scenarios"]
 
 
 @pytest.mark.parametrize("sc", ACTIONS, ids=[s["name"] for s in ACTIONS])
-@pytest.mark.xfail(
-    reason="needs engine integration: the kai policy's scheduling cycle", strict=True
-)
 def test_kai_action_scenarios(sc):
-    from policies.kai import policy  # noqa: F401  (arrives with the engine integration)
+    """The docs' scenarios through the engine with the whole KAI session (tests/test_kai_policy:
+    the running jobs start at t = 0, the pending ones arrive at t = 1)."""
+    from test_kai_policy import ACTIONS_ALL, J, Q, Scenario, outcome, run
+
+    queues = [
+        Q(n, q["quota"], weight=q["weight"], limit=q["limit"], priority=q["priority"])
+        for n, q in sc["queues"].items()
+    ]
+    jobs = {
+        state: [J(n, q, g, p) for n, q, g, p, st in sc["jobs"] if st == state]
+        for state in ("running", "pending")
+    }
+    nodes = [sc["cluster"]["gpus_per_node"]] * sc["cluster"]["nodes"]
+    s = Scenario(
+        sc["source"], sc["name"], "all", nodes, queues, jobs["running"], jobs["pending"], {}
+    )
+    got, _ = outcome(run(s, ACTIONS_ALL)[0], s)
+    want = sc["expect"]
+    assert sorted(n for n, v in got.items() if v == "evicted") == sorted(want["preempted"])
+    assert all(got[n] in ("running", "started") for n in want.get("running", []))
+    assert all(got[n] in ("pending", "evicted") for n in want.get("pending", []))
 
 
 def test_scenario_files_exist():
