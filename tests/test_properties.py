@@ -42,6 +42,10 @@ from simulator.output.metrics import job_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY_CONFIGS = sorted((ROOT / "configs" / "policy").glob("*.yaml"))
+TEST_ARGS = {
+    "kai": {"config": str(ROOT / "tests" / "data" / "kai_properties.yaml"), "default_queue": "a"},
+}
+"""Arguments some policies need for the random scenarios (kai: Queue objects for their queues)."""
 TERMINAL_EVENTS = {"finish", "failed", "unschedulable", "reject"}
 STOP_EVENTS = {"finish", "failed", "killed", "preempt", "migrate"}
 """Events that end a job's current allocation (a migration starts a new one at once)."""
@@ -125,6 +129,12 @@ def scenarios(draw, failures: bool) -> dict:
     }
 
 
+def load_policy(policy_path: Path) -> object:
+    """The policy of a ``configs/policy`` YAML, with the :data:`TEST_ARGS` it needs here."""
+    cfg = OmegaConf.merge(OmegaConf.load(policy_path), TEST_ARGS.get(policy_path.stem, {}))
+    return instantiate(cfg, _convert_="all")
+
+
 def run(
     policy_path: Path, s: dict, wrap=None, processes: tuple = ()
 ) -> tuple[Simulation, list[tuple[float, float, int]]]:
@@ -133,7 +143,7 @@ def run(
     ``wrap(policy)``: the policy the run uses instead (a rogue wrapper); ``processes``: more
     SimPy processes (a serving controller).
     """
-    policy = instantiate(OmegaConf.load(policy_path), _convert_="all")
+    policy = load_policy(policy_path)
     if wrap is not None:
         policy = wrap(policy)
     injector = RandomFailures(**s["failures"]) if s["failures"] else None
@@ -337,7 +347,7 @@ def test_killed_job_restarts_when_its_node_is_repaired(policy_path):
         sim.repair_node(0)
 
     trace = pd.DataFrame({"job_id": [0], "submit_time": [0.0], "duration": [30.0], "num_gpus": [1]})
-    policy = instantiate(OmegaConf.load(policy_path), _convert_="all")
+    policy = load_policy(policy_path)
     with time_limit(20):
         sim = Simulation(
             trace,
