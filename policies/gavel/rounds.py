@@ -1,0 +1,199 @@
+"""Gavel's round-based mechanism (OSDI'20, section 5) as engine events: one LP per round.
+
+Every ``round_length`` seconds (a policy timer, ``view.wake_at``) the policy
+
+1. computes the allocation ``X`` (active jobs x GPU types: the fraction of time each job
+   should spend on each type) with one of :mod:`policies.gavel.allocation`'s objectives over
+   the jobs' effective throughputs on each type;
+2. turns it into priorities as Gavel does: ``priority[j, k] = X[j, k] / f[j, k]``, where
+   ``f[j, k]`` is the share of the job's time in the system that it has spent on type ``k``
+   (a job with ``X > 0`` that never ran there has infinite priority); ties are broken by the
+   deficit ``X[j, k] * age_j - time_on_k`` and then by ``X``;
+3. walks the (job, type) entries by descending priority and picks, greedily, each job at most
+   once, on a type with enough GPUs left for its gang and a throughput above 0 (Gavel's
+   ``_schedule_jobs_on_workers_helper`` rules);
+4. applies the picks for the round: running jobs not picked are preempted, a picked job
+   running on another type moves (a migration when its new GPUs are free at that point, else
+   a preemption and a start), picked queued jobs start on their type.
+
+Between two rounds nothing changes: a job that finishes mid-round leaves its GPUs idle until
+the next round, as in Gavel's simulator. A round starts at once when a job arrives at an idle
+cluster (no round pending).
+
+Throughputs are the engine's GPU-type speeds (``jobs.speed``: seconds of reference-type work
+per second, 1 everywhere without ``sim.speed_reference``), so ``X`` is over work rates. Max-min
+and finish-time fairness are unchanged by scaling a job's row; max-sum throughput is not, so
+``gavel_maxsum`` (:mod:`policies.gavel_maxsum`) multiplies each row by the job's steps/s on
+the reference type (column ``ref_steps_per_s``, 1 if absent): Gavel's raw-throughput objective.
+
+Cost per round, ``J`` active jobs and ``K`` types: one LP of ``J*K`` variables (max-sum),
+one or two (max-min), about 20 (finish-time fairness, a bisection), plus an ``O(J K log(J K))``
+sort; HiGHS time grows roughly linearly to quadratically in ``J*K`` (see docs/heterogeneity.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from policies.base import Decision, Migrate, Policy, Preempt, Start
+from simulator.core.jobs import Status
+
+__all__ = ["GavelRounds"]
+
+
+class GavelRounds(Policy):
+    """Base of the Gavel round policies; subclasses give :meth:`allocate`.
+
+    Args:
+        round_length: seconds per round (Gavel's and Shockwave's ``time_per_iteration``).
+    """
+
+    name = "gavel"
+
+    def __init__(self, round_length: float = 360.0) -> None:
+        if not (isinstance(round_length, int | float) and round_length > 0):
+            raise ValueError(f"round_length must be > 0 seconds, got {round_length!r}")
+        self.round_length = float(round_length)
+        self.rounds = 0
+        self._next = math.inf
+
+    def setup(self, view) -> None:
+        """Workers (GPUs) per type, and per-job time on each type (for the priorities)."""
+        cl = view.cluster
+        self.models = list(cl.models)
+        k = len(self.models)
+        cap = np.asarray(cl.capacity, dtype=np.int64)
+        model = np.asarray(cl.node_model)
+        self.workers = np.array([int(cap[model == m].sum()) for m in range(k)], dtype=np.int64)
+        self.g_max = int(cl.gpu_free.shape[1])
+        jobs = view.jobs
+        self.extra = _row_scale(jobs.frame) if self.raw_rows else None
+        self._type_time = np.zeros((jobs.n, k))  # seconds each job ran on each type
+        self._on = np.full(jobs.n, -1, dtype=np.int64)  # type of the current run, -1 = none
+        self._since = np.zeros(jobs.n)
+        self._next = math.inf
+
+    raw_rows = False
+    """Whether the objective needs raw steps/s (rows scaled by ``ref_steps_per_s``)."""
+
+    # ------------------------------------------------------------------ subclass hook
+    def allocate(self, thr: np.ndarray, sf: np.ndarray, view, active: np.ndarray) -> np.ndarray:
+        """The allocation ``X`` (``len(active)`` x types) for this round."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the pass
+    def schedule(self, view) -> Iterator[Decision]:
+        """At a round boundary: allocate, pick this round's jobs, apply; else nothing."""
+        now = view.now
+        jobs = view.jobs
+        if self._next == math.inf:
+            if len(view.queue) == 0:
+                return
+            self._next = now  # a job arrived at an idle cluster: a round starts now
+        if now < self._next:
+            return
+        active = np.array(sorted(view.queue.jobs() + view.running.array().tolist()), dtype=np.int64)
+        self._account(view, now)
+        if len(active) == 0:
+            self._next = math.inf
+            return
+        self.rounds += 1
+        self._next = now + self.round_length
+        view.wake_at(self._next)
+        thr = self._throughputs(jobs, active)
+        sf = jobs.num_gpus[active].astype(np.int64)
+        x = self.allocate(thr, sf, view, active)
+        picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
+        yield from self._apply(view, picks)
+
+    def _throughputs(self, jobs, active: np.ndarray) -> np.ndarray:
+        k = len(self.models)
+        speed = jobs.speed
+        thr = np.array(speed[active]) if speed.shape[1] else np.ones((len(active), k))
+        mask = jobs.type_mask[active]
+        for m in range(k):  # a type the job may not use (its gpu_type constraint) has 0
+            bad = (mask != 0) & ((mask < 0) | ((mask >> m) & 1 == 0))
+            thr[bad, m] = 0.0
+        if self.extra is not None:
+            thr *= self.extra[active, None]
+        return thr
+
+    def _account(self, view, now: float) -> None:
+        """Add the time since the last round to each running job's type time."""
+        on = self._on
+        run = np.flatnonzero(on >= 0)
+        self._type_time[run, on[run]] += now - self._since[run]
+        self._since[run] = now
+        status = view.jobs.status
+        on[run[status[run] != Status.RUNNING]] = -1  # ended (finished) during the round
+
+    def _pick(self, x, thr, sf, active, age) -> dict[int, int]:
+        """Gavel's greedy selection: ``{job: type}`` for this round."""
+        tt = self._type_time[active]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = tt / np.maximum(age, 1e-12)[:, None]
+            prio = np.where(frac > 0, x / frac, np.where(x > 0, math.inf, 0.0))
+        deficit = x * age[:, None] - tt
+        rows, cols = np.nonzero(thr > 0)
+        order = np.lexsort((-x[rows, cols], -deficit[rows, cols], -prio[rows, cols]))
+        left = self.workers.copy()
+        picks: dict[int, int] = {}
+        for i in order.tolist():
+            r, k = int(rows[i]), int(cols[i])
+            j = int(active[r])
+            if j in picks or sf[r] > left[k]:
+                continue
+            left[k] -= sf[r]
+            picks[j] = k
+        return picks
+
+    def _apply(self, view, picks: dict[int, int]) -> Iterator[Decision]:
+        jobs, now = view.jobs, view.now
+        moving = []
+        for j in view.running.array().tolist():
+            k = picks.get(j)
+            if k is None:
+                self._stop(j)
+                yield Preempt(j)
+            elif k != self._type_of(view, j):
+                moving.append(j)
+        placer = view.placer()
+        for j in moving:
+            p = placer.place(jobs, j, 1 << picks[j])
+            self._stop(j)
+            if p is not None:
+                self._begin(j, picks[j], now)
+                yield Migrate(j, p)
+            else:
+                yield Preempt(j)
+        todo = [j for j in picks if jobs.status[j] == Status.QUEUED]
+        todo.sort(key=lambda j: (-int(jobs.num_gpus[j]), j))  # largest gangs first (Gavel)
+        for j in todo:
+            p = placer.place(jobs, j, 1 << picks[j])
+            if p is not None:
+                self._begin(j, picks[j], now)
+                yield Start(j, p)
+
+    def _type_of(self, view, j: int) -> int:
+        if self._on[j] >= 0:
+            return int(self._on[j])
+        nodes = view.jobs.nodes_used[j]
+        return int(view.cluster.node_model[int(nodes[0])]) if nodes is not None else -1
+
+    def _begin(self, j: int, k: int, now: float) -> None:
+        self._on[j] = k
+        self._since[j] = now
+
+    def _stop(self, j: int) -> None:
+        self._on[j] = -1
+
+
+def _row_scale(frame) -> np.ndarray:
+    """Steps/s on the reference type per job (``ref_steps_per_s``), 1 where unknown."""
+    if "ref_steps_per_s" not in frame.columns:
+        return np.ones(len(frame))
+    vals = frame["ref_steps_per_s"].to_numpy(np.float64, na_value=np.nan)
+    return np.where(np.isfinite(vals) & (vals > 0), vals, 1.0)

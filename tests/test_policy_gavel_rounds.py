@@ -1,0 +1,144 @@
+"""Gavel's round-based policies and the heterogeneity-aware greedy: exact tiny scenarios."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import make_trace, simulate
+
+from policies.gavel_ftf import GavelFTF
+from policies.gavel_maxmin import GavelMaxMin
+from policies.gavel_maxsum import GavelMaxSum
+from policies.hetero_greedy import HeteroGreedy
+from simulator.core.cluster import ClusterSpec
+from simulator.models.speed import SpeedModel
+from simulator.models.throughput import ThroughputTable
+
+TABLE = ThroughputTable.from_mapping(
+    {
+        "k80": {"('A', 1)": {"null": 1.0}, "('B', 1)": {"null": 1.5}, "('C', 1)": {"null": 1.0}},
+        "v100": {"('A', 1)": {"null": 4.0}, "('B', 1)": {"null": 2.0}, "('C', 1)": {"null": 4.0}},
+    },
+    "inline",
+)
+
+
+def two_types() -> ClusterSpec:
+    """Node 0: one K80; node 1: one V100."""
+    return ClusterSpec.from_groups(
+        [
+            {"count": 1, "num_gpus": 1, "gpu_type": "K80"},
+            {"count": 1, "num_gpus": 1, "gpu_type": "V100"},
+        ]
+    )
+
+
+@pytest.mark.parametrize("policy", [GavelMaxMin, GavelFTF])
+def test_two_equal_jobs_share_one_gpu_by_rounds(policy):
+    # X = 0.5 each (both objectives, by symmetry). Round 1: both have priority inf, job 0
+    # wins the tie. Round 2 (t=100): job 0 had its whole share (priority 0.5), job 1 none
+    # (inf). Round 3 (t=200): both 0.5/0.5 = 1, equal deficits: job 0. It finishes at 300, at
+    # the round boundary, and job 1 runs its last 100 s.
+    trace = make_trace([(0, 0.0, 200.0, 1), (1, 0.0, 200.0, 1)])
+    spec = ClusterSpec.homogeneous(1, 1, "V100")
+    sim = simulate(trace, spec, policy(round_length=100.0))
+    assert sim.events == [
+        (0, 0, "arrive"),
+        (0, 1, "arrive"),
+        (0, 0, "start"),
+        (100, 0, "preempt"),
+        (100, 1, "start"),
+        (200, 1, "preempt"),
+        (200, 0, "start"),
+        (300, 0, "finish"),
+        (300, 1, "start"),
+        (400, 1, "finish"),
+    ]
+    assert sim.policy.rounds == 4
+
+
+def test_max_sum_runs_one_of_two_equal_jobs_to_the_end():
+    # any split of the GPU has the same sum: HiGHS returns a vertex (X = 1 for one job), so
+    # that job runs its 200 s without preemption, then the other
+    trace = make_trace([(0, 0.0, 200.0, 1), (1, 0.0, 200.0, 1)])
+    sim = simulate(trace, ClusterSpec.homogeneous(1, 1, "V100"), GavelMaxSum(round_length=100.0))
+    assert sim.jobs.preemptions.sum() == 0
+    assert sorted(sim.jobs.end.tolist()) == [200.0, 400.0]
+
+
+def test_max_sum_puts_the_job_that_gains_most_on_the_v100():
+    # raw steps/s: A 4 (V100) / 1 (K80), B 2 / 1.5. Sum 4 + 1.5 beats 2 + 1: A on the V100,
+    # B on the K80 at 0.75 of its V100 speed: 150 s of V100 work take 200 s.
+    trace = make_trace(
+        [(0, 0.0, 400.0, 1), (1, 0.0, 150.0, 1)], job_type=["A", "B"], ref_steps_per_s=[4.0, 2.0]
+    )
+    sim = simulate(
+        trace, two_types(), GavelMaxSum(round_length=100.0), speed=SpeedModel("V100", TABLE)
+    )
+    assert [e for e in sim.events if e[2] != "arrive"] == [
+        (0, 0, "start"),
+        (0, 1, "start"),
+        (200, 1, "finish"),
+        (400, 0, "finish"),
+    ]
+    assert list(sim.jobs.nodes_used[0]) == [1] and list(sim.jobs.nodes_used[1]) == [0]
+    assert sim.jobs.type_seconds[1].tolist() == [200.0, 0.0]
+
+
+def test_max_min_rotates_types_and_conserves_work():
+    # two jobs, one K80 + one V100: every round both run, on the types the priorities pick;
+    # the work done (speed x time per type) adds up to each duration exactly
+    trace = make_trace([(0, 0.0, 500.0, 1), (1, 0.0, 500.0, 1)], job_type=["A", "B"])
+    speed = SpeedModel("V100", TABLE)
+    sim = simulate(trace, two_types(), GavelMaxMin(round_length=100.0), speed=speed)
+    k80 = {0: 0.25, 1: 0.75}
+    for j in (0, 1):
+        on_k80, on_v100 = sim.jobs.type_seconds[j]
+        assert on_k80 * k80[j] + on_v100 == pytest.approx(500.0)
+        assert on_k80 > 0 and on_v100 > 0  # max-min gives both some V100 time
+    assert sim.jobs.migrations.sum() + sim.jobs.preemptions.sum() > 0
+
+
+def test_round_length_is_checked():
+    with pytest.raises(ValueError, match="round_length"):
+        GavelMaxMin(round_length=0)
+
+
+def test_hetero_greedy_fastest_type_first_with_a_speed_floor():
+    # A (K80 at 0.25) takes the V100; B (K80 at 0.75 >= 0.5) takes the K80; C (0.25 < 0.5)
+    # waits for the V100 rather than run 4x slower, and gets it when A ends at 100.
+    trace = make_trace(
+        [(0, 0.0, 100.0, 1), (1, 1.0, 300.0, 1), (2, 2.0, 50.0, 1)], job_type=["A", "B", "C"]
+    )
+    sim = simulate(
+        trace, two_types(), HeteroGreedy(starvation_timeout=None), speed=SpeedModel("V100", TABLE)
+    )
+    assert [e for e in sim.events if e[2] != "arrive"] == [
+        (0, 0, "start"),
+        (1, 1, "start"),
+        (100, 0, "finish"),
+        (100, 2, "start"),
+        (150, 2, "finish"),
+        (401, 1, "finish"),
+    ]
+    assert list(sim.jobs.nodes_used[2]) == [1]
+
+
+def test_hetero_greedy_starving_head_blocks_overtaking():
+    # one node of 2 V100s; job 0 holds one until 100. Job 1 (2 GPUs) waits from t=1; with a
+    # 10 s timeout it blocks job 2 (arrives at 20) from taking the free GPU.
+    trace = make_trace(
+        [(0, 0.0, 100.0, 1), (1, 1.0, 10.0, 2), (2, 20.0, 10.0, 1)],
+        job_type=["B", "B", "B"],
+    )
+    table = ThroughputTable.from_mapping(
+        {w: {"('B', 1)": {"null": 1.0}, "('B', 2)": {"null": 2.0}} for w in ("k80", "v100")}
+    )
+    spec = ClusterSpec.from_groups([{"count": 1, "num_gpus": 2, "gpu_type": "V100"}])
+    guarded = simulate(
+        trace, spec, HeteroGreedy(starvation_timeout=10.0), speed=SpeedModel("V100", table)
+    )
+    assert guarded.jobs.start.tolist() == [0.0, 100.0, 110.0]
+    free = simulate(
+        trace, spec, HeteroGreedy(starvation_timeout=None), speed=SpeedModel("V100", table)
+    )
+    assert free.jobs.start.tolist() == [0.0, 100.0, 20.0]  # job 2 overtakes on the free GPU
