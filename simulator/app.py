@@ -112,6 +112,9 @@ def _trace_parts(obj: object) -> tuple[pd.DataFrame, str, dict]:
 
 
 def _policy_name(cfg: DictConfig, policy: object) -> str:
+    named = getattr(policy, "summary_name", None)  # e.g. Gavel's names for the gavel_* policies
+    if named:
+        return str(named)
     try:
         choice = HydraConfig.get().runtime.choices.get("policy")
     except ValueError:

@@ -28,6 +28,7 @@ SCRIPTS = [
     "philly_policies",
     "prefix_routing",
     "replay_real",
+    "shockwave_compare",
     "trace_loading",
 ]
 
@@ -121,6 +122,7 @@ def test_bad_option_is_a_usage_error(name, capsys):
         ("inference_mixed", ["--bench"], "philly-pollux/philly.csv"),
         ("mooncake_reuse", [], "mooncake-fast25/conversation_trace.jsonl"),
         ("prefix_routing", [], "mooncake-fast25/conversation_trace.jsonl"),
+        ("shockwave_compare", [], "shockwave-tacc32/tacc32_120jobs.trace"),
         ("trace_loading", ["--philly", "{empty}/philly.csv", "--jobs", "10"], "philly.csv"),
     ],
 )
@@ -374,3 +376,16 @@ def test_disagg_splitwise_markdown(tmp_path):
     body = block(path, "disagg_splitwise")
     rows = [ln for ln in body.splitlines() if ln.startswith("| ")][1:]
     assert [r.split(" | ")[1] for r in rows] == ["colocated 4", "disaggregated 2+2"] * 2
+
+
+def test_shockwave_compare_markdown(tmp_path):
+    folder = _cli.default_shared() / "shockwave-tacc32"
+    if not folder.exists():
+        pytest.skip("shared Shockwave trace not present")
+    path = doc(tmp_path, "shockwave_compare")
+    argv = ["--shared", str(folder.parent), "--max-jobs", "12", "--markdown", str(path)]
+    assert run("shockwave_compare", argv) == 0
+    body = block(path, "shockwave_compare")
+    for name in ("max_min_fairness", "finish_time_fairness", "max_sum_throughput_perf"):
+        assert f"| `{name}` |" in body
+    assert "12 jobs of" in body

@@ -53,6 +53,11 @@ class GavelRounds(Policy):
 
     name = "gavel"
 
+    @property
+    def summary_name(self) -> str:
+        """The policy's name in Gavel's code (``summary.json``'s ``policy``)."""
+        return self.name
+
     def __init__(self, round_length: float = 360.0) -> None:
         if not (isinstance(round_length, int | float) and round_length > 0):
             raise ValueError(f"round_length must be > 0 seconds, got {round_length!r}")
