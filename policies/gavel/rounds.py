@@ -4,7 +4,9 @@ Every ``round_length`` seconds (a policy timer, ``view.wake_at``) the policy
 
 1. computes the allocation ``X`` (active jobs x GPU types: the fraction of time each job
    should spend on each type) with one of :mod:`policies.gavel.allocation`'s objectives over
-   the jobs' effective throughputs on each type;
+   the jobs' effective throughputs on each type, when the set of active (queued or running)
+   jobs changed since the last round (Gavel recomputes it on arrivals and completions; in
+   between it keeps the last one);
 2. turns it into priorities as Gavel does: ``priority[j, k] = X[j, k] / f[j, k]``, where
    ``f[j, k]`` is the share of the job's time in the system that it has spent on type ``k``
    (a job with ``X > 0`` that never ran there has infinite priority); ties are broken by the
@@ -26,9 +28,9 @@ and finish-time fairness are unchanged by scaling a job's row; max-sum throughpu
 ``gavel_maxsum`` (:mod:`policies.gavel_maxsum`) multiplies each row by the job's steps/s on
 the reference type (column ``ref_steps_per_s``, 1 if absent): Gavel's raw-throughput objective.
 
-Cost per round, ``J`` active jobs and ``K`` types: one LP of ``J*K`` variables (max-sum),
-one or two (max-min), about 20 (finish-time fairness, a bisection), plus an ``O(J K log(J K))``
-sort; HiGHS time grows roughly linearly to quadratically in ``J*K`` (see docs/heterogeneity.md).
+Cost per round with ``J`` active jobs and ``K`` types: an ``O(J K log(J K))`` sort, plus,
+when the job set changed, one LP of ``J*K`` variables (max-sum), one or two (max-min), or
+about 20 (finish-time fairness, a bisection); see docs/heterogeneity.md for measured times.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ class GavelRounds(Policy):
 
     Args:
         round_length: seconds per round (Gavel's and Shockwave's ``time_per_iteration``).
+        heterogeneity_aware: the LP sees each job's speed on each type (Gavel's ``*_perf``
+            policies); False = it sees 1 on every type the job can use (Gavel's
+            heterogeneity-agnostic baselines). Jobs run at their real speeds either way.
     """
 
     name = "gavel"
@@ -58,12 +63,16 @@ class GavelRounds(Policy):
         """The policy's name in Gavel's code (``summary.json``'s ``policy``)."""
         return self.name
 
-    def __init__(self, round_length: float = 360.0) -> None:
+    def __init__(self, round_length: float = 360.0, heterogeneity_aware: bool = True) -> None:
         if not (isinstance(round_length, int | float) and round_length > 0):
             raise ValueError(f"round_length must be > 0 seconds, got {round_length!r}")
         self.round_length = float(round_length)
+        self.heterogeneity_aware = bool(heterogeneity_aware)
         self.rounds = 0
+        self.solves = 0
         self._next = math.inf
+        self._x: np.ndarray | None = None
+        self._x_jobs = np.zeros(0, dtype=np.int64)
 
     def setup(self, view) -> None:
         """Workers (GPUs) per type, and per-job time on each type (for the priorities)."""
@@ -110,7 +119,11 @@ class GavelRounds(Policy):
         view.wake_at(self._next)
         thr = self._throughputs(jobs, active)
         sf = jobs.num_gpus[active].astype(np.int64)
-        x = self.allocate(thr, sf, view, active)
+        if self._x is None or not np.array_equal(self._x_jobs, active):
+            # as in Gavel, the allocation is recomputed when the set of active jobs changes
+            self._x, self._x_jobs = self.allocate(thr, sf, view, active), active
+            self.solves += 1
+        x = self._x
         picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
         yield from self._apply(view, picks)
 
@@ -122,6 +135,8 @@ class GavelRounds(Policy):
         for m in range(k):  # a type the job may not use (its gpu_type constraint) has 0
             bad = (mask != 0) & ((mask < 0) | ((mask >> m) & 1 == 0))
             thr[bad, m] = 0.0
+        if not self.heterogeneity_aware:
+            thr = (thr > 0).astype(np.float64)
         if self.extra is not None:
             thr *= self.extra[active, None]
         return thr
