@@ -142,3 +142,17 @@ def test_hetero_greedy_starving_head_blocks_overtaking():
         trace, spec, HeteroGreedy(starvation_timeout=None), speed=SpeedModel("V100", table)
     )
     assert free.jobs.start.tolist() == [0.0, 100.0, 20.0]  # job 2 overtakes on the free GPU
+
+
+def test_quiet_rounds_are_skipped_and_the_grid_resumes():
+    # job 0 alone on the V100 (its allocation's only type): rounds after t=0 would repeat t=0,
+    # so none is held until job 1 arrives at 150; the next round is on the grid, at 200
+    trace = make_trace([(0, 0.0, 1000.0, 1), (1, 150.0, 10.0, 1)], job_type=["A", "C"])
+    policy = GavelMaxSum(round_length=100.0)
+    sim = simulate(trace, two_types(), policy, speed=SpeedModel("V100", TABLE))
+    assert sim.jobs.start.tolist() == [0.0, 200.0]
+    assert sim.jobs.end[0] == 1000.0 and list(sim.jobs.nodes_used[0]) == [1]
+    assert sim.jobs.end[1] == 200.0 + 10.0 / 0.25  # C runs on the K80 at a quarter speed
+    # rounds at 0 (job 0 starts), 100 (it repeats: quiet from here), 200 (job 1 arrived),
+    # 300 (job 1 ended at 240; then quiet until the end): 4 instead of 10
+    assert policy.rounds == 4

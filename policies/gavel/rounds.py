@@ -20,7 +20,9 @@ Every ``round_length`` seconds (a policy timer, ``view.wake_at``) the policy
 
 Between two rounds nothing changes: a job that finishes mid-round leaves its GPUs idle until
 the next round, as in Gavel's simulator. A round starts at once when a job arrives at an idle
-cluster (no round pending).
+cluster (no round pending). Rounds that would repeat the last one exactly (no job queued,
+every running job on the only type its allocation gives it time on) are skipped until the next
+arrival or completion, which resumes the round grid; :attr:`rounds` counts the rounds held.
 
 Throughputs are the engine's GPU-type speeds (``jobs.speed``: seconds of reference-type work
 per second, 1 everywhere without ``sim.speed_reference``), so ``X`` is over work rates. Max-min
@@ -73,6 +75,8 @@ class GavelRounds(Policy):
         self._next = math.inf
         self._x: np.ndarray | None = None
         self._x_jobs = np.zeros(0, dtype=np.int64)
+        self._quiet = False  # rounds skipped: they would repeat the last one exactly
+        self._anchor = 0.0  # time of the last round (rounds stay on its grid)
 
     def setup(self, view) -> None:
         """Workers (GPUs) per type, and per-job time on each type (for the priorities)."""
@@ -103,6 +107,15 @@ class GavelRounds(Policy):
         """At a round boundary: allocate, pick this round's jobs, apply; else nothing."""
         now = view.now
         jobs = view.jobs
+        if self._quiet:
+            if len(view.queue) == 0 and len(view.running) == len(self._x_jobs):
+                return  # the job set is as at the last round: every round would repeat it
+            self._quiet = False
+            steps = math.ceil((now - self._anchor) / self.round_length)
+            self._next = self._anchor + steps * self.round_length
+            if self._next > now:
+                view.wake_at(self._next)
+                return
         if self._next == math.inf:
             if len(view.queue) == 0:
                 return
@@ -115,8 +128,8 @@ class GavelRounds(Policy):
             self._next = math.inf
             return
         self.rounds += 1
+        self._anchor = now
         self._next = now + self.round_length
-        view.wake_at(self._next)
         thr = self._throughputs(jobs, active)
         sf = jobs.num_gpus[active].astype(np.int64)
         if self._x is None or not np.array_equal(self._x_jobs, active):
@@ -125,7 +138,27 @@ class GavelRounds(Policy):
             self.solves += 1
         x = self._x
         picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
+        if self._settled(view, x, active, picks):
+            self._quiet = True  # no timer: the next arrival or completion ends the quiet
+            return
+        view.wake_at(self._next)
         yield from self._apply(view, picks)
+
+    def _settled(self, view, x: np.ndarray, active: np.ndarray, picks: dict[int, int]) -> bool:
+        """Whether this round and every later one, until the job set changes, change nothing.
+
+        True when no job is queued and every running job is picked on its current type, the
+        only type its allocation row gives time to: its priority is then positive there and 0
+        elsewhere whatever the time shares become, so the picks repeat round after round.
+        """
+        if len(view.queue) or len(picks) != len(active):
+            return False
+        for r, j in enumerate(active.tolist()):
+            k = self._type_of(view, j)
+            row = x[r]
+            if picks.get(j) != k or not row[k] > 0 or np.count_nonzero(row) != 1:
+                return False
+        return True
 
     def _throughputs(self, jobs, active: np.ndarray) -> np.ndarray:
         k = len(self.models)
