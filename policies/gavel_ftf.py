@@ -29,5 +29,5 @@ class GavelFTF(GavelRounds):
         left = np.array([max(jobs.remaining(int(j), now), 0.0) for j in active])
         since = np.asarray(now - jobs.submit[active], dtype=np.float64)
         return finish_time_fairness(
-            thr, sf, self.workers, time_since_start=since, steps_remaining=left
+            thr, sf, self.lp_workers, time_since_start=since, steps_remaining=left
         )

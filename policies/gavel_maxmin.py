@@ -23,4 +23,4 @@ class GavelMaxMin(GavelRounds):
 
     def allocate(self, thr: np.ndarray, sf: np.ndarray, view, active: np.ndarray) -> np.ndarray:
         """The max-min fair allocation of this round."""
-        return max_min_fairness(thr, sf, self.workers)
+        return max_min_fairness(thr, sf, self.lp_workers)

@@ -25,4 +25,4 @@ class GavelMaxSum(GavelRounds):
 
     def allocate(self, thr: np.ndarray, sf: np.ndarray, view, active: np.ndarray) -> np.ndarray:
         """The throughput-maximising allocation of this round."""
-        return max_sum_throughput(thr, sf, self.workers)
+        return max_sum_throughput(thr, sf, self.lp_workers)

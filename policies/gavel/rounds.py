@@ -54,8 +54,9 @@ class GavelRounds(Policy):
     Args:
         round_length: seconds per round (Gavel's and Shockwave's ``time_per_iteration``).
         heterogeneity_aware: the LP sees each job's speed on each type (Gavel's ``*_perf``
-            policies); False = it sees 1 on every type the job can use (Gavel's
-            heterogeneity-agnostic baselines). Jobs run at their real speeds either way.
+            policies); False = one pooled type of all GPUs at throughput 1, each job's time
+            then spread over its usable types by their size (Gavel's heterogeneity-agnostic
+            baselines). Jobs run at their real speeds either way.
     """
 
     name = "gavel"
@@ -99,7 +100,7 @@ class GavelRounds(Policy):
 
     # ------------------------------------------------------------------ subclass hook
     def allocate(self, thr: np.ndarray, sf: np.ndarray, view, active: np.ndarray) -> np.ndarray:
-        """The allocation ``X`` (``len(active)`` x types) for this round."""
+        """The allocation ``X`` (``len(active)`` x columns of ``thr``) over ``lp_workers``."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the pass
@@ -134,7 +135,7 @@ class GavelRounds(Policy):
         sf = jobs.num_gpus[active].astype(np.int64)
         if self._x is None or not np.array_equal(self._x_jobs, active):
             # as in Gavel, the allocation is recomputed when the set of active jobs changes
-            self._x, self._x_jobs = self.allocate(thr, sf, view, active), active
+            self._x, self._x_jobs = self._allocation(thr, sf, view, active), active
             self.solves += 1
         x = self._x
         picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
@@ -160,6 +161,24 @@ class GavelRounds(Policy):
                 return False
         return True
 
+    def _allocation(self, thr, sf, view, active) -> np.ndarray:
+        """``X`` of this round: the objective over the speeds, or over one pooled type.
+
+        Heterogeneity-agnostic (as Gavel's baselines): the LP sees all GPUs as one type with
+        throughput 1 for every job, and each job's time is then spread over the types it can
+        use in proportion to their GPUs.
+        """
+        if self.heterogeneity_aware:
+            self.lp_workers = self.workers
+            return self.allocate(thr, sf, view, active)
+        usable = thr > 0
+        self.lp_workers = np.array([int(self.workers.sum())])
+        pooled = self.allocate(usable.any(axis=1, keepdims=True).astype(float), sf, view, active)
+        weight = usable * self.workers[None, :].astype(float)
+        total = weight.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(total > 0, pooled * weight / total, 0.0)
+
     def _throughputs(self, jobs, active: np.ndarray) -> np.ndarray:
         k = len(self.models)
         speed = jobs.speed
@@ -168,8 +187,6 @@ class GavelRounds(Policy):
         for m in range(k):  # a type the job may not use (its gpu_type constraint) has 0
             bad = (mask != 0) & ((mask < 0) | ((mask >> m) & 1 == 0))
             thr[bad, m] = 0.0
-        if not self.heterogeneity_aware:
-            thr = (thr > 0).astype(np.float64)
         if self.extra is not None:
             thr *= self.extra[active, None]
         return thr
