@@ -22,6 +22,8 @@ SCRIPTS = [
     "fabric_philly",
     "failures_lost_work",
     "fair_reclaim",
+    "gavel_msr",
+    "hetero_bench",
     "inference_mixed",
     "memory_limits",
     "mooncake_reuse",

@@ -156,3 +156,17 @@ def test_quiet_rounds_are_skipped_and_the_grid_resumes():
     # rounds at 0 (job 0 starts), 100 (it repeats: quiet from here), 200 (job 1 arrived),
     # 300 (job 1 ended at 240; then quiet until the end): 4 instead of 10
     assert policy.rounds == 4
+
+
+def test_agnostic_baseline_spreads_time_over_types():
+    # agnostic: one pooled type, the job's time spread 0.5 / 0.5 over K80 and V100 by size;
+    # the priorities then alternate it: K80 0-100 (25 s of work), V100 100-200 (125), K80
+    # 200-300 (the tie goes to the first type; 150), V100 300-400: done at 400. The aware LP
+    # keeps it on the V100: done at 250.
+    trace = make_trace([(0, 0.0, 250.0, 1)], job_type=["A"])
+    speed = SpeedModel("V100", TABLE)
+    blind = simulate(trace, two_types(), GavelMaxMin(100.0, heterogeneity_aware=False), speed=speed)
+    assert blind.jobs.end[0] == 400.0 and blind.jobs.migrations[0] == 3
+    assert blind.jobs.type_seconds[0].tolist() == [200.0, 200.0]
+    aware = simulate(trace, two_types(), GavelMaxMin(100.0), speed=speed)
+    assert aware.jobs.end[0] == 250.0 and aware.jobs.migrations[0] == 0
