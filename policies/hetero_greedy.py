@@ -3,7 +3,8 @@
 At every pass, queued jobs are taken in arrival order (the first ``lookahead`` of them). Each
 goes on the fastest GPU type, by its own speed (``jobs.speed``, see
 :mod:`simulator.models.speed`), that has room for it now, but never on a type slower than
-``min_relative_speed`` times its fastest usable type (it waits for a better GPU instead).
+``min_relative_speed`` times its fastest usable type (it waits for a better GPU instead; the
+default 0 takes any type it can use, so no GPU idles while a job that fits waits).
 Fairness guard: once the earliest queued job has waited ``starvation_timeout`` seconds, jobs
 behind it may not start until it has (it then takes any usable type). Nothing is preempted.
 
@@ -42,7 +43,7 @@ class HeteroGreedy(Policy):
 
     def __init__(
         self,
-        min_relative_speed: float = 0.5,
+        min_relative_speed: float = 0.0,
         starvation_timeout: float | None = 3600.0,
         lookahead: int = 256,
         scoring: str = "bestfit",

@@ -110,7 +110,10 @@ def test_hetero_greedy_fastest_type_first_with_a_speed_floor():
         [(0, 0.0, 100.0, 1), (1, 1.0, 300.0, 1), (2, 2.0, 50.0, 1)], job_type=["A", "B", "C"]
     )
     sim = simulate(
-        trace, two_types(), HeteroGreedy(starvation_timeout=None), speed=SpeedModel("V100", TABLE)
+        trace,
+        two_types(),
+        HeteroGreedy(min_relative_speed=0.5, starvation_timeout=None),
+        speed=SpeedModel("V100", TABLE),
     )
     assert [e for e in sim.events if e[2] != "arrive"] == [
         (0, 0, "start"),
