@@ -12,8 +12,9 @@ and the default speeds from the GPU table (``compute_fraction`` 0.5)::
 
 Rows: ``hetero_greedy`` and ``gang`` (arrival order, any type: heterogeneity-blind) at
 ``--jobs`` with speeds on; ``gang`` with speeds off (every job at its V100 duration on every
-type, so that cluster is overloaded: its JCT is not comparable, only its speed); the three Gavel round policies at ``--gavel-jobs``
-(one LP per change of the active set, so their cost grows with active jobs x types).
+type, so that cluster is overloaded: its JCT is not comparable, only its speed); the three
+Gavel round policies at ``--gavel-jobs`` (one LP per change of the active set, so their cost
+grows with active jobs x types).
 """
 
 from __future__ import annotations
