@@ -109,3 +109,27 @@ def test_experiment_config_is_the_authors_setup():
     sweep = sweep["hydra"]["sweeper"]["params"]
     assert sweep["+policy"] == "gavel_maxmin,gavel_ftf,gavel_maxsum"
     assert sweep["policy.round_length"] == 120.0
+
+
+def test_experiment_run_summary_carries_gavel_name(tmp_path):
+    if not TRACE.exists():
+        pytest.skip("shared Shockwave trace not present")
+    from hydra import compose, initialize_config_dir
+
+    from simulator.app import run_config
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    over = [
+        "+policy=gavel_maxsum",
+        "+experiment=shockwave_tacc32",
+        f"trace.path={TRACE}",
+        f"sim.throughputs={FOLDER / 'tacc_throughputs.json'}",
+        "trace.max_jobs=6",
+        "sim.progress=false",
+    ]
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("config", overrides=over)
+    summary = run_config(cfg, tmp_path / "run")
+    assert summary["policy"] == "max_sum_throughput_perf"
+    assert summary["jobs_finished"] == 6 and summary["avg_jct"] > 0 and summary["makespan"] > 0
+    assert set(summary["gpu_type_utilization"]) == {"V100"}
