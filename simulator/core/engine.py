@@ -601,7 +601,10 @@ class Simulation:
         return code
 
     def set_rate(self, j: int, rate: float) -> None:
-        """Change the speed of job ``j`` (1 = full speed) and reschedule its completion."""
+        """Change the speed of job ``j`` (1 = full speed) and reschedule its completion.
+
+        With GPU-type speeds on, ``rate`` is a factor on the speed of the job's GPU type.
+        """
         self._ready()
         if not float(rate) > 0:
             raise ValueError("rate must be > 0")

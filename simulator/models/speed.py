@@ -22,7 +22,6 @@ The reference type always has speed 1.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -203,6 +202,4 @@ def speed_model_from_config(options: dict) -> SpeedModel | None:
                 "on which a job's duration holds (e.g. sim.speed_reference=V100)"
             )
         return None
-    if isinstance(frac, float) and math.isnan(frac):
-        raise ValueError("sim.compute_fraction must be in [0, 1], got nan")
     return SpeedModel(ref, tput, frac, workers)
