@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import pytest
 from conftest import make_trace, simulate
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from policies.gavel_ftf import GavelFTF
 from policies.gavel_maxmin import GavelMaxMin
 from policies.gavel_maxsum import GavelMaxSum
 from policies.hetero_greedy import HeteroGreedy
 from simulator.core.cluster import ClusterSpec
+from simulator.core.jobs import Status
 from simulator.models.speed import SpeedModel
 from simulator.models.throughput import ThroughputTable
 
@@ -173,3 +176,66 @@ def test_agnostic_baseline_spreads_time_over_types():
     assert blind.jobs.type_seconds[0].tolist() == [200.0, 200.0]
     aware = simulate(trace, two_types(), GavelMaxMin(100.0), speed=speed)
     assert aware.jobs.end[0] == 250.0 and aware.jobs.migrations[0] == 0
+
+
+def small_hetero() -> ClusterSpec:
+    """Two nodes of 2 K80s and two nodes of 2 V100s."""
+    return ClusterSpec.from_groups(
+        [
+            {"count": 2, "num_gpus": 2, "gpu_type": "K80"},
+            {"count": 2, "num_gpus": 2, "gpu_type": "V100"},
+        ]
+    )
+
+
+TABLE2 = ThroughputTable.from_mapping(
+    {
+        w: {
+            f"('{t}', {g})": {"null": rate * g * (0.9 if g > 1 else 1.0)}
+            for t, rate in rates.items()
+            for g in (1, 2)
+        }
+        for w, rates in (
+            ("k80", {"A": 1.0, "B": 1.5, "C": 0.5}),
+            ("v100", {"A": 4.0, "B": 2.0, "C": 4.0}),
+        )
+    },
+    "inline2",
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 600),
+            st.integers(10, 900),
+            st.sampled_from([1, 1, 2]),
+            st.sampled_from("ABC"),
+        ),
+        min_size=1,
+        max_size=9,
+    ),
+    st.sampled_from(["maxmin", "ftf", "maxsum", "greedy", "maxmin_blind"]),
+)
+def test_work_on_each_type_adds_up_to_the_duration(rows, name):
+    # every finished job: sum over types of (seconds there) x (its speed there) = duration,
+    # whatever the rounds did (no checkpoint loss, no overheads); books checked every event
+    trace = make_trace(
+        [(i, float(t), float(d), g) for i, (t, d, g, _) in enumerate(rows)],
+        job_type=[jt for *_, jt in rows],
+    )
+    policy = {
+        "maxmin": lambda: GavelMaxMin(round_length=60.0),
+        "ftf": lambda: GavelFTF(round_length=60.0),
+        "maxsum": lambda: GavelMaxSum(round_length=60.0),
+        "greedy": lambda: HeteroGreedy(),
+        "maxmin_blind": lambda: GavelMaxMin(round_length=60.0, heterogeneity_aware=False),
+    }[name]()
+    sim = simulate(trace, small_hetero(), policy, speed=SpeedModel("V100", TABLE2))
+    jobs = sim.jobs
+    assert (jobs.status == Status.FINISHED).all()
+    for j in range(jobs.n):
+        secs = jobs.type_seconds[j] / jobs.num_gpus[j]
+        assert float(secs @ jobs.speed[j]) == pytest.approx(jobs.duration[j], rel=1e-9)
+        assert jobs.type_seconds[j].sum() == pytest.approx(jobs.gpu_seconds[j], rel=1e-12)
