@@ -87,13 +87,15 @@ class GavelRounds(Policy):
         cap = np.asarray(cl.capacity, dtype=np.int64)
         model = np.asarray(cl.node_model)
         self.workers = np.array([int(cap[model == m].sum()) for m in range(k)], dtype=np.int64)
-        self.g_max = int(cl.gpu_free.shape[1])
         jobs = view.jobs
         self.extra = _row_scale(jobs.frame) if self.raw_rows else None
         self._type_time = np.zeros((jobs.n, k))  # seconds each job ran on each type
         self._on = np.full(jobs.n, -1, dtype=np.int64)  # type of the current run, -1 = none
         self._since = np.zeros(jobs.n)
+        self.rounds = self.solves = 0  # a fresh run: nothing carried over from another
         self._next = math.inf
+        self._x, self._x_jobs = None, np.zeros(0, dtype=np.int64)
+        self._quiet, self._anchor = False, 0.0
 
     raw_rows = False
     """Whether the objective needs raw steps/s (rows scaled by ``ref_steps_per_s``)."""
