@@ -7,6 +7,8 @@ goes on the fastest GPU type, by its own speed (``jobs.speed``, see
 default 0 takes any type it can use, so no GPU idles while a job that fits waits).
 Fairness guard: once the earliest queued job has waited ``starvation_timeout`` seconds, jobs
 behind it may not start until it has (it then takes any usable type). Nothing is preempted.
+A CPU-only job, or a gang larger than any single usable type, is placed by the job's own
+GPU-type constraint (a gang across types runs at the slowest type's speed).
 
 Without GPU-type speeds every type has speed 1 and this is FIFO with backfilling into any
 free GPUs, guarded against starving the head.
@@ -71,6 +73,11 @@ class HeteroGreedy(Policy):
             speed[bad, m] = 0.0
         self._speed = speed
         self._order = np.argsort(-speed, axis=1, kind="stable")
+        cap = np.asarray(view.cluster.capacity, dtype=np.int64)
+        model = np.asarray(view.cluster.node_model)
+        per_type = np.array([cap[model == m].sum() for m in range(k)], dtype=np.int64)
+        # the most GPUs one usable type has, per job (a larger gang must span types)
+        self._largest = np.where(speed > 0, per_type[None, :], 0).max(axis=1, initial=0)
         self._dirty = True
 
     def _types(self, j: int, relax: bool) -> list[int]:
@@ -91,8 +98,8 @@ class HeteroGreedy(Policy):
             and now - float(jobs.submit[head]) >= self.starvation_timeout
         )
         for n, j in enumerate(queued):
-            if cl.free_gpu_total == 0 and jobs.num_gpus[j] > 0:
-                break
+            if cl.free_gpu_total == 0 and jobs.num_gpus[j] > 0 and jobs.milli[j] >= 1000:
+                continue  # needs whole GPUs and none is free (a GPU share or CPU job may fit)
             relax = starving and n == 0
             p = self._place(jobs, j, relax)
             if p is not None:
@@ -105,4 +112,6 @@ class HeteroGreedy(Policy):
             p = self.placer.place(jobs, j, 1 << m)
             if p is not None:
                 return p
+        if jobs.num_gpus[j] == 0 or jobs.num_gpus[j] > self._largest[j]:
+            return self.placer.place(jobs, j)  # CPU-only, or a gang no single type holds
         return None

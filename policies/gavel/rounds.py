@@ -77,6 +77,7 @@ class GavelRounds(Policy):
         self._x: np.ndarray | None = None
         self._x_jobs = np.zeros(0, dtype=np.int64)
         self._quiet = False  # rounds skipped: they would repeat the last one exactly
+        self._quiet_running = 0  # running jobs when the quiet began
         self._anchor = 0.0  # time of the last round (rounds stay on its grid)
 
     def setup(self, view) -> None:
@@ -92,10 +93,11 @@ class GavelRounds(Policy):
         self._type_time = np.zeros((jobs.n, k))  # seconds each job ran on each type
         self._on = np.full(jobs.n, -1, dtype=np.int64)  # type of the current run, -1 = none
         self._since = np.zeros(jobs.n)
+        self._inside = np.zeros(jobs.n, dtype=bool)  # covered by the allocation (last round)
         self.rounds = self.solves = 0  # a fresh run: nothing carried over from another
         self._next = math.inf
         self._x, self._x_jobs = None, np.zeros(0, dtype=np.int64)
-        self._quiet, self._anchor = False, 0.0
+        self._quiet, self._anchor, self._quiet_running = False, 0.0, 0
 
     raw_rows = False
     """Whether the objective needs raw steps/s (rows scaled by ``ref_steps_per_s``)."""
@@ -111,7 +113,7 @@ class GavelRounds(Policy):
         now = view.now
         jobs = view.jobs
         if self._quiet:
-            if len(view.queue) == 0 and len(view.running) == len(self._x_jobs):
+            if len(view.queue) == 0 and len(view.running) == self._quiet_running:
                 return  # the job set is as at the last round: every round would repeat it
             self._quiet = False
             steps = math.ceil((now - self._anchor) / self.round_length)
@@ -125,16 +127,20 @@ class GavelRounds(Policy):
             self._next = now  # a job arrived at an idle cluster: a round starts now
         if now < self._next:
             return
-        active = np.array(sorted(view.queue.jobs() + view.running.array().tolist()), dtype=np.int64)
+        every = np.array(sorted(view.queue.jobs() + view.running.array().tolist()), dtype=np.int64)
         self._account(view, now)
-        if len(active) == 0:
+        if len(every) == 0:
             self._next = math.inf
             return
+        # jobs outside the allocation start when they fit and are never preempted: CPU-only
+        # jobs, and gangs that no single GPU type can hold (they span types, at the slowest)
+        inside = self._fits_a_type(jobs, every)
+        active, outside = every[inside], every[~inside]
         self.rounds += 1
         self._anchor = now
         self._next = now + self.round_length
         thr = self._throughputs(jobs, active)
-        sf = jobs.num_gpus[active].astype(np.int64)
+        sf = jobs.num_gpus[active].astype(np.int64)  # a GPU share counts as its one GPU
         if self._x is None or not np.array_equal(self._x_jobs, active):
             # as in Gavel, the allocation is recomputed when the set of active jobs changes
             self._x, self._x_jobs = self._allocation(thr, sf, view, active), active
@@ -143,9 +149,16 @@ class GavelRounds(Policy):
         picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
         if self._settled(view, x, active, picks):
             self._quiet = True  # no timer: the next arrival or completion ends the quiet
+            self._quiet_running = len(view.running)
             return
         view.wake_at(self._next)
         yield from self._apply(view, picks)
+        placer = view.placer()
+        for j in outside.tolist():
+            if jobs.status[j] == Status.QUEUED:
+                p = placer.place(jobs, j)
+                if p is not None:
+                    yield Start(j, p)
 
     def _settled(self, view, x: np.ndarray, active: np.ndarray, picks: dict[int, int]) -> bool:
         """Whether this round and every later one, until the job set changes, change nothing.
@@ -163,6 +176,14 @@ class GavelRounds(Policy):
                 return False
         return True
 
+    def _fits_a_type(self, jobs, js: np.ndarray) -> np.ndarray:
+        """Which of ``js`` the allocation covers: GPU jobs whose gang one usable type holds."""
+        thr = self._throughputs(jobs, js)
+        sf = jobs.num_gpus[js]
+        inside = (sf > 0) & ((thr > 0) & (sf[:, None] <= self.workers[None, :])).any(axis=1)
+        self._inside[js] = inside
+        return inside
+
     def _allocation(self, thr, sf, view, active) -> np.ndarray:
         """``X`` of this round: the objective over the speeds, or over one pooled type.
 
@@ -170,6 +191,8 @@ class GavelRounds(Policy):
         throughput 1 for every job, and each job's time is then spread over the types it can
         use in proportion to their GPUs.
         """
+        if len(active) == 0:  # only CPU-only jobs are active
+            return np.zeros((0, len(self.models)))
         if self.heterogeneity_aware:
             self.lp_workers = self.workers
             return self.allocate(thr, sf, view, active)
@@ -223,10 +246,13 @@ class GavelRounds(Policy):
         return picks
 
     def _apply(self, view, picks: dict[int, int]) -> Iterator[Decision]:
+        """Preempt, move and start jobs so that this round runs exactly ``picks``."""
         jobs, now = view.jobs, view.now
         moving = []
         for j in view.running.array().tolist():
             k = picks.get(j)
+            if not self._inside[j]:
+                continue  # outside the allocation: never preempted
             if k is None:
                 self._stop(j)
                 yield Preempt(j)
