@@ -16,13 +16,17 @@ Every ``round_length`` seconds (a policy timer, ``view.wake_at``) the policy
    ``_schedule_jobs_on_workers_helper`` rules);
 4. applies the picks for the round: running jobs not picked are preempted, a picked job
    running on another type moves (a migration when its new GPUs are free at that point, else
-   a preemption and a start), picked queued jobs start on their type.
+   a preemption and a start), picked queued jobs start on their type, or, when no placement
+   on it exists (the LP counts GPUs only, not CPU, memory or node shapes), on any free GPUs
+   their constraint allows.
 
 Between two rounds nothing changes: a job that finishes mid-round leaves its GPUs idle until
-the next round, as in Gavel's simulator. A round starts at once when a job arrives at an idle
-cluster (no round pending). Rounds that would repeat the last one exactly (no job queued,
-every running job on the only type its allocation gives it time on) are skipped until the next
-arrival or completion, which resumes the round grid; :attr:`rounds` counts the rounds held.
+the next round, as in Gavel's simulator; only a pick that a node failure killed restarts as
+soon as it fits again (the round's plan still holds). A round starts at once when a job
+arrives at an idle cluster (no round pending). Rounds that would repeat the last one exactly
+(no job queued, every running job on the only type its allocation gives it time on) are
+skipped until the next arrival or completion, which resumes the round grid; :attr:`rounds`
+counts the rounds held.
 
 Throughputs are the engine's GPU-type speeds (``jobs.speed``: seconds of reference-type work
 per second, 1 everywhere without ``sim.speed_reference``), so ``X`` is over work rates. Max-min
@@ -78,6 +82,7 @@ class GavelRounds(Policy):
         self._x_jobs = np.zeros(0, dtype=np.int64)
         self._quiet = False  # rounds skipped: they would repeat the last one exactly
         self._quiet_running = 0  # running jobs when the quiet began
+        self._picks: dict[int, int] = {}
         self._anchor = 0.0  # time of the last round (rounds stay on its grid)
 
     def setup(self, view) -> None:
@@ -98,6 +103,7 @@ class GavelRounds(Policy):
         self._next = math.inf
         self._x, self._x_jobs = None, np.zeros(0, dtype=np.int64)
         self._quiet, self._anchor, self._quiet_running = False, 0.0, 0
+        self._picks: dict[int, int] = {}  # this round's picks
 
     raw_rows = False
     """Whether the objective needs raw steps/s (rows scaled by ``ref_steps_per_s``)."""
@@ -112,6 +118,8 @@ class GavelRounds(Policy):
         """At a round boundary: allocate, pick this round's jobs, apply; else nothing."""
         now = view.now
         jobs = view.jobs
+        if len(view.queue) and self._picks:
+            yield from self._resume(view)
         if self._quiet:
             if len(view.queue) == 0 and len(view.running) == self._quiet_running:
                 return  # the job set is as at the last round: every round would repeat it
@@ -148,10 +156,12 @@ class GavelRounds(Policy):
         x = self._x
         picks = self._pick(x, thr, sf, active, now - jobs.submit[active])
         if self._settled(view, x, active, picks):
+            self._picks = picks
             self._quiet = True  # no timer: the next arrival or completion ends the quiet
             self._quiet_running = len(view.running)
             return
         view.wake_at(self._next)
+        self._picks = picks
         yield from self._apply(view, picks)
         placer = view.placer()
         for j in outside.tolist():
@@ -159,6 +169,22 @@ class GavelRounds(Policy):
                 p = placer.place(jobs, j)
                 if p is not None:
                     yield Start(j, p)
+
+    def _resume(self, view) -> Iterator[Decision]:
+        """Restart this round's picks that a node failure sent back to the queue, if they fit.
+
+        The round's plan still holds: a job killed mid-round (the policy never preempts its
+        picks between rounds) runs again as soon as GPUs of its type (or any) are free.
+        """
+        jobs, placer = view.jobs, None
+        for j, k in self._picks.items():
+            if jobs.status[j] != Status.QUEUED:
+                continue
+            placer = placer or view.placer()
+            p = placer.place(jobs, j, 1 << k) or placer.place(jobs, j)
+            if p is not None:
+                self._begin(j, int(view.cluster.node_model[int(p.nodes[0])]), view.now)
+                yield Start(j, p)
 
     def _settled(self, view, x: np.ndarray, active: np.ndarray, picks: dict[int, int]) -> bool:
         """Whether this round and every later one, until the job set changes, change nothing.
@@ -271,8 +297,12 @@ class GavelRounds(Policy):
         todo.sort(key=lambda j: (-int(jobs.num_gpus[j]), j))  # largest gangs first (Gavel)
         for j in todo:
             p = placer.place(jobs, j, 1 << picks[j])
+            k = picks[j]
+            if p is None:  # the LP does not see CPU, memory or node shapes: any free GPUs
+                p = placer.place(jobs, j)
+                k = int(view.cluster.node_model[int(p.nodes[0])]) if p is not None else k
             if p is not None:
-                self._begin(j, picks[j], now)
+                self._begin(j, k, now)
                 yield Start(j, p)
 
     def _type_of(self, view, j: int) -> int:
