@@ -141,7 +141,8 @@ class GavelRounds(Policy):
             self._next = math.inf
             return
         # jobs outside the allocation start when they fit and are never preempted: CPU-only
-        # jobs, and gangs that no single GPU type can hold (they span types, at the slowest)
+        # jobs, service replicas (no finite duration), and gangs that no single GPU type can
+        # hold (they span types, at the slowest)
         inside = self._fits_a_type(jobs, every)
         active, outside = every[inside], every[~inside]
         self.rounds += 1
@@ -203,10 +204,14 @@ class GavelRounds(Policy):
         return True
 
     def _fits_a_type(self, jobs, js: np.ndarray) -> np.ndarray:
-        """Which of ``js`` the allocation covers: GPU jobs whose gang one usable type holds."""
+        """Which of ``js`` the allocation covers.
+
+        GPU jobs of finite duration (not service replicas) whose gang one usable type holds.
+        """
         thr = self._throughputs(jobs, js)
         sf = jobs.num_gpus[js]
         inside = (sf > 0) & ((thr > 0) & (sf[:, None] <= self.workers[None, :])).any(axis=1)
+        inside &= np.isfinite(jobs.duration[js])
         self._inside[js] = inside
         return inside
 
