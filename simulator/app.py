@@ -31,6 +31,7 @@ from simulator.core.engine import Simulation
 from simulator.core.extensions import EXTENSION_GROUPS
 from simulator.core.gpus import GPU_SPECS
 from simulator.core.interrupts import GracefulStop
+from simulator.models.speed import SPEED_KEYS, speed_model_from_config
 from simulator.output import formats as fmt
 from simulator.output import metrics, plots, schema
 from simulator.output.results import (
@@ -111,6 +112,9 @@ def _trace_parts(obj: object) -> tuple[pd.DataFrame, str, dict]:
 
 
 def _policy_name(cfg: DictConfig, policy: object) -> str:
+    named = getattr(policy, "summary_name", None)  # e.g. Gavel's names for the gavel_* policies
+    if named:
+        return str(named)
     try:
         choice = HydraConfig.get().runtime.choices.get("policy")
     except ValueError:
@@ -133,6 +137,9 @@ def config_key(cfg: DictConfig) -> str:
     if isinstance(data.get("sim"), dict):
         data["sim"].pop("progress", None)
         data["sim"].pop("reference_passes", None)  # same results (tests/test_compiled_passes.py)
+        if data["sim"].get("speed_reference") is None:  # GPU-type speeds off: keys as before
+            for key in SPEED_KEYS:
+                data["sim"].pop(key, None)
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -165,6 +172,7 @@ def build_inputs(cfg: DictConfig) -> RunInputs:
     trace = extensions.prepare_trace(exts, trace, cluster)
     limits.check_cluster(len(trace), cluster, record_events=bool(cfg.sim.record_events))
     sim_args = OmegaConf.to_container(cfg.sim, resolve=True)
+    speed = speed_model_from_config(sim_args)
     sim = Simulation(
         trace,
         cluster,
@@ -172,6 +180,7 @@ def build_inputs(cfg: DictConfig) -> RunInputs:
         seed=cfg.seed,
         fabric=extensions.fabric_of(exts),
         processes=extensions.processes(exts),
+        speed=speed,
         **sim_args,
     )
     return RunInputs(cluster, source, report, policy, exts, sim)

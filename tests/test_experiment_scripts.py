@@ -23,6 +23,8 @@ SCRIPTS = [
     "fabric_philly",
     "failures_lost_work",
     "fair_reclaim",
+    "gavel_msr",
+    "hetero_bench",
     "inference_mixed",
     "kai_bench",
     "llm_mixed",
@@ -31,6 +33,7 @@ SCRIPTS = [
     "philly_policies",
     "prefix_routing",
     "replay_real",
+    "shockwave_compare",
     "trace_loading",
 ]
 
@@ -125,6 +128,7 @@ def test_bad_option_is_a_usage_error(name, capsys):
         ("llm_mixed", ["--full"], "acmetrace/converted_kalos_trace.csv"),
         ("mooncake_reuse", [], "mooncake-fast25/conversation_trace.jsonl"),
         ("prefix_routing", [], "mooncake-fast25/conversation_trace.jsonl"),
+        ("shockwave_compare", [], "shockwave-tacc32/tacc32_120jobs.trace"),
         ("trace_loading", ["--philly", "{empty}/philly.csv", "--jobs", "10"], "philly.csv"),
     ],
 )
@@ -438,3 +442,14 @@ def test_llm_mixed_serve_at_moves_the_service(capsys):
     out = capsys.readouterr().out
     assert "300 requests over 1.7 min, 4,269,971 prompt tokens) starting at t = 100.00 h" in out
     assert "(`--serve-at`); Llama-3-70B" in out
+def test_shockwave_compare_markdown(tmp_path):
+    folder = _cli.default_shared() / "shockwave-tacc32"
+    if not folder.exists():
+        pytest.skip("shared Shockwave trace not present")
+    path = doc(tmp_path, "shockwave_compare")
+    argv = ["--shared", str(folder.parent), "--max-jobs", "12", "--markdown", str(path)]
+    assert run("shockwave_compare", argv) == 0
+    body = block(path, "shockwave_compare")
+    for name in ("max_min_fairness", "finish_time_fairness", "max_sum_throughput_perf"):
+        assert f"| `{name}` |" in body
+    assert "12 jobs of" in body

@@ -23,6 +23,10 @@ NEW = [
     "binpack",
     "spread",
     "consolidate",
+    "gavel_maxmin",
+    "gavel_ftf",
+    "gavel_maxsum",
+    "hetero_greedy",
 ]
 
 

@@ -1,6 +1,7 @@
 """Gavel-style (OSDI'20) allocation over effective throughputs, as pure functions (a library).
 
-Not a policy yet: nothing in ``configs/policy/`` selects it and the engine does not call it.
+The policies built on it are ``gavel_maxmin``, ``gavel_ftf`` and ``gavel_maxsum``
+(:mod:`policies.gavel.rounds`: Gavel's round mechanism as engine events).
 
 * :mod:`policies.gavel.problem`: the inputs (throughput matrix jobs x worker types, scale
   factors, workers per type, priority weights), their checks, the equal-share normaliser and

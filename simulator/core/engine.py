@@ -191,6 +191,10 @@ class Simulation:
         progress: show a progress bar (None = only on an interactive terminal).
         reference_passes: run the policy's Python ``schedule`` even if it has a compiled pass
             (the reference the compiled pass is tested against; slower, same results).
+        speed: GPU-type speeds, an object with ``matrix(frame, models)`` (see
+            :class:`simulator.models.speed.SpeedModel`): a job runs at its speed on the GPU
+            model it is placed on, ``duration`` being its time on the model's reference type;
+            None = every model runs every job at the same speed.
     """
 
     def __init__(
@@ -212,6 +216,7 @@ class Simulation:
         processes: tuple = (),
         progress: bool | None = False,
         reference_passes: bool = False,
+        speed: object | None = None,
     ) -> None:
         _check_args(
             seed=seed,
@@ -234,7 +239,8 @@ class Simulation:
         self.seed = seed
         self.spec = cluster
         self.state = ClusterState(cluster)
-        self.jobs = JobTable(trace, self.state)
+        self.speed = speed
+        self.jobs = JobTable(trace, self.state, speed)
         self.policy = policy
         self.record_events = bool(record_events)
         self.check_invariants = bool(check_invariants)
@@ -614,7 +620,10 @@ class Simulation:
         return code
 
     def set_rate(self, j: int, rate: float) -> None:
-        """Change the speed of job ``j`` (1 = full speed) and reschedule its completion."""
+        """Change the speed of job ``j`` (1 = full speed) and reschedule its completion.
+
+        With GPU-type speeds on, ``rate`` is a factor on the speed of the job's GPU type.
+        """
         self._ready()
         if not float(rate) > 0:
             raise ValueError("rate must be > 0")
@@ -742,8 +751,8 @@ class Simulation:
             if k == started:
                 if not rate > 0:
                     raise ValueError("rate must be > 0")
-                jobs.rate[k] = rate
-            elif jobs.status[k] == Status.RUNNING and jobs.rate[k] != rate:
+                jobs.rate[k] = rate * jobs.tspeed[k]
+            elif jobs.status[k] == Status.RUNNING and jobs.rate[k] != rate * jobs.tspeed[k]:
                 self._check(ops.set_rate(self.core, int(k), float(rate)), k)
 
     def _call_listeners(self) -> None:
@@ -940,6 +949,9 @@ class Simulation:
             jobs.run_seconds[run] += ran
             jobs.work[run] += (end - jobs.last_update[run]) * jobs.rate[run]
             jobs.last_update[run] = end
+            if jobs.speed.shape[1] > 0:
+                for j in run.tolist():
+                    ops.add_type_seconds(self.core, j, end - float(jobs.run_start[j]))
         dormant = (jobs.status == Status.FUTURE) & np.isinf(jobs.submit)
         jobs.status[dormant] = Status.DORMANT
         left = np.isin(jobs.status, (Status.FUTURE, Status.QUEUED, Status.RUNNING))

@@ -75,9 +75,18 @@ class JobTable:
     (seconds of full-speed progress done), ``rate`` (progress per second while running),
     ``last_update``, ``version`` (bumped when a pending completion is cancelled), ``run_start``,
     ``gpu_seconds`` (allocated GPU-seconds), ``preemptions`` and ``migrations``.
+
+    GPU-type speeds (``speed_model`` given, see :mod:`simulator.models.speed`): ``speed``
+    (``[n, len(cluster.models)]``, the job's speed on each GPU model of the cluster relative
+    to the reference type; 0 = cannot run there, so that model is taken out of the job's
+    ``type_mask``), ``tspeed`` (speed of the current or last placement) and ``type_seconds``
+    (``[n, models]`` allocated GPU-seconds on each model). Without a model, ``speed`` and
+    ``type_seconds`` have no columns and every rate stays the fabric's alone.
     """
 
-    def __init__(self, frame: pd.DataFrame, cluster: ClusterState) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, cluster: ClusterState, speed_model: object | None = None
+    ) -> None:
         submit = frame["submit_time"].to_numpy()
         if len(submit) > 1 and not (submit[1:] >= submit[:-1]).all():
             frame = frame.iloc[np.argsort(submit, kind="stable")]
@@ -109,6 +118,13 @@ class JobTable:
         inv, uniq = pd.factorize(types)
         masks = np.array([cluster.type_mask(str(t)) for t in uniq], dtype=np.int64)
         self.type_mask = masks[inv] if n else np.zeros(0, dtype=np.int64)
+        nm = len(cluster.models) if speed_model is not None else 0
+        self.speed = np.zeros((n, nm))
+        self.tspeed = np.ones(n)
+        self.type_seconds = np.zeros((n, nm))
+        if speed_model is not None:
+            self.speed[:] = speed_model.matrix(f, cluster.models)
+            self.type_mask = _runnable_mask(self.type_mask, self.speed)
         # class ids in order of first appearance: a mixed-radix key of per-column codes
         key = np.zeros(n, dtype=np.int64)
         for col in (self.num_gpus, self.milli, self.type_mask, self.cpus, self.mem, self.pods):
@@ -178,6 +194,17 @@ class JobTable:
         if self.status[j] == Status.RUNNING:
             done += (now - self.last_update[j]) * self.rate[j]
         return float(self.duration[j] - done)
+
+
+def _runnable_mask(mask: np.ndarray, speed: np.ndarray) -> np.ndarray:
+    """``mask`` without the GPU models a job cannot run on (speed 0); -1 if none is left."""
+    nm = speed.shape[1]
+    every = (1 << nm) - 1
+    zero = (speed <= 0.0).astype(np.int64) @ (1 << np.arange(nm, dtype=np.int64))
+    allowed = np.where(mask == 0, every, np.where(mask < 0, 0, mask)) & ~zero
+    out = np.where(allowed == 0, -1, allowed)
+    # a job that may run on every model keeps mask 0 (no constraint), as without a model
+    return np.where((mask == 0) & (zero == 0), 0, out).astype(np.int64)
 
 
 def _check_times(ids: np.ndarray, submit: np.ndarray, duration: np.ndarray) -> None:

@@ -16,6 +16,10 @@ Semantics (times in seconds, work in seconds of full-speed progress):
   gives its resources back and is appended to the stop log; a preemption or kill rolls its
   work back to the last checkpoint (every ``checkpoint`` seconds of progress) and charges
   ``restart_overhead`` seconds again on restart, both counted in ``lost``;
+* with GPU-type speeds (``jobs.speed`` has a column per GPU model), a job's rate is the
+  speed of the model it is placed on (the slowest, for a gang over several models) times the
+  fabric's factor (:func:`set_rate`); ``work`` and ``duration`` are seconds on the reference
+  type, so progress carries over unchanged when a job moves between types;
 * a rate change or preemption bumps the job's ``version``: its pending completion becomes
   stale and is skipped when it comes up (a new one replaces it);
 * at most one scheduling pass is pending at an instant (:func:`request_pass`).
@@ -407,6 +411,31 @@ def _take(es, j, sign):
 
 
 @jit
+def placement_speed(es, j):
+    """Speed of job ``j`` on its current GPUs: the slowest model's (1.0 if it holds none)."""
+    jobs = es.jobs
+    g_max = es.cl.gpu_free.shape[1]
+    g = jobs.gpu_off[j]
+    s = math.inf
+    for i in range(jobs.num_gpus[j]):
+        v = jobs.speed[j, es.cl.node_model[jobs.p_gpu[g + i] // g_max]]
+        if v < s:
+            s = v
+    return 1.0 if s == math.inf else s
+
+
+@jit
+def add_type_seconds(es, j, ran):
+    """Add ``ran`` seconds of ``j``'s current GPUs to its GPU-seconds per model."""
+    jobs = es.jobs
+    g_max = es.cl.gpu_free.shape[1]
+    g = jobs.gpu_off[j]
+    per = jobs.milli[j] / MILLI
+    for i in range(jobs.num_gpus[j]):
+        jobs.type_seconds[j, es.cl.node_model[jobs.p_gpu[g + i] // g_max]] += per * ran
+
+
+@jit
 def release(es, fs, j):
     """Job ``j`` leaves the cluster (its status is the caller's): resources, books, logs."""
     jobs, c = es.jobs, es.c[0]
@@ -414,6 +443,8 @@ def release(es, fs, j):
     now = c.now
     ran = now - jobs.run_start[j]
     jobs.gpu_seconds[j] += jobs.share[j] * ran
+    if jobs.speed.shape[1] > 0:
+        add_type_seconds(es, j, ran)
     jobs.run_seconds[j] += ran
     bit_clear(es.q.running, j)
     c.running -= 1
@@ -449,6 +480,10 @@ def _begin(es, fs, j, k):
     now = c.now
     jobs.run_start[j] = now
     jobs.last_update[j] = now
+    if jobs.speed.shape[1] > 0:  # GPU-type speeds: the fabric's factor (if any) comes on top
+        sp = placement_speed(es, j)
+        jobs.tspeed[j] = sp
+        jobs.rate[j] = sp
     if c.record:
         _log_placement(es, j)
     _notice(es, j, NOTICE_START)
@@ -645,11 +680,15 @@ def reject(es, j, reason):
 
 @jit
 def set_rate(es, j, rate):
-    """Change the speed of job ``j`` (1 = full speed) and reschedule its completion."""
+    """Change the speed factor of job ``j`` (1 = full speed) and reschedule its completion.
+
+    The job's rate becomes ``rate`` times the speed of its GPU type (``tspeed``, 1.0 without
+    GPU-type speeds).
+    """
     if not rate > 0:
         return ERR_RATE
     progress(es, j)
-    es.jobs.rate[j] = rate
+    es.jobs.rate[j] = rate * es.jobs.tspeed[j]
     es.jobs.version[j] += 1
     return schedule_completion(es, j)
 

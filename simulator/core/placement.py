@@ -89,10 +89,16 @@ class Placer:
             cap = self._max_cap[type_mask] = int(kernels.max_node_gpus(self._arrays, type_mask))
         return cap
 
-    def place(self, jobs: JobTable, j: int) -> Placement | None:
-        """Placement for job ``j`` on the current free resources, or None if it cannot start."""
+    def place(self, jobs: JobTable, j: int, type_mask: int | None = None) -> Placement | None:
+        """Placement for job ``j`` on the current free resources, or None if it cannot start.
+
+        ``type_mask``: GPU model bits to place on instead of the job's own (a policy that
+        picks the GPU type, e.g. Gavel's); None = the job's.
+        """
         c = jobs.class_of[j]
         n, milli, mask, cpus, mem = jobs.demands[c]
+        if type_mask is not None:
+            mask = int(type_mask)
         buf = self._buf_arrays
         k = kernels.place_into(
             self._arrays,

@@ -178,6 +178,9 @@ JOB_FIELDS = {
     "preemptions": _I4,
     "migrations": _I4,
     "restarts": _I4,
+    "speed": _a("f8", 2),
+    "tspeed": _F8,
+    "type_seconds": _a("f8", 2),
     "notify": _B1,
     "node_off": _I8,
     "gpu_off": _I8,
@@ -323,6 +326,9 @@ def _new_jobs(t):
     r.preemptions = t.preemptions
     r.migrations = t.migrations
     r.restarts = t.restarts
+    r.speed = t.speed
+    r.tspeed = t.tspeed
+    r.type_seconds = t.type_seconds
     r.notify = t.notify
     r.node_off = t.node_off
     r.gpu_off = t.gpu_off

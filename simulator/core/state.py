@@ -176,6 +176,9 @@ class JobArrays(NamedTuple):
     preemptions: np.ndarray
     migrations: np.ndarray
     restarts: np.ndarray
+    speed: np.ndarray
+    tspeed: np.ndarray
+    type_seconds: np.ndarray
     notify: np.ndarray
     node_off: np.ndarray
     gpu_off: np.ndarray
@@ -373,6 +376,9 @@ def build_state(
         jobs.preemptions,
         jobs.migrations,
         jobs.restarts,
+        jobs.speed,
+        jobs.tspeed,
+        jobs.type_seconds,
         np.zeros(n, dtype=np.bool_),
         node_off,
         gpu_off,

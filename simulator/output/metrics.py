@@ -88,7 +88,20 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     f["slowdown"] = _slowdown(sim)
     f["lost_seconds"] = sim.lost_seconds
     f["pending_reason"] = sim.pending.last_reasons()
+    ts = jobs.type_seconds
+    for k, model in enumerate(sim.state.models if ts.shape[1] else ()):
+        f[f"gpu_seconds_{model}"] = ts[:, k]  # GPU-type speeds on: GPU-seconds per model
     return f
+
+
+def gpu_type_utilization(sim: Simulation, span: float) -> dict[str, float | None]:
+    """Allocated GPU-seconds on each GPU model over its GPUs x ``span`` (GPU-type speeds on)."""
+    spec, out = sim.spec, {}
+    for k, model in enumerate(sim.state.models):
+        gpus = float(sum(g for g, m in zip(spec.gpus, spec.gpu_models, strict=True) if m == model))
+        cap = gpus * span
+        out[model] = float(sim.jobs.type_seconds[:, k].sum() / cap) if cap > 0 else None
+    return out
 
 
 def _slowdown(sim: Simulation) -> np.ndarray:
@@ -247,7 +260,7 @@ def summary(sim: Simulation) -> dict:
     span = _span(sim, makespan, cut=count["unfinished"] > 0)
     cap = sim.state.total_gpus * span
     util = float(jobs.gpu_seconds.sum() / cap) if cap > 0 else None
-    return {
+    out = {
         "jobs_total": int(jobs.n),
         "jobs_finished": count["finished"],
         "jobs_unschedulable": count["unschedulable"],
@@ -284,3 +297,6 @@ def summary(sim: Simulation) -> dict:
         "wall_seconds": float(sim.wall_seconds),
         "engine": sim.engine,
     }
+    if jobs.type_seconds.shape[1]:  # GPU-type speeds on
+        out["gpu_type_utilization"] = gpu_type_utilization(sim, span)
+    return out
