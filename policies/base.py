@@ -1,7 +1,8 @@
 """The policy interface: a policy reads a :class:`SchedulerView` and yields decisions.
 
 A policy is any object with a ``schedule(view)`` method returning an iterable of decisions
-(:class:`Start`, :class:`Preempt`, :class:`Migrate`, :class:`Reject`). The engine applies
+(:class:`Start`, :class:`Preempt`, :class:`Migrate`, :class:`Reject`,
+:class:`Wait`). The engine applies
 each decision as soon as it is yielded, so a generator sees the effect of its earlier
 decisions in the view (fewer free GPUs, a shorter queue). A policy never changes simulator
 state itself, never advances time and never does I/O; it may keep private bookkeeping between
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simulator.core.view import SchedulerView
 
-from simulator.core.decisions import Decision, Migrate, Preempt, Reject, Start
+from simulator.core.decisions import Decision, Migrate, Preempt, Reject, Start, Wait
 
-__all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision", "Policy", "overrides"]
+__all__ = ["Start", "Preempt", "Migrate", "Reject", "Wait", "Decision", "Policy", "overrides"]
 
 
 class Policy:

@@ -227,10 +227,13 @@ def run_config(
     summary["kinds"] = metrics.kind_summary(sim)
     summary["reject_reasons"] = dict(sim.reject_reasons)
     summary["unschedulable_reasons"] = sim.unschedulable_reasons
+    summary["pending_reasons"] = sim.pending.summary()
     summary["config_key"] = config_key(cfg)
     jobs = metrics.job_frame(sim)
     trace_columns = set(jobs.columns)
     tables = {"queues": metrics.queue_timeline_frame(sim)}
+    if sim.pending:
+        tables["pending"] = sim.pending.rows(sim.jobs.job_ids)
     extensions.collect_outputs(exts, sim, jobs, summary, tables)
     # the tables as written: the columns and dtypes of simulator.output.schema
     jobs = schema.conform_jobs(jobs, added=[c for c in jobs.columns if c not in trace_columns])

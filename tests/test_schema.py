@@ -62,8 +62,9 @@ JOBS = [
     ("restarts", I64),
     ("slowdown", F64),
     ("lost_seconds", F64),
+    ("pending_reason", TEXT),
 ]
-"""The pinned first columns of every jobs.parquet (schema version 1)."""
+"""The pinned first columns of every jobs.parquet (schema version 2)."""
 
 EXTENSION_COLUMNS = {
     "fabric": [
@@ -192,7 +193,7 @@ def test_jobs_parquet_has_the_pinned_schema_whatever_the_trace(sweep, name):
     want = JOBS + EXTENSION_COLUMNS.get(name, [])
     assert arrow_columns(path) == want
     meta = pq.read_schema(path).metadata
-    assert meta == {b"gpusim.schema_version": b"1"}
+    assert meta == {b"gpusim.schema_version": b"2"}
     jobs = pd.read_parquet(path)
     assert list(jobs.columns) == [c for c, _ in want]
     for col in ("gpu_type", "kind", "queue", "status"):
@@ -236,7 +237,7 @@ def test_other_tables_have_pinned_types(sweep, table):
     for name in runs:
         path = sweep / name / f"{table}.parquet"
         assert arrow_columns(path) == TABLES[table], (name, table)
-        assert pq.read_schema(path).metadata == {b"gpusim.schema_version": b"1"}
+        assert pq.read_schema(path).metadata == {b"gpusim.schema_version": b"2"}
         frame = pd.read_parquet(path)
         for col, t in TABLES[table]:
             if t == CAT:
@@ -251,11 +252,11 @@ def test_summary_carries_the_schema_version_and_the_manifest_holds(sweep):
     for name in CASES:
         run = sweep / name
         summary = json.loads((run / "summary.json").read_text())
-        assert next(iter(summary)) == "schema_version" and summary["schema_version"] == 1
+        assert next(iter(summary)) == "schema_version" and summary["schema_version"] == 2
         verify_run(run)
-        assert load_run(run).summary["schema_version"] == 1
+        assert load_run(run).summary["schema_version"] == 2
     runs = load_runs(sweep)
-    assert (runs["schema_version"] == 1).all() and runs["schema_version"].dtype == np.int64
+    assert (runs["schema_version"] == 2).all() and runs["schema_version"].dtype == np.int64
 
 
 def test_load_jobs_concatenates_every_trace_cleanly_and_round_trips(sweep, tmp_path):

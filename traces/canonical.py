@@ -124,6 +124,7 @@ OUTPUT_COLUMNS = (
     "restarts",
     "slowdown",
     "lost_seconds",
+    "pending_reason",
 )
 """Columns the simulator adds to ``jobs.parquet``: a trace column of the same name is renamed
 ``trace_NAME`` (see :func:`rename_output_columns`)."""

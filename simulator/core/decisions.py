@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from simulator.core.placement import Placement
 
-__all__ = ["Start", "Preempt", "Migrate", "Reject", "Decision"]
+__all__ = ["Start", "Preempt", "Migrate", "Reject", "Wait", "Decision"]
 
 
 class Start(NamedTuple):
@@ -44,4 +44,17 @@ class Reject(NamedTuple):
     reason: str = ""
 
 
-Decision = Start | Preempt | Migrate | Reject
+class Wait(NamedTuple):
+    """Queued job ``job`` stays waiting in this pass, because of ``reason``.
+
+    Changes nothing but the record of why the job waits (``pending_reason`` in
+    ``jobs.parquet``, time per reason in ``pending.parquet``; rules in
+    :mod:`simulator.core.pending`). ``reason`` is a short text such as ``queue over limit``
+    or ``no node with 8 free GPUs``.
+    """
+
+    job: int
+    reason: str
+
+
+Decision = Start | Preempt | Migrate | Reject | Wait

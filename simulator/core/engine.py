@@ -28,12 +28,13 @@ import simpy
 from simulator.core import loop, ops
 from simulator.core.bits import members
 from simulator.core.cluster import MILLI, ClusterSpec, ClusterState
-from simulator.core.decisions import Migrate, Preempt, Reject, Start
+from simulator.core.decisions import Migrate, Preempt, Reject, Start, Wait
 from simulator.core.hooks import NoFabric, PythonPass
 from simulator.core.interrupts import GracefulStop
 from simulator.core.jit import jit
 from simulator.core.jobs import JobTable, Status
 from simulator.core.kernels import ALLOC_MESSAGES
+from simulator.core.pending import PendingReasons
 from simulator.core.placement import Placement, Placer
 from simulator.core.refs import engine_ref
 from simulator.core.state import EVENT_NAMES, build_state, grow, room_ok
@@ -248,6 +249,8 @@ class Simulation:
         self.reference_passes = bool(reference_passes)
         self._processes = tuple(processes)
         self._reasons: dict[str, int] = {"": 0}
+        self.pending = PendingReasons(self.jobs.n)
+        """Why queued jobs waited: the reasons the policy gave with :class:`Wait`."""
         self.max_queue_timeline = 64
         nq = len(self.jobs.queue_names)
         self.es = build_state(
@@ -558,6 +561,8 @@ class Simulation:
         j = self._index(j)
         k = self._load(j, p)
         self._check_placement(ops_start(self.core, self._fs, j, k), j, k)
+        if self.pending.current[j]:
+            self.pending.close(j, self.now)
         self._notices()
 
     def preempt(self, j: object) -> None:
@@ -580,6 +585,20 @@ class Simulation:
         self._ready()
         j = self._index(j)
         self._check(ops.reject(self.core, j, self.reason_code(str(reason))), j)
+        if self.pending.current[j]:
+            self.pending.close(j, self.now)
+
+    def wait(self, j: object, reason: str) -> None:
+        """Record that queued job ``j`` waits because of ``reason`` (see :class:`Wait`)."""
+        j = self._index(j)
+        if self.jobs.status[j] != Status.QUEUED:
+            raise PolicyError(self._message(ops.ERR_NOT_QUEUED, j))
+        if not isinstance(reason, str) or not reason:
+            raise PolicyError(
+                f"policy gives job {self._job(j)} the pending reason {reason!r}, not a "
+                "non-empty text"
+            )
+        self.pending.give(j, reason, self.now)
 
     def reason_code(self, reason: str) -> int:
         """The code of a reject reason (compiled passes pass codes, not strings)."""
@@ -745,6 +764,8 @@ class Simulation:
                 self.migrate(decision[0], decision[1])
             elif kind is Reject:
                 self.reject(decision[0], decision[1])
+            elif kind is Wait:
+                self.wait(decision[0], decision[1])
             else:
                 raise PolicyError(f"policy returned {decision!r}, not a decision")
         loop.end_pass(self.core)
@@ -907,6 +928,7 @@ class Simulation:
             end = max(float(c.now), float(self.env.now))
         c.now = end
         self._end = end
+        self.pending.close_all(end)
         run = members(self.es.q.running, int(c.running))
         self.gpus_held_at_end = float(jobs.gpu_share[run].sum()) if len(run) else 0.0
         if len(run):

@@ -47,7 +47,8 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
 
     Added columns: ``start_time``, ``end_time``, ``wait_time``, ``jct``, ``status``,
     ``nodes`` (node ids of the last placement), ``num_nodes``, ``gpu_seconds`` (allocated
-    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s). A dormant
+    GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s),
+    ``pending_reason`` (the last reason the policy gave for its wait, ``""`` if none). A dormant
     row (``submit_time = inf``, e.g. an inference replica) that a controller submitted gets
     the time of submission as its ``submit_time``; one never submitted keeps ``inf``.
 
@@ -86,6 +87,7 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     f["restarts"] = jobs.restarts
     f["slowdown"] = _slowdown(sim)
     f["lost_seconds"] = sim.lost_seconds
+    f["pending_reason"] = sim.pending.last_reasons()
     return f
 
 

@@ -43,8 +43,10 @@ __all__ = [
     "typed_series",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the result tables' layout (columns, order, dtypes) and of ``summary.json``."""
+SCHEMA_VERSION = 2
+"""Version of the result tables' layout (columns, order, dtypes) and of ``summary.json``.
+
+2: ``jobs.pending_reason``, the ``pending`` table and ``summary.pending_reasons``."""
 SCHEMA_KEY = "gpusim.schema_version"
 """Key of :data:`SCHEMA_VERSION` in the key-value metadata of every Parquet file of a run."""
 
@@ -90,6 +92,7 @@ _OUTPUT_DTYPES = {
     "restarts": "int64",
     "slowdown": "float64",
     "lost_seconds": "float64",
+    "pending_reason": "string",
 }
 JOB_COLUMNS: Mapping[str, str] = MappingProxyType(
     {
@@ -164,6 +167,11 @@ TABLE_COLUMNS: Mapping[str, Mapping[str, str]] = MappingProxyType(
             "event": "category",
             "jobs_killed": "int64",
             "lost_gpu_seconds": "float64",
+        },
+        "pending": {
+            "job_id": "string",
+            "reason": "category",
+            "seconds": "float64",
         },
         "links": {
             "time": "float64",
