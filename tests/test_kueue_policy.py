@@ -253,6 +253,9 @@ def test_pods_that_do_not_fit_are_evicted_after_the_timeout_with_backoff():
     assert (661.0, "ns/wide", "evicted") in ev and (781.0, "ns/wide", "requeued") in ev
     j = list(sim.jobs.job_ids).index("ns/wide")
     assert sim.jobs.start[j] == pytest.approx(1000.0)
+    reasons = set(sim.pending.rows(sim.jobs.job_ids)["reason"])
+    assert "waiting for pods ready (evicted 1x, backoff 60 s)" in reasons
+    assert "admitted, waiting for its pods to be placed" in reasons
 
 
 def test_backoff_limit_rejects_the_workload():
@@ -321,6 +324,36 @@ def test_strict_fifo_head_blocks_best_effort_does_not():
         check_outcome(sim)
         start_small = sim.jobs.start[2]
         assert start_small == want, strategy
+
+
+def test_wait_decisions_give_kueue_reasons_to_the_engine():
+    cfg = kueue_config(
+        [cq("q", [fq("d", res("nvidia.com/gpu", 8))], strategy="StrictFIFO")],
+        [("ns", "lq", "q")],
+        flavors=["d"],
+    )
+    spec = cluster(flavors=["d"], per_flavor=1, gpus=8)
+    df = pd.DataFrame(
+        {
+            "job_id": ["ns/run", "ns/big", "ns/small"],
+            "submit_time": [0.0, 1.0, 2.0],
+            "duration": [100.0, 10.0, 10.0],
+            "num_gpus": [4, 8, 4],
+            "pods": [1, 1, 1],
+            "queue": ["lq"] * 3,
+        }
+    )
+    sim = Simulation(df, spec, KueuePolicy(kueue_config=cfg), check_invariants=True).run()
+    last = dict(zip(sim.jobs.job_ids, sim.pending.last_reasons(), strict=True))
+    assert (
+        last["ns/big"] == "insufficient unused quota for nvidia.com/gpu in flavor d, 4 more needed"
+    )
+    assert last["ns/small"] == last["ns/big"]  # head once 'big' runs, blocked by it
+    rows = sim.pending.rows(sim.jobs.job_ids)
+    got = {(r.job_id, r.reason): r.seconds for r in rows.itertuples()}
+    assert got[("ns/big", last["ns/big"])] == pytest.approx(99.0)  # 1 s until 100 s
+    assert got[("ns/small", "StrictFIFO: behind an earlier workload")] == pytest.approx(98.0)
+    assert got[("ns/small", last["ns/big"])] == pytest.approx(10.0)  # 100 s until 110 s
 
 
 def test_fair_sharing_admits_the_lower_share_queue_first():

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.base import Policy, Preempt, Reject, Start
+from policies.base import Policy, Preempt, Reject, Start, Wait
 from policies.kueue.objects import KueueConfig, load_kueue_config
 from policies.kueue.quota import Admitted, QuotaTree, assign_flavor, preemption_targets
 from simulator.core.jobs import Status
@@ -207,6 +207,10 @@ class KueuePolicy(Policy):
         self.cursor = 0
         self.mark = 0
         self.failed_reason: dict[tuple, str] = {}
+        self.touched: set[int] = set()
+        self.given: dict[int, str] = {}
+        self.in_backoff: set[int] = set()
+        self.strict_head: dict[str, int] = {}
         self._cl = view.cluster
         self._flavor_nodes = self._node_masks(view)
         self._fit_cache: dict[tuple, bool] = {}
@@ -285,6 +289,21 @@ class KueuePolicy(Policy):
             progress = yield from self._cycle(view, failed, blocked)
             if not progress:
                 break
+        yield from self._wait_decisions(view)
+
+    def _wait_decisions(self, view: SchedulerView) -> Iterator[Wait]:
+        """``Wait(j, reason)`` for the pending workloads whose reason changed this pass."""
+        status = view.jobs.status
+        touched, self.touched = self.touched, set()
+        for j in sorted(touched):
+            if status[j] != Status.QUEUED or not (
+                j in self.key or j in self.reserved or j in self.in_backoff
+            ):
+                continue
+            why = self.pending_reason(j)
+            if why and self.given.get(j) != why:
+                self.given[j] = why
+                yield Wait(j, why)
 
     def _release_ended(self, view: SchedulerView) -> None:
         ended, self.mark = view.ended_since(self.mark)
@@ -302,6 +321,7 @@ class KueuePolicy(Policy):
             if j in self.pinned and j not in self.flavors:
                 yield from self._admit_pinned(view, j)
                 continue
+            self.given.pop(j, None)  # back in the queue: the engine starts it without a reason
             why = self.static_reject.get(j) or self._never_fits(view, j)
             if why:
                 self.log.append((self.now, j, "rejected", why))
@@ -350,11 +370,14 @@ class KueuePolicy(Policy):
         w = self.works[j]
         key = (-w.priority, order_time, j)
         self.key[j] = key
+        self.touched.add(j)
+        self.reasons.pop(j, None)
         heapq.heappush(self.heaps[w.cq].setdefault(w.sig, []), key)
 
     def _expire_backoff(self, view: SchedulerView) -> None:
         while self.backoff and self.backoff[0][0] <= self.now + _EPS:
             _, j = heapq.heappop(self.backoff)
+            self.in_backoff.discard(j)
             t = self.order_time.get(j, self.works[j].created)
             self._push(j, t)
             self.log.append((self.now, j, "requeued", "backoff over"))
@@ -366,6 +389,7 @@ class KueuePolicy(Policy):
             if p is not None:
                 del self.reserved[j]
                 self.log.append((self.now, j, "started", ""))
+                self.given.pop(j, None)
                 yield Start(j, p)
                 continue
             due = self.reserved[j] + self.pods_ready_timeout
@@ -390,6 +414,8 @@ class KueuePolicy(Policy):
         if self.requeuing_timestamp == "Eviction":
             self.order_time[j] = self.now
         heapq.heappush(self.backoff, (self.now + wait, j))
+        self.in_backoff.add(j)
+        self.touched.add(j)
         self.reasons[j] = f"waiting for pods ready (evicted {n}x, backoff {wait:g} s)"
         view.wake_at(self.now + wait)
 
@@ -416,8 +442,10 @@ class KueuePolicy(Policy):
         if self.block_admission and self.reserved:
             for j in heads:
                 self.reasons[j] = "waiting for pods ready of another workload (blockAdmission)"
+                self.touched.add(j)
             return False
         entries = [self._nominate(j) for j in heads]
+        self.touched.update(heads)
         entries.sort(key=self._order_key())
         progress = False
         preempted: set[str] = set()
@@ -487,10 +515,20 @@ class KueuePolicy(Policy):
         self.reasons[e.j] = e.reason
         if self.cfg.cluster_queues[w.cq].queueing_strategy == "StrictFIFO":
             blocked.add(w.cq)
-            self.failed_reason[(w.cq, None)] = e.reason
+            old = self.strict_head.get(w.cq, -1)
+            if old != e.j and old in self.key:  # an earlier head fell behind a newer one
+                self.reasons.pop(old, None)
+                self.touched.add(old)
+            self.strict_head[w.cq] = e.j
             return False
         failed[w.cq].add(w.sig)
-        self.failed_reason[(w.cq, w.sig)] = e.reason
+        if self.failed_reason.get((w.cq, w.sig)) != e.reason:  # tell the whole class
+            self.failed_reason[(w.cq, w.sig)] = e.reason
+            for key in self.heaps[w.cq].get(w.sig, ()):
+                if self.key.get(key[2]) == key:
+                    if key[2] != e.j:
+                        self.reasons.pop(key[2], None)
+                    self.touched.add(key[2])
         return True
 
     def _issue_preemptions(self, view: SchedulerView, e: _Entry, victims) -> Iterator:
@@ -517,6 +555,7 @@ class KueuePolicy(Policy):
         detail = ",".join(f"{r}={fl}" for (fl, r) in sorted(e.usage))
         self.log.append((self.now, e.j, "admitted", detail))
         self.reasons.pop(e.j, None)
+        self.touched.add(e.j)
         p = self._place(view, e.j, mask)
         if p is None:
             self.reserved[e.j] = self.now
@@ -525,6 +564,7 @@ class KueuePolicy(Policy):
                 view.wake_at(self.now + self.pods_ready_timeout)
             return
         self.log.append((self.now, e.j, "started", ""))
+        self.given.pop(e.j, None)
         yield Start(e.j, p)
 
     # ------------------------------------------------------------------ nomination
@@ -650,20 +690,31 @@ class KueuePolicy(Policy):
 
     def _nofit_reason(self, w: _Work, flavors, req) -> str:
         parts = []
+        node = self.tree.nodes[w.cq]
         for fl in flavors:
+            if fl not in self.cfg.flavors:
+                parts.append(f"flavor {fl} not found")
+                continue
             if not self._eligible(fl, w):
-                parts.append(f"flavor {fl} not eligible")
+                parts.append(f"flavor {fl}: untolerated taint or no node can hold the pods")
                 continue
             for r, v in req.items():
-                avail = self.tree.available(w.cq, (fl, r))
-                if v > avail:
-                    parts.append(
-                        "insufficient unused quota for "
-                        f"{r} in flavor {fl}, {_amount(r, v - avail)} more needed"
-                    )
+                fr = (fl, r)
+                avail = self.tree.available(w.cq, fr)
+                if v <= avail:
+                    continue
+                if v > self.tree.potential_available(w.cq, fr):
+                    top = _amount(r, self.tree.potential_available(w.cq, fr))
+                    why = f"insufficient quota for {r} in flavor {fl}"
+                    parts.append(f"{why}, request > maximum capacity ({top})")
                     break
-        if self.tree.nodes[w.cq].parent:
-            parts.append("quota exhausted (cohort)")
+                more = _amount(r, v - avail)
+                msg = f"insufficient unused quota for {r} in flavor {fl}, {more} more needed"
+                own = node.nominal.get(fr, 0) - node.usage.get(fr, 0)
+                if node.parent and v <= own:  # its own quota is lent out to the cohort
+                    msg += " (quota exhausted (cohort))"
+                parts.append(msg)
+                break
         return "; ".join(parts) or "no flavor fits"
 
     def _shortage(self, e: _Entry) -> str:
@@ -762,7 +813,7 @@ class KueuePolicy(Policy):
             return ""
         if self.cfg.cluster_queues[w.cq].queueing_strategy == "StrictFIFO":
             return "StrictFIFO: behind an earlier workload"
-        return self.failed_reason.get((w.cq, w.sig), "waiting for its turn in the ClusterQueue")
+        return self.failed_reason.get((w.cq, w.sig), f"waiting for its turn in ClusterQueue {w.cq}")
 
 
 def _resolve(config: str | None) -> str:
