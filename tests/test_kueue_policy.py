@@ -385,6 +385,28 @@ def test_fair_sharing_admits_the_lower_share_queue_first():
         assert at5 == [first]
 
 
+def test_killed_job_restarts_when_its_node_is_repaired():
+    # tests/test_properties.py's case with a LocalQueue for the job: one 1-GPU node, a 30 s
+    # job, the node down from 5 to 6 s; quota is released at the kill and taken again at 6 s
+    def outage(sim):
+        yield sim.env.timeout(5)
+        sim.fail_node(0)
+        yield sim.env.timeout(1)
+        sim.repair_node(0)
+
+    cfg = kueue_config(
+        [cq("q", [fq("d", res("nvidia.com/gpu", 1))])], [("default", "default", "q")], flavors=["d"]
+    )
+    spec = cluster(flavors=["d"], per_flavor=1, gpus=1)
+    trace = pd.DataFrame({"job_id": [0], "submit_time": [0.0], "duration": [30.0], "num_gpus": [1]})
+    pol = KueuePolicy(kueue_config=cfg)
+    sim = Simulation(
+        trace, spec, pol, record_events=True, check_invariants=True, processes=(outage,)
+    ).run()
+    assert sim.events[2:] == [(5, 0, "killed"), (6, 0, "start"), (31, 0, "finish")]
+    assert [e for _, _, e, _ in pol.log] == ["admitted", "started", "admitted", "started"]
+
+
 # ---------------------------------------------------------------------- property
 
 

@@ -55,7 +55,7 @@ from policies.kueue.quota import Admitted, QuotaTree, assign_flavor, preemption_
 from simulator.core.jobs import Status
 from simulator.core.placement import Placement
 from simulator.core.view import SchedulerView
-from simulator.k8s.nodes import tolerates
+from simulator.k8s.nodes import gpu_model_from_product, tolerates
 
 __all__ = ["KueuePolicy", "default_config_path"]
 
@@ -257,6 +257,11 @@ class KueuePolicy(Policy):
         )
 
     def _node_masks(self, view: SchedulerView) -> dict[str, np.ndarray]:
+        """ResourceFlavor -> nodes its ``nodeLabels`` select.
+
+        A cluster without node labels (not read from Node objects) matches only the label
+        ``nvidia.com/gpu.product`` (or ``gpusim/gpu-type``), against each node's GPU model.
+        """
         spec = view.cluster.spec
         n = spec.num_nodes
         labels = getattr(spec, "labels", ())
@@ -265,10 +270,16 @@ class KueuePolicy(Policy):
             labels = [
                 {"gpusim/gpu-type": models[m] if m >= 0 else ""} for m in view.cluster.node_model
             ]
+            for lab in labels:
+                lab["nvidia.com/gpu.product"] = lab["gpusim/gpu-type"]
         out = {}
         for fl, (sel, _taints) in self.cfg.flavors.items():
+            want = dict(sel)
+            if "nvidia.com/gpu.product" in want and not getattr(spec, "labels", ()):
+                v = want["nvidia.com/gpu.product"]
+                want["nvidia.com/gpu.product"] = gpu_model_from_product(v) or v
             out[fl] = np.array(
-                [all(lab.get(k) == v for k, v in sel.items()) for lab in labels], dtype=bool
+                [all(lab.get(k) == v for k, v in want.items()) for lab in labels], dtype=bool
             )
         return out
 
