@@ -162,6 +162,7 @@ def run(jobs: int, nodes: int, seed: int) -> dict:
         "preempted": int(events.get("preempted", 0)),
         "evicted": int(events.get("evicted", 0)),
         "rejected": int(events.get("rejected", 0)),
+        "unschedulable": int((sim.jobs.status == 4).sum()),
         "mean_wait_s": float(np.nanmean(wait)),
     }
 

@@ -23,6 +23,7 @@ SCRIPTS = [
     "failures_lost_work",
     "fair_reclaim",
     "inference_mixed",
+    "kueue_bench",
     "memory_limits",
     "mooncake_reuse",
     "philly_policies",

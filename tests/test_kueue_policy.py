@@ -413,25 +413,22 @@ def test_killed_job_restarts_when_its_node_is_repaired():
 @st.composite
 def small_setups(draw):
     n_cq = draw(st.integers(1, 3))
-    cqs, lqs = [], []
+    cqs, lqs, quotas = [], [], {}
     for i in range(n_cq):
-        nominal = draw(st.integers(0, 16))
-        borrow = draw(st.one_of(st.none(), st.integers(0, 16)))
-        lend = draw(st.one_of(st.none(), st.integers(0, nominal)))
+        flavors = []
+        for fl in ("d", "e")[: draw(st.integers(1, 2))]:
+            nominal = draw(st.integers(0, 16))
+            borrow = draw(st.one_of(st.none(), st.integers(0, 16)))
+            lend = draw(st.one_of(st.none(), st.integers(0, nominal)))
+            flavors.append(fq(fl, res("nvidia.com/gpu", nominal, borrow, lend)))
+            quotas[(f"q{i}", fl)] = (nominal, borrow)
         pre = draw(
             st.sampled_from(
                 [{}, {"within": "LowerPriority"}, {"reclaim": "Any", "within": "LowerPriority"}]
             )
         )
-        cqs.append(
-            cq(
-                f"q{i}",
-                [fq("d", res("nvidia.com/gpu", nominal, borrow, lend))],
-                cohort="co",
-                strategy=draw(st.sampled_from(["StrictFIFO", "BestEffortFIFO"])),
-                **pre,
-            )
-        )
+        strategy = draw(st.sampled_from(["StrictFIFO", "BestEffortFIFO"]))
+        cqs.append(cq(f"q{i}", flavors, cohort="co", strategy=strategy, **pre))
         lqs.append(("ns", f"l{i}", f"q{i}"))
     jobs = draw(
         st.lists(
@@ -444,18 +441,22 @@ def small_setups(draw):
                 st.integers(1, 60),
             ),
             min_size=1,
-            max_size=12,
+            max_size=14,
         )
     )
-    return cqs, lqs, jobs
+    return cqs, lqs, quotas, jobs
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(small_setups())
 def test_property_quota_and_nodes_never_exceeded(setup):
-    cqs, lqs, rows = setup
-    cfg = kueue_config(cqs, lqs, flavors=["d"])
-    spec = cluster(flavors=["d"], per_flavor=2, gpus=8)
+    # random cohorts of 1-3 queues over 1-2 flavors (one 8-GPU node each), priorities,
+    # preemption, pod-shaped jobs, waitForPodsReady with short times: after every pass no
+    # queue holds more than nominal + borrowingLimit of a flavor and the cohort never hands
+    # out more than the queues' nominal quota; the engine checks every node after every event
+    cqs, lqs, quotas, rows = setup
+    cfg = kueue_config(cqs, lqs, flavors=["d", "e"])
+    spec = cluster(flavors=["d", "e"], per_flavor=1, gpus=8)
     df = pd.DataFrame(
         {
             "job_id": [f"ns/j{i}" for i in range(len(rows))],
@@ -468,27 +469,22 @@ def test_property_quota_and_nodes_never_exceeded(setup):
         }
     )
     pol = KueuePolicy(kueue_config=cfg, pods_ready_timeout=30.0, backoff_base_seconds=5.0)
-    limits = {}
-    for c in cqs:
-        r = c["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]
-        b = r.get("borrowingLimit")
-        limits[c["metadata"]["name"]] = int(r["nominalQuota"]) + (
-            int(b) if b is not None else 10**9
-        )
-    total = sum(
-        int(c["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]["nominalQuota"])
-        for c in cqs
-    )
     orig = pol.schedule
 
     def checked(view):
         yield from orig(view)
-        used = 0
-        for name, lim in limits.items():
-            u = pol.tree.nodes[name].usage.get(("d", "nvidia.com/gpu"), 0)
-            assert 0 <= u <= lim
-            used += u
-        assert used <= total  # the cohort never lends more than it has
+        for fl in ("d", "e"):
+            used = total = 0
+            for (q, f), (nominal, borrow) in quotas.items():
+                if f != fl:
+                    continue
+                u = pol.tree.nodes[q].usage.get((fl, "nvidia.com/gpu"), 0)
+                assert 0 <= u <= nominal + (10**9 if borrow is None else borrow)
+                used += u
+                total += nominal
+            assert used <= total  # the cohort never lends more than it has
+        held = {pol.names[j] for j in pol.started | set(pol.reserved)}
+        assert held == set(pol.tree.workloads)  # quota held exactly by admitted workloads
 
     pol.schedule = checked
     sim = Simulation(df, spec, pol, check_invariants=True).run()  # engine checks nodes
@@ -534,3 +530,19 @@ def test_issue_command_runs_on_the_shipped_examples(tmp_path):
     jobs = pd.read_parquet(tmp_path / "jobs.parquet")
     assert summary["policy"] == "kueue" or "kueue" in json.dumps(summary)
     assert len(jobs) >= 6 and (jobs["status"] == "finished").all()
+
+
+def test_bench_script_small_run_writes_its_block(tmp_path, capsys):
+    from experiments import kueue_bench
+
+    doc = tmp_path / "doc.md"
+    start = "<!-- kueue_bench:start (python -m experiments.kueue_bench) -->"
+    doc.write_text(f"x\n{start}\nold\n<!-- kueue_bench:end -->\n")
+    assert kueue_bench.main(["--jobs", "300", "--nodes", "4", "--markdown", str(doc)]) == 0
+    out = capsys.readouterr().out
+    assert "| 300 | 4 x 8 |" in out
+    text = doc.read_text()
+    assert "old" not in text and "| 300 | 4 x 8 |" in text
+    r = kueue_bench.run(300, 4, 0)
+    assert r["finished"] + r["rejected"] + r["unschedulable"] == 300  # big gangs never fit
+    assert r["admitted"] >= r["finished"] > 250

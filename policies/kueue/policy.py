@@ -208,6 +208,7 @@ class KueuePolicy(Policy):
         self.mark = 0
         self.failed_reason: dict[tuple, str] = {}
         self.touched: set[int] = set()
+        self.started: set[int] = set()
         self.given: dict[int, str] = {}
         self.in_backoff: set[int] = set()
         self.strict_head: dict[str, int] = {}
@@ -296,6 +297,7 @@ class KueuePolicy(Policy):
         cycles = 0
         while self.max_cycles is None or cycles < self.max_cycles:
             cycles += 1
+            self._release_ended(view)
             yield from self._take_arrivals(view)
             progress = yield from self._cycle(view, failed, blocked)
             if not progress:
@@ -318,8 +320,9 @@ class KueuePolicy(Policy):
 
     def _release_ended(self, view: SchedulerView) -> None:
         ended, self.mark = view.ended_since(self.mark)
-        for j in ended:
-            if self.names[j] in self.tree.workloads:
+        for j in ended:  # finished, or killed by a node failure: its quota is free
+            if j in self.started:
+                self.started.discard(j)
                 self.tree.evict(self.names[j])
 
     def _take_arrivals(self, view: SchedulerView) -> Iterator:
@@ -401,6 +404,7 @@ class KueuePolicy(Policy):
                 del self.reserved[j]
                 self.log.append((self.now, j, "started", ""))
                 self.given.pop(j, None)
+                self.started.add(j)
                 yield Start(j, p)
                 continue
             due = self.reserved[j] + self.pods_ready_timeout
@@ -551,6 +555,7 @@ class KueuePolicy(Policy):
                 del self.reserved[k]
                 self._push(k, self.order_time.get(k, self.works[k].created))
             elif status[k] == Status.RUNNING:
+                self.started.discard(k)  # its quota is already released
                 yield Preempt(k)
 
     def _admit(self, view: SchedulerView, e: _Entry, queued: bool = True) -> Iterator:
@@ -576,6 +581,7 @@ class KueuePolicy(Policy):
             return
         self.log.append((self.now, e.j, "started", ""))
         self.given.pop(e.j, None)
+        self.started.add(e.j)
         yield Start(e.j, p)
 
     # ------------------------------------------------------------------ nomination
