@@ -4,7 +4,8 @@ TestSchedule. Facts only (cluster queues, cohorts, flavors, workloads and the ex
 outcome of one scheduling cycle), written as our own data; each case names its Go test case.
 Renamings: Kueue's resources ``example.com/gpu`` / ``gpu`` become ``nvidia.com/gpu``, the
 generic ``r1`` / ``r2`` become ``cpu`` / ``memory`` (GiB); multi-pod-set workloads that were
-already admitted become one admitted workload per pod set (same quota usage).
+already admitted become one admitted workload per pod set (same quota usage); a Cohort that
+shares its name with a ClusterQueue is spelt in capitals (our loader refuses shared names).
 
 A workload is ``W(name, local_queue, cpu=cores per pod, gpu=GPUs per pod, mem=GiB per pod,
 pods=..., prio=..., flavor=...)``; ``flavor`` marks a workload admitted before the cycle (Kueue's
@@ -38,7 +39,7 @@ class Case:
     preempted: set[str] = field(default_factory=set)
     cqs: list[dict] = field(default_factory=list)
     lqs: list[tuple[str, str, str]] = field(default_factory=list)
-    cohorts: list[tuple[str, str]] = field(default_factory=list)
+    cohorts: list[tuple] = field(default_factory=list)  # (name, parent[, own quota group])
 
 
 def res(name: str, nominal, borrow=None, lend=None) -> dict:
@@ -63,6 +64,8 @@ def cq(
     reclaim="Never",
     borrow_within=None,
     can_preempt=None,
+    can_borrow=None,
+    preference=None,
 ) -> dict:
     spec = {"queueingStrategy": strategy, "resourceGroups": []}
     if cohort:
@@ -71,8 +74,15 @@ def cq(
     if borrow_within:
         pre["borrowWithinCohort"] = {"policy": borrow_within}
     spec["preemption"] = pre
+    fung = {}
     if can_preempt:
-        spec["flavorFungibility"] = {"whenCanPreempt": can_preempt}
+        fung["whenCanPreempt"] = can_preempt
+    if can_borrow:
+        fung["whenCanBorrow"] = can_borrow
+    if preference:
+        fung["preference"] = preference
+    if fung:
+        spec["flavorFungibility"] = fung
     for g in groups:
         covered = sorted({r["name"] for f in g for r in f["resources"]})
         spec["resourceGroups"].append({"coveredResources": covered, "flavors": list(g)})
@@ -540,5 +550,215 @@ CASES: list[Case] = [
             ),
         ],
         lqs=[("eng-alpha", "other", "other-alpha"), ("eng-beta", "other", "other-beta")],
+    ),
+    Case(
+        "workload fits in single clusterQueue, with check state pending",
+        [W("sales/foo", "main", cpu=1, pods=10)],
+        admitted={"sales/foo": "default"},
+    ),
+    Case(
+        "workload requiring reclaimation prioritized over wl in another full cq",
+        [
+            W("eng-alpha/Admitted-Workload-1", "lq", gpu=5, flavor="on-demand"),
+            W("eng-gamma/Admitted-Workload-2", "lq", gpu=5, prio=0, flavor="on-demand"),
+            W("eng-gamma/Admitted-Workload-3", "lq", gpu=5, prio=1, flavor="on-demand"),
+            W("eng-alpha/WL1", "lq", gpu=5, pods=2),  # 10 GPUs as 2 pods (8-GPU nodes)
+            W("eng-beta/WL2", "lq", gpu=5, pods=2),
+        ],
+        preempted={"eng-gamma/Admitted-Workload-2"},
+        cqs=[
+            cq("CQ1", [fq("on-demand", res(GPU, 10))], cohort="other"),
+            cq("CQ2", [fq("on-demand", res(GPU, 10))], cohort="other", reclaim="Any"),
+            cq("CQ3", [fq("on-demand", res(GPU, 0))], cohort="other"),
+        ],
+        lqs=[("eng-alpha", "lq", "CQ1"), ("eng-beta", "lq", "CQ2"), ("eng-gamma", "lq", "CQ3")],
+    ),
+    *[
+        Case(
+            go,
+            [
+                W("eng-alpha/a1-admitted", "lq", gpu=1, flavor="on-demand"),
+                W("eng-alpha/a2-pending", "lq", gpu=2),
+                W("eng-beta/b1-pending", "lq", gpu=1),
+            ],
+            admitted=admitted,
+            cqs=[
+                cq("ClusterQueueA", [fq("on-demand", res(GPU, 2))], cohort="root", reclaim=pol),
+                cq("ClusterQueueB", [fq("on-demand", res(GPU, 0))], cohort="root"),
+            ],
+            lqs=[("eng-alpha", "lq", "ClusterQueueA"), ("eng-beta", "lq", "ClusterQueueB")],
+        )
+        for go, pol, admitted in [
+            (
+                "capacity not blocked when lending clusterqueue can reclaim (ReclaimWithinCohort=Any)",  # noqa: E501 (the Go test case name)
+                "Any",
+                {"eng-beta/b1-pending": "on-demand"},
+            ),
+            (
+                "capacity blocked when lending clusterqueue not guaranteed to reclaim (ReclaimWithinCohort=LowerPriority)",  # noqa: E501 (the Go test case name)
+                "LowerPriority",
+                {},
+            ),
+            (
+                "capacity blocked when lending clusterqueue not guaranteed to reclaim (ReclaimWithinCohort=Never)",  # noqa: E501 (the Go test case name)
+                "Never",
+                {},
+            ),
+        ]
+    ],
+    Case(
+        "in a hierarchical cohort, workload borrowing less is scheduled first",
+        [
+            W("eng-alpha/guaranteed", "lq-guaranteed", cpu=4, prio=0),
+            W("eng-alpha/best-effort", "lq-best-effort", cpu=4, prio=3),
+        ],
+        admitted={"eng-alpha/guaranteed": "default"},
+        cohorts=[("root", ""), ("GUARANTEED", "root", [fq("default", res(CPU, 4))])],
+        cqs=[
+            cq("guaranteed", [fq("default", res(CPU, 0))], cohort="GUARANTEED"),
+            cq("best-effort", [fq("default", res(CPU, 0))], cohort="root"),
+        ],
+        lqs=[
+            ("eng-alpha", "lq-guaranteed", "guaranteed"),
+            ("eng-alpha", "lq-best-effort", "best-effort"),
+        ],
+    ),
+    Case(
+        "don't assign flavor if there are no candidates for preemption",
+        [
+            W("eng-alpha/admitted", "lq2", cpu=1, flavor="on-demand"),
+            W("eng-alpha/new", "lq1", cpu=1, prio=100),
+        ],
+        admitted={"eng-alpha/new": "spot"},
+        cqs=[
+            cq(
+                "cq1",
+                [fq("on-demand", res(CPU, 0, 1)), fq("spot", res(CPU, 0, 1))],
+                cohort="cohort",
+                within="LowerPriority",
+                reclaim="Any",
+                borrow_within="LowerPriority",
+                can_preempt="MayStopSearch",
+                can_borrow="MayStopSearch",
+            ),
+            cq("cq2", [fq("on-demand", res(CPU, 1)), fq("spot", res(CPU, 1))], cohort="cohort"),
+        ],
+        lqs=[("eng-alpha", "lq1", "cq1"), ("eng-alpha", "lq2", "cq2")],
+    ),
+    Case(
+        "pending admission check with nofit and fit flavors",
+        [W("eng-beta/pending-check", "main", cpu=80)],
+        admitted={"eng-beta/pending-check": "spot"},
+    ),
+    Case(
+        "admit to second flavor when first needs preemption; WhenCanPreempt: TryNextFlavor",
+        [
+            W("eng-alpha/blocker", "preempt-attempts-lq", cpu=1, prio=50, flavor="on-demand"),
+            W("eng-alpha/test-wl", "preempt-attempts-lq", cpu=1, prio=100),
+        ],
+        admitted={"eng-alpha/test-wl": "spot"},
+        cqs=[
+            cq(
+                "preempt-attempts-cq",
+                [fq("on-demand", res(CPU, 1)), fq("spot", res(CPU, 1))],
+                within="LowerPriority",
+                can_preempt="TryNextFlavor",
+            )
+        ],
+        lqs=[("eng-alpha", "preempt-attempts-lq", "preempt-attempts-cq")],
+    ),
+    Case(
+        "admit workload with zero-quantity request for resource not in ClusterQueue",
+        [W("sales/zero-resource-wl", "main", cpu=1, gpu=0)],
+        admitted={"sales/zero-resource-wl": "default"},
+    ),
+    Case(
+        "preempt when workload requests zero of a resource not defined in ClusterQueue",
+        [
+            W("sales/low-priority", "preempt-zero-gpu-lq", cpu=4, prio=-1, flavor="default"),
+            W("sales/preemptor", "preempt-zero-gpu-lq", cpu=2, gpu=0),
+        ],
+        preempted={"sales/low-priority"},
+        cqs=[cq("preempt-zero-gpu-cq", [fq("default", res(CPU, 4))], within="LowerPriority")],
+        lqs=[("sales", "preempt-zero-gpu-lq", "preempt-zero-gpu-cq")],
+    ),
+    Case(
+        "PreemptionOverBorrowing preference: preempt in first flavor instead of borrowing in second",  # noqa: E501 (the Go test case name)
+        [
+            W("default/low-pob", "pob-queue", cpu=5, prio=-1, flavor="on-demand"),
+            W("default/high-pob", "pob-queue", cpu=5, prio=0),
+        ],
+        preempted={"default/low-pob"},
+        cqs=[
+            cq(
+                "pob-cq",
+                [fq("on-demand", res(CPU, 5, 0)), fq("spot", res(CPU, 0, 5))],
+                cohort="pob-cohort",
+                within="LowerPriority",
+                can_borrow="TryNextFlavor",
+                can_preempt="TryNextFlavor",
+                preference="PreemptionOverBorrowing",
+            ),
+            cq(
+                "pob-lender",
+                [fq("on-demand", res(CPU, 0)), fq("spot", res(CPU, 5))],
+                cohort="pob-cohort",
+            ),
+        ],
+        lqs=[("default", "pob-queue", "pob-cq")],
+    ),
+    Case(
+        "PreemptionOverBorrowing preference: select fitting second flavor over first flavor with no preemption candidates",  # noqa: E501 (the Go test case name)
+        [
+            W("default/admitted-nopc", "nopc-queue", cpu=5, prio=0, flavor="on-demand"),
+            W("default/pending-nopc", "nopc-queue", cpu=5, prio=0),
+        ],
+        admitted={"default/pending-nopc": "spot"},
+        cohorts=[
+            ("nopc-root", "", [fq("on-demand", res(CPU, 0)), fq("spot", res(CPU, 5))]),
+            ("nopc-mid", "nopc-root"),
+        ],
+        cqs=[
+            cq(
+                "nopc-cq",
+                [fq("on-demand", res(CPU, 5, 0)), fq("spot", res(CPU, 0))],
+                cohort="nopc-mid",
+                within="LowerPriority",
+                can_borrow="TryNextFlavor",
+                can_preempt="TryNextFlavor",
+                preference="PreemptionOverBorrowing",
+            ),
+            cq(
+                "nopc-sibling",
+                [fq("on-demand", res(CPU, 5)), fq("spot", res(CPU, 0))],
+                cohort="nopc-mid",
+            ),
+        ],
+        lqs=[("default", "nopc-queue", "nopc-cq")],
+    ),
+    Case(
+        "BorrowingOverPreemption preference: borrow in second flavor instead of preempting in first",  # noqa: E501 (the Go test case name)
+        [
+            W("default/low-bop", "bop-queue", cpu=5, prio=-1, flavor="on-demand"),
+            W("default/high-bop", "bop-queue", cpu=5, prio=0),
+        ],
+        admitted={"default/high-bop": "spot"},
+        cqs=[
+            cq(
+                "bop-cq",
+                [fq("on-demand", res(CPU, 5, 0)), fq("spot", res(CPU, 0, 5))],
+                cohort="bop-cohort",
+                within="LowerPriority",
+                can_borrow="TryNextFlavor",
+                can_preempt="TryNextFlavor",
+                preference="BorrowingOverPreemption",
+            ),
+            cq(
+                "bop-lender",
+                [fq("on-demand", res(CPU, 0)), fq("spot", res(CPU, 5))],
+                cohort="bop-cohort",
+            ),
+        ],
+        lqs=[("default", "bop-queue", "bop-cq")],
     ),
 ]

@@ -49,13 +49,18 @@ def kueue_config(cqs, lqs, cohorts=(), flavors=FLAVORS):
                 "spec": spec,
             }
         )
-    for name, parent in cohorts:
+    for name, parent, *groups in cohorts:
+        spec = {"parentName": parent} if parent else {}
+        if groups:  # a Cohort's own quota: one resource group
+            g = groups[0]
+            covered = sorted({r["name"] for f in g for r in f["resources"]})
+            spec["resourceGroups"] = [{"coveredResources": covered, "flavors": list(g)}]
         items.append(
             {
                 "apiVersion": "kueue.x-k8s.io/v1beta1",
                 "kind": "Cohort",
                 "metadata": {"name": name},
-                "spec": {"parentName": parent} if parent else {},
+                "spec": spec,
             }
         )
     items.extend(cqs)
@@ -145,7 +150,7 @@ def run_case(case):
     pol.schedule = recording
     sim = Simulation(
         frame(case.workloads),
-        cluster(),
+        cluster(per_flavor=4),  # room for every pod: placement never decides here
         pol,
         record_events=True,
         check_invariants=True,

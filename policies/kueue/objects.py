@@ -37,6 +37,7 @@ class ClusterQueueInfo:
         fair_weight: ``fairSharing.weight`` (default 1).
         when_can_borrow: flavorFungibility (default ``MayStopSearch``).
         when_can_preempt: flavorFungibility (default ``TryNextFlavor``).
+        preference: flavorFungibility ``preference`` (default ``BorrowingOverPreemption``).
     """
 
     name: str
@@ -45,6 +46,7 @@ class ClusterQueueInfo:
     fair_weight: float = 1.0
     when_can_borrow: str = "MayStopSearch"
     when_can_preempt: str = "TryNextFlavor"
+    preference: str = "BorrowingOverPreemption"
 
 
 @dataclass
@@ -180,8 +182,19 @@ def _cluster_queue(m: Manifest, cfg: KueueConfig) -> None:
         float(m.get("spec.fairSharing.weight", (int, float, str), default=1)),
         str(fung.get("whenCanBorrow", "MayStopSearch")),
         str(fung.get("whenCanPreempt", "TryNextFlavor")),
+        _preference(m, fung),
     )
     cfg.nodes.append(node)
+
+
+def _preference(m: Manifest, fung: Mapping) -> str:
+    pref = fung.get("preference", "BorrowingOverPreemption")
+    if pref not in ("BorrowingOverPreemption", "PreemptionOverBorrowing"):
+        raise m.error(
+            "spec.flavorFungibility.preference",
+            f"expected BorrowingOverPreemption or PreemptionOverBorrowing, got {pref!r}",
+        )
+    return str(pref)
 
 
 def _groups(m: Manifest, node: Node, out: list | None) -> None:

@@ -92,7 +92,8 @@ class _Entry:
     j: int
     mode: str
     usage: dict
-    borrows: bool
+    borrows: int
+    """Borrowing level (0 = within nominal quota)."""
     targets: list[str]
     reason: str = ""
 
@@ -612,6 +613,7 @@ class KueuePolicy(Policy):
                 req,
                 when_can_borrow=info.when_can_borrow,
                 when_can_preempt=info.when_can_preempt,
+                preference=info.preference,
                 eligible=lambda fl, w=w: self._eligible(fl, w),
                 can_preempt=lambda fl, req=req, j=j: self._can_preempt(j, fl, req),
             )
@@ -623,13 +625,37 @@ class KueuePolicy(Policy):
             if choice.mode in ("Preempt", "Reclaim", "NoCandidates"):
                 mode = "Preempt"
         if mode == "Fit":
-            return _Entry(j, "Fit", usage, borrows, [])
+            return _Entry(j, "Fit", usage, self._borrow_level(w.cq, usage), [])
         needs = [fr for fr, v in usage.items() if v > self.tree.available(w.cq, fr)]
         inc = Admitted(self.names[j], w.cq, usage, w.priority, self.now, w.created)
         targets = preemption_targets(self.tree, inc, needs)
+        gone = [self.tree.evict(t) for t in targets]
+        borrows = self._borrow_level(w.cq, usage)  # once the targets are gone
+        for g in gone:
+            self.tree.admit(g)
         return _Entry(
             j, "Preempt", usage, borrows, targets, "" if targets else self._words(w, usage)
         )
+
+    def _borrow_level(self, cq: str, usage: Mapping) -> int:
+        """Kueue's borrowing level of ``usage`` in ``cq`` (0 = within its nominal quota).
+
+        Otherwise the height (levels of cohorts below it) of the lowest cohort whose subtree
+        holds it, or of the root when none does (``FindHeightOfLowestSubtreeThatFits``).
+        """
+        fits, rest = self.tree.fits_in_quota(cq, usage)
+        if fits:
+            return 0
+        path = self.tree.path_to_root(cq)
+        for node in path:
+            fits, rest = self.tree.fits_in_quota(node, rest)
+            if fits:
+                return self._height(node)
+        return self._height(path[-1]) if path else 0
+
+    def _height(self, name: str) -> int:
+        kids = self.tree.children[name]
+        return 0 if not kids else 1 + max(self._height(k) for k in kids)
 
     def _can_preempt(self, j: int, fl: str, req: Mapping[str, int]) -> tuple[str, bool]:
         """Kueue's flavorassigner + preemption oracle for ``req`` on flavor ``fl``.
