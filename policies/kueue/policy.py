@@ -7,17 +7,20 @@ its cycles back to back; ``max_cycles`` caps them, 1 = exactly one cycle as Kueu
 1. **Heads**: one workload per ClusterQueue, ordered by priority (higher first), then by
    its queue-order time (creation, or the eviction time after a ``waitForPodsReady``
    eviction), then arrival. ``StrictFIFO``: the head that cannot be admitted blocks its
-   ClusterQueue for the rest of the pass. ``BestEffortFIFO``: it is set aside (with every
-   workload of the same ClusterQueue and the same requests, which would fare the same) and the
-   next one becomes the head in the next cycle; set-aside workloads are retried next pass.
+   ClusterQueue until quota is released in its cohort or a new workload enters the queue.
+   ``BestEffortFIFO``: it is set aside as inadmissible (with every workload of the same
+   ClusterQueue, requests, pod shape and priority, which would fare the same) and the next one
+   becomes the head in the next cycle; as in Kueue, inadmissible workloads are retried once
+   quota is released in the cohort (a workload finishes, is preempted or evicted).
 2. **Nominate** every head against the same snapshot: per resource group the flavor is chosen
    by :func:`~policies.kueue.quota.assign_flavor` (order, ``flavorFungibility``; a flavor is
    eligible when its ResourceFlavor exists, its taints are tolerated and its nodes could hold
    the workload's pods when idle), and a head that needs preemption gets its targets from
    :func:`~policies.kueue.quota.preemption_targets`.
-3. **Order** the entries: not borrowing before borrowing, then priority, then queue-order
-   time (classical); with ``fair_sharing`` by the weighted dominant resource share the
-   ClusterQueue would have after admitting the entry, then priority, then time.
+3. **Order** the entries: lower borrowing level first (Kueue's height of the lowest subtree
+   that holds the workload), then priority, then queue-order time (classical); with
+   ``fair_sharing`` by the weighted dominant resource share the ClusterQueue would have after
+   admitting the entry, then priority, then time.
 4. **Process** each entry: ``NoFit`` or preemption without candidates -> pending
    (inadmissible; when the ClusterQueue cannot always reclaim its nominal quota the quota it
    would take is held for the rest of the cycle); overlapping preemption targets or no longer
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +64,7 @@ from simulator.k8s.nodes import gpu_model_from_product, tolerates
 __all__ = ["KueuePolicy", "default_config_path"]
 
 _GIB = 1 << 30
+_MORE = re.compile(r", [^;,]* more needed")
 _EPS = 1e-9
 
 
@@ -213,6 +218,14 @@ class KueuePolicy(Policy):
         self.given: dict[int, str] = {}
         self.in_backoff: set[int] = set()
         self.strict_head: dict[str, int] = {}
+        self.parked: dict[str, set] = {cq: set() for cq in self.cq_names}
+        """BestEffortFIFO: classes set aside until quota is released in the cohort."""
+        self.blocked: set[str] = set()
+        """StrictFIFO queues whose head is inadmissible (until a release or a new workload)."""
+        self.cohort_of = {cq: (self.tree.path_to_root(cq) or [cq])[-1] for cq in self.cq_names}
+        self.members: dict[str, list[str]] = {}
+        for cq, root in self.cohort_of.items():
+            self.members.setdefault(root, []).append(cq)
         self._cl = view.cluster
         self._flavor_nodes = self._node_masks(view)
         self._fit_cache: dict[tuple, bool] = {}
@@ -293,8 +306,7 @@ class KueuePolicy(Policy):
         yield from self._take_arrivals(view)
         self._expire_backoff(view)
         yield from self._retry_reserved(view)
-        failed: dict[str, set] = {cq: set() for cq in self.cq_names}
-        blocked: set[str] = set()
+        failed, blocked = self.parked, self.blocked
         cycles = 0
         while self.max_cycles is None or cycles < self.max_cycles:
             cycles += 1
@@ -319,12 +331,19 @@ class KueuePolicy(Policy):
                 self.given[j] = why
                 yield Wait(j, why)
 
+    def _unpark(self, cq: str) -> None:
+        """Quota was released in ``cq``'s cohort: its inadmissible workloads are retried."""
+        for q in self.members[self.cohort_of[cq]]:
+            self.parked[q].clear()
+            self.blocked.discard(q)
+
     def _release_ended(self, view: SchedulerView) -> None:
         ended, self.mark = view.ended_since(self.mark)
         for j in ended:  # finished, or killed by a node failure: its quota is free
             if j in self.started:
                 self.started.discard(j)
                 self.tree.evict(self.names[j])
+                self._unpark(self.works[j].cq)
 
     def _take_arrivals(self, view: SchedulerView) -> Iterator:
         new = view.queue.pushed_since(self.cursor)
@@ -386,6 +405,7 @@ class KueuePolicy(Policy):
         key = (-w.priority, order_time, j)
         self.key[j] = key
         self.touched.add(j)
+        self.blocked.discard(w.cq)  # StrictFIFO: a new workload may be the new head
         self.reasons.pop(j, None)
         heapq.heappush(self.heaps[w.cq].setdefault(w.sig, []), key)
 
@@ -419,6 +439,7 @@ class KueuePolicy(Policy):
     def _pods_ready_evict(self, view: SchedulerView, j: int) -> Iterator:
         del self.reserved[j]
         self.tree.evict(self.names[j])
+        self._unpark(self.works[j].cq)
         n = self.evictions[j] = self.evictions.get(j, 0) + 1
         self.log.append((self.now, j, "evicted", "PodsReadyTimeout"))
         if self.backoff_limit is not None and n > self.backoff_limit:
@@ -489,6 +510,8 @@ class KueuePolicy(Policy):
                 continue
             progress = True
             if e.mode == "Preempt":
+                for v in victims:  # evictions requeue the cohort's inadmissible workloads
+                    self._unpark(v.cq)
                 preempted.update(e.targets)
                 self._hold(e, holds, reserve=False)
                 self.reasons[e.j] = f"waiting for {len(e.targets)} preempted workload(s)"
@@ -538,8 +561,9 @@ class KueuePolicy(Policy):
             self.strict_head[w.cq] = e.j
             return False
         failed[w.cq].add(w.sig)
-        if self.failed_reason.get((w.cq, w.sig)) != e.reason:  # tell the whole class
-            self.failed_reason[(w.cq, w.sig)] = e.reason
+        why = _MORE.sub("", e.reason)  # the class's reason: the amounts are the head's
+        if self.failed_reason.get((w.cq, w.sig)) != why:  # tell the whole class
+            self.failed_reason[(w.cq, w.sig)] = why
             for key in self.heaps[w.cq].get(w.sig, ()):
                 if self.key.get(key[2]) == key:
                     if key[2] != e.j:
