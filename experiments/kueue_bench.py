@@ -4,13 +4,14 @@
 ``--nodes`` x 8-GPU nodes (half labelled H100, half A100: two ResourceFlavors), four
 ClusterQueues in one cohort (each nominal 1/4 of both flavors, two BestEffortFIFO and two
 StrictFIFO, with borrowing and lending limits, reclaim and within-queue preemption), and a
-synthetic workload (``traces.synthetic``: Poisson arrivals at 90 % offered load, lognormal
-durations with median 30 min, 1-64 GPUs as pods of at most 8 GPUs, priorities 0-2, spread over
-the four LocalQueues). It prints the wall seconds of the simulation, jobs per second and the
+synthetic workload (``traces.synthetic``: Poisson arrivals at ``--load`` offered load (0.9),
+lognormal durations with median 30 min, 1-64 GPUs as pods of at most 8 GPUs, priorities 0-2,
+spread over the four LocalQueues). It prints the wall seconds of the simulation, jobs per
+second and the
 peak resident memory of the process, and the run's outcome (admissions, preemptions,
 waitForPodsReady evictions, mean wait)::
 
-    python -m experiments.kueue_bench [--jobs 100000] [--nodes 128] [--seed 0] [--markdown FILE]
+    python -m experiments.kueue_bench [--jobs 100000] [--nodes 128] [--load 0.9] [--markdown F]
 
 ``--markdown FILE`` writes the table between the ``kueue_bench`` markers of FILE
 (docs/kubernetes.md, "Kueue: performance").
@@ -127,9 +128,9 @@ def kueue_objects(nodes: int) -> str:
     return yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items})
 
 
-def workload(jobs: int, nodes: int, seed: int) -> pd.DataFrame:
+def workload(jobs: int, nodes: int, seed: int, load: float = 0.9) -> pd.DataFrame:
     """Synthetic jobs with pod shapes (<= 8 GPUs per pod), LocalQueues and priorities."""
-    df = generate(jobs, nodes * GPUS, load=0.9, seed=seed)
+    df = generate(jobs, nodes * GPUS, load=load, seed=seed)
     rng = np.random.default_rng(seed + 1)
     q = rng.integers(0, len(QUEUES), len(df))
     df["queue"] = [f"{QUEUES[i]}-queue" for i in q]
@@ -139,9 +140,9 @@ def workload(jobs: int, nodes: int, seed: int) -> pd.DataFrame:
     return df
 
 
-def run(jobs: int, nodes: int, seed: int) -> dict:
+def run(jobs: int, nodes: int, seed: int, load: float = 0.9) -> dict:
     """One run; wall seconds of building + simulating, jobs/s, peak RSS and the outcome."""
-    df = workload(jobs, nodes, seed)
+    df = workload(jobs, nodes, seed, load)
     spec = cluster(nodes)
     cfg = parse_kueue_config(parse_manifests(kueue_objects(nodes), "bench-kueue"), "bench-kueue")
     t0 = time.perf_counter()
@@ -187,10 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=_cli.positive_int, default=100_000, help="jobs (default 100000)")
     p.add_argument("--nodes", type=_cli.positive_int, default=128, help="8-GPU nodes (default 128)")
     p.add_argument("--seed", type=int, default=0, help="workload seed (default 0)")
+    p.add_argument("--load", type=_cli.positive_float, default=0.9, help="offered load (0.9)")
     args = _cli.parse(p, argv, NAME)
     if args.nodes < 2:
         p.error("--nodes must be >= 2 (one per flavor)")
-    r = run(args.jobs, args.nodes, args.seed)
+    r = run(args.jobs, args.nodes, args.seed, args.load)
     text = table(r)
     print(text)
     config = (
@@ -198,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         f"to 3600 s); {args.nodes} x 8-GPU nodes, half H100 and half A100 (two ResourceFlavors); "
         "four ClusterQueues in one cohort, each nominal 1/4 of both flavors, borrowing limit "
         "2x, lending limit 1/2 or all, two BestEffortFIFO and two StrictFIFO; "
-        f"`traces.synthetic` ({args.jobs:,} jobs, load 0.9, seed {args.seed}), pods of at most "
-        "8 GPUs, priorities 0-2. Wall seconds: building the Simulation and running it in "
+        f"`traces.synthetic` ({args.jobs:,} jobs, load {args.load:g}, seed {args.seed}), pods of "
+        "at most 8 GPUs, priorities 0-2. Wall seconds: building the Simulation and running it in "
         "this process (no result files); peak RSS of the whole process."
     )
     _cli.emit(args, NAME, _cli.markdown_block(f"experiments.{NAME}", argv, config, text), argv)
