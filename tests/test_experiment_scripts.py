@@ -27,6 +27,7 @@ SCRIPTS = [
     "hetero_bench",
     "inference_mixed",
     "kai_bench",
+    "kueue_bench",
     "llm_mixed",
     "memory_limits",
     "mooncake_reuse",

@@ -145,3 +145,16 @@ def test_kai_quota_what_if_is_a_multirun_and_the_report_compares_queues(tmp_path
     # overrides that are lists or mappings stay as typed
     assert parse_overrides(["a=[1, 2]", "b={x: 1}", "c=3"]) == {"a": "[1, 2]", "b": "{x: 1}",
                                                                  "c": 3}  # fmt: skip
+
+
+def test_kueue_takes_patches():
+    from policies.kueue.policy import KueuePolicy
+
+    path = "spec.resourceGroups[0].flavors[name=h100].resources[name=nvidia.com/gpu]"
+    base = KueuePolicy(config=str(EXAMPLES / "kueue.yaml"))
+    more = KueuePolicy(config=str(EXAMPLES / "kueue.yaml"),
+                       patches=[f"ClusterQueue/team-a:{path}.nominalQuota=48"])  # fmt: skip
+    assert base.cfg != more.cfg
+    with pytest.raises(ManifestError, match="no ClusterQueue named 'team-z'"):
+        KueuePolicy(config=str(EXAMPLES / "kueue.yaml"),
+                    patches=[f"ClusterQueue/team-z:{path}.nominalQuota=48"])  # fmt: skip

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from policies.kueue.quota import Node, Preemption, QuotaTree
 from simulator.k8s.manifests import Manifest, ManifestError, read_manifests
+from simulator.k8s.patch import apply_patches
 
 __all__ = ["ClusterQueueInfo", "KueueConfig", "load_kueue_config", "parse_kueue_config"]
 
@@ -37,6 +38,7 @@ class ClusterQueueInfo:
         fair_weight: ``fairSharing.weight`` (default 1).
         when_can_borrow: flavorFungibility (default ``MayStopSearch``).
         when_can_preempt: flavorFungibility (default ``TryNextFlavor``).
+        preference: flavorFungibility ``preference`` (default ``BorrowingOverPreemption``).
     """
 
     name: str
@@ -45,6 +47,7 @@ class ClusterQueueInfo:
     fair_weight: float = 1.0
     when_can_borrow: str = "MayStopSearch"
     when_can_preempt: str = "TryNextFlavor"
+    preference: str = "BorrowingOverPreemption"
 
 
 @dataclass
@@ -83,9 +86,13 @@ class KueueConfig:
         )
 
 
-def load_kueue_config(path: str | Path) -> KueueConfig:
-    """Read ``kubectl get clusterqueues,cohorts,resourceflavors,localqueues,... -o yaml``."""
-    return parse_kueue_config(read_manifests(path), str(path))
+def load_kueue_config(path: str | Path, patches: Sequence[str] = ()) -> KueueConfig:
+    """Read ``kubectl get clusterqueues,cohorts,resourceflavors,localqueues,... -o yaml``.
+
+    ``patches``: what-if edits ``KIND/NAME:PATH=VALUE`` applied first
+    (:mod:`simulator.k8s.patch`).
+    """
+    return parse_kueue_config(apply_patches(read_manifests(path), patches), str(path))
 
 
 def parse_kueue_config(manifests: Sequence[Manifest], source: str = "kueue config") -> KueueConfig:
@@ -180,8 +187,19 @@ def _cluster_queue(m: Manifest, cfg: KueueConfig) -> None:
         float(m.get("spec.fairSharing.weight", (int, float, str), default=1)),
         str(fung.get("whenCanBorrow", "MayStopSearch")),
         str(fung.get("whenCanPreempt", "TryNextFlavor")),
+        _preference(m, fung),
     )
     cfg.nodes.append(node)
+
+
+def _preference(m: Manifest, fung: Mapping) -> str:
+    pref = fung.get("preference", "BorrowingOverPreemption")
+    if pref not in ("BorrowingOverPreemption", "PreemptionOverBorrowing"):
+        raise m.error(
+            "spec.flavorFungibility.preference",
+            f"expected BorrowingOverPreemption or PreemptionOverBorrowing, got {pref!r}",
+        )
+    return str(pref)
 
 
 def _groups(m: Manifest, node: Node, out: list | None) -> None:

@@ -267,7 +267,7 @@ class FlavorChoice:
     tried: tuple[tuple[str, str, bool], ...] = ()
 
 
-_RANK = {"NoFit": 0, "Preempt": 1, "Fit": 2}
+_RANK = {"NoFit": 0, "NoCandidates": 1, "Preempt": 2, "Reclaim": 3, "Fit": 4}
 
 
 def assign_flavor(
@@ -280,14 +280,18 @@ def assign_flavor(
     when_can_preempt: str = "TryNextFlavor",
     preference: str = "BorrowingOverPreemption",
     eligible: Callable[[str], bool] | None = None,
-    can_preempt: Callable[[str], bool] | None = None,
+    can_preempt: Callable[[str], bool | tuple[bool, bool]] | None = None,
 ) -> FlavorChoice:
     """Choose a flavor of one resource group for a workload's ``requests`` (resource -> amount).
 
     For each flavor in order (skipping those ``eligible`` rejects: node labels / taints), each
     requested resource is ``NoFit`` when it exceeds :meth:`QuotaTree.potential_available`,
     ``Fit`` when within :meth:`QuotaTree.available` (borrowing when above the nominal quota),
-    else ``Preempt`` when preemption could help (``can_preempt(flavor)``; default: always) and
+    else ``Preempt`` when preemption could help (``can_preempt(flavor)``; default: always; it
+    may instead return ``(mode, borrows)`` as Kueue's preemption oracle does: ``mode`` one of
+    ``NoFit``, ``NoCandidates``, ``Preempt`` (a target in the workload's own ClusterQueue) or
+    ``Reclaim`` (targets only in other ClusterQueues), ranked in that order below ``Fit``, and
+    ``borrows`` whether the workload still borrows once the targets are gone) and
     ``NoFit`` otherwise. A flavor's mode is its worst resource's. A flavor that fits without
     borrowing is taken at once; ``MayStopSearch`` stops at the first flavor that fits by
     borrowing (``whenCanBorrow``) or by preempting (``whenCanPreempt``); otherwise the best
@@ -302,13 +306,17 @@ def assign_flavor(
         mode, borrows = "Fit", False
         for res, val in requests.items():
             fr = (fl, res)
+            b = tree.borrowing_with(cq, fr, val)
             if val > tree.potential_available(cq, fr):
                 m = "NoFit"
             elif val <= tree.available(cq, fr):
                 m = "Fit"
             else:
-                m = "Preempt" if (can_preempt is None or can_preempt(fl)) else "NoFit"
-            borrows = borrows or tree.borrowing_with(cq, fr, val)
+                ok = True if can_preempt is None else can_preempt(fl)
+                if isinstance(ok, tuple):  # (mode, borrowing once the targets are gone)
+                    ok, b = ok
+                m = ok if isinstance(ok, str) else ("Preempt" if ok else "NoFit")
+            borrows = borrows or b
             if _RANK[m] < _RANK[mode]:
                 mode = m
         tried.append((fl, mode, borrows))
@@ -322,7 +330,7 @@ def assign_flavor(
             mode == "Fit" and borrows and when_can_borrow in ("MayStopSearch", "Borrow")
         )
         stop = stop or (
-            mode == "Preempt"
+            mode in ("Preempt", "Reclaim")
             and when_can_preempt in ("MayStopSearch", "Preempt")
             and (not borrows or when_can_borrow in ("MayStopSearch", "Borrow"))
         )
