@@ -255,6 +255,11 @@ def test_a_pod_asking_more_cpus_than_a_node_has_is_unschedulable():
     assert sim.jobs.status.tolist() == [Status.UNSCHEDULABLE, Status.FINISHED]
     assert sim.jobs.nodes_used[1].tolist() == [0, 1, 2, 3]
     assert sim.unschedulable_reasons == {"no node can hold one pod (8 GPUs, 120 CPUs)": 1}
+    from simulator.output.metrics import job_frame
+
+    # the row says why it can never run (issue 14)
+    reasons = job_frame(sim)["pending_reason"].tolist()
+    assert reasons == ["no node can hold one pod (8 GPUs, 120 CPUs)", ""]
 
 
 def test_unschedulable_reasons_say_what_does_not_fit():

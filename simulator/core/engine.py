@@ -332,15 +332,18 @@ class Simulation:
 
         E.g. ``{"no node can hold one pod (8 GPUs, 120 CPUs)": 3}``.
         """
+        out: dict[str, int] = {}
+        for why in self.unschedulable_why().values():
+            out[why] = out.get(why, 0) + 1
+        return out
+
+    def unschedulable_why(self) -> dict[int, str]:
+        """Per ``unschedulable`` job (index): why it can never be placed on this cluster."""
         never = np.flatnonzero(self.jobs.status == Status.UNSCHEDULABLE)
         if not len(never):
             return {}
         placer = Placer(self.state)
-        out: dict[str, int] = {}
-        for j in never.tolist():
-            why = placer.never_fits_reason(self.jobs, j)
-            out[why] = out.get(why, 0) + 1
-        return out
+        return {j: placer.never_fits_reason(self.jobs, j) for j in never.tolist()}
 
     @property
     def reject_reasons(self) -> dict[str, int]:

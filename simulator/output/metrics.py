@@ -48,7 +48,8 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     Added columns: ``start_time``, ``end_time``, ``wait_time``, ``jct``, ``status``,
     ``nodes`` (node ids of the last placement), ``num_nodes``, ``gpu_seconds`` (allocated
     GPU-seconds), ``preemptions``, ``lost_seconds`` (work lost to preemption, s),
-    ``pending_reason`` (the last reason the policy gave for its wait, ``""`` if none). A dormant
+    ``pending_reason`` (the last reason the policy gave for its wait, ``""`` if none; for an
+    ``unschedulable`` job, why it can never be placed on the cluster). A dormant
     row (``submit_time = inf``, e.g. an inference replica) that a controller submitted gets
     the time of submission as its ``submit_time``; one never submitted keeps ``inf``.
 
@@ -87,7 +88,10 @@ def job_frame(sim: Simulation) -> pd.DataFrame:
     f["restarts"] = jobs.restarts
     f["slowdown"] = _slowdown(sim)
     f["lost_seconds"] = sim.lost_seconds
-    f["pending_reason"] = sim.pending.last_reasons()
+    reasons = sim.pending.last_reasons()
+    for j, why in sim.unschedulable_why().items():
+        reasons[j] = why  # why it can never run here, e.g. "no node can hold one pod (...)"
+    f["pending_reason"] = reasons
     ts = jobs.type_seconds
     for k, model in enumerate(sim.state.models if ts.shape[1] else ()):
         f[f"gpu_seconds_{model}"] = ts[:, k]  # GPU-type speeds on: GPU-seconds per model
