@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -240,8 +241,17 @@ def load(
     path: str | Path,
     throughputs: str | Path | None = None,
     adaptation: bool = True,
-    max_jobs: int | None = None,
+    *,
+    start: float | str | None = None,
+    end: float | str | None = None,
     rebase: bool = False,
+    sample_frac: float | None = None,
+    max_jobs: int | None = None,
+    time_scale: float = 1.0,
+    queues: Iterable[str] | str | None = None,
+    min_gpus: int | None = None,
+    max_gpus: int | None = None,
+    seed: int = 0,
 ) -> Trace:
     """Load a Shockwave trace.
 
@@ -250,11 +260,32 @@ def load(
         throughputs: ``tacc_throughputs.json``; None = next to the trace.
         adaptation: durations from the batch-size schedule of each job's mode (Shockwave's
             driver); False = the trace's static ``duration`` field.
-        max_jobs: keep the first N jobs by arrival.
-        rebase: shift times so that the first job arrives at 0 (the shipped trace starts at 0).
+        start: keep jobs arriving at or after this time (seconds, before rebasing).
+        end: keep jobs arriving before this time (seconds, before rebasing).
+        rebase: shift times so that the first kept job arrives at 0 (off by default: the
+            shipped trace starts at 0).
+        sample_frac: keep this fraction of the jobs, chosen at random with ``seed``.
+        max_jobs: keep the first N jobs by arrival time.
+        time_scale: divide inter-arrival times by this factor (2 = twice the load).
+        queues: keep only these queues.
+        min_gpus: keep jobs with at least this many GPUs.
+        max_gpus: keep jobs with at most this many GPUs.
+        seed: seed of the sampling RNG.
 
     Raises:
         TraceError: a malformed line (file and line named), an unknown job type or mode, or a
             (job type, scale factor) missing from the throughput table.
     """
-    return finish(read(path, throughputs, adaptation), max_jobs=max_jobs, rebase=rebase)
+    return finish(
+        read(path, throughputs, adaptation),
+        start=start,
+        end=end,
+        rebase=rebase,
+        sample_frac=sample_frac,
+        max_jobs=max_jobs,
+        time_scale=time_scale,
+        queues=queues,
+        min_gpus=min_gpus,
+        max_gpus=max_gpus,
+        seed=seed,
+    )
