@@ -193,16 +193,7 @@ def summary_table(
     for metric, header, kind in METRICS:
         if not _shown(stats, metric):
             continue
-        means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
-        peak = float(means.max()) if means.notna().any() else 0.0
-        div, unit = time_unit(peak) if kind == "time" else (1.0, "")
-        cells = []
-        for m, c in zip(means, cis, strict=True):
-            cell = _number(m, kind, div)
-            if math.isfinite(c) and cell != fmt.MISSING:
-                cell += f" ± {_number(c, kind, div)}"
-            cells.append(cell)
-        table[f"{header} ({unit})" if unit else header] = cells
+        _add_column(table, stats, metric, header, kind)
     return table.reset_index(drop=True)
 
 
@@ -228,17 +219,22 @@ def queue_table(path: str | Path, by: list[str], level: float = 0.95) -> pd.Data
     for metric, header, kind in QUEUE_METRICS:
         if metric not in metrics:
             continue
-        means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
-        peak = float(means.max()) if means.notna().any() else 0.0
-        div, unit = time_unit(peak) if kind == "time" else (1.0, "")
-        cells = []
-        for m, c in zip(means, cis, strict=True):
-            cell = _number(m, kind, div)
-            if math.isfinite(c) and cell != fmt.MISSING:
-                cell += f" ± {_number(c, kind, div)}"
-            cells.append(cell)
-        table[f"{header} ({unit})" if unit else header] = cells
+        _add_column(table, stats, metric, header, kind)
     return table.reset_index(drop=True)
+
+
+def _add_column(table: pd.DataFrame, stats: pd.DataFrame, metric: str, header: str, kind: str):
+    """Add ``metric``'s ``mean ± CI`` cells of :func:`mean_ci` ``stats`` to ``table``."""
+    means, cis = stats[f"{metric}_mean"], stats[f"{metric}_ci"]
+    peak = float(means.max()) if means.notna().any() else 0.0
+    div, unit = time_unit(peak) if kind == "time" else (1.0, "")
+    cells = []
+    for m, c in zip(means, cis, strict=True):
+        cell = _number(m, kind, div)
+        if math.isfinite(c) and cell != fmt.MISSING:
+            cell += f" ± {_number(c, kind, div)}"
+        cells.append(cell)
+    table[f"{header} ({unit})" if unit else header] = cells
 
 
 def _shown(stats: pd.DataFrame, metric: str) -> bool:
